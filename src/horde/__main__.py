@@ -1,0 +1,3 @@
+from horde.cli.main import main
+
+main()

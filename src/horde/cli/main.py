@@ -1,0 +1,222 @@
+"""``horde``: parse options, load the locustfile, run the test, print and write the results, exit."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import signal
+import sys
+import time
+from collections.abc import Sequence
+from typing import Any
+
+import horde
+from horde.cli.loader import Locustfiles, load_locustfiles
+from horde.cli.logging_setup import setup_logging
+from horde.cli.options import parse_options
+from horde.clients.http import HttpUser, missing_host_message
+from horde.env import Environment
+from horde.exceptions import LocustfileError
+from horde.reports import console
+from horde.reports.json import write_json
+from horde.runners.local import LocalRunner
+
+logger = logging.getLogger("horde.main")
+
+
+def fail(message: str, code: int = 1) -> int:
+    print(f"horde: error: {message}", file=sys.stderr)
+    return code
+
+
+def run_event_loop(coro: Any) -> Any:
+    """Run on uvloop when it is installed (the default on Linux and macOS)."""
+    try:
+        import uvloop
+    except ImportError:
+        return asyncio.run(coro)
+    return uvloop.run(coro)
+
+
+def select_user_classes(files: Locustfiles, names: Sequence[str]) -> list[type[horde.User]]:
+    if not names:
+        return list(files.user_classes.values())
+    unknown = [n for n in names if n not in files.user_classes]
+    if unknown:
+        known = ", ".join(sorted(files.user_classes)) or "none"
+        raise LocustfileError(f"unknown user class(es) {', '.join(unknown)}; the locustfile defines: {known}")
+    return [files.user_classes[n] for n in names]
+
+
+def check_hosts(classes: Sequence[type[horde.User]], host: str | None) -> None:
+    if host:
+        if "://" not in host:
+            raise LocustfileError(f"invalid --host {host!r}: include the scheme, e.g. http://{host}")
+        return
+    for cls in classes:
+        needs_host = issubclass(cls, HttpUser) or getattr(cls, "_needs_host", False)
+        if needs_host and not cls.host:
+            raise LocustfileError(missing_host_message(cls))
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    sys.exit(run_cli(list(sys.argv[1:] if argv is None else argv)))
+
+
+def run_cli(argv: list[str]) -> int:
+    if argv and argv[0] == "demo":
+        from horde.demo.run import run_demo
+
+        return run_demo(argv[1:])
+    options = parse_options(argv)
+    try:
+        setup_logging(options.loglevel, options.logfile)
+    except (ValueError, OSError) as e:
+        return fail(str(e))
+    try:
+        files = load_locustfiles(options.locustfile)
+        user_classes = select_user_classes(files, options.user_classes)
+    except LocustfileError as e:
+        return fail(str(e))
+    if options.list_commands:
+        for cls in user_classes:
+            print(cls.__name__)
+        return 0
+    if not user_classes:
+        return fail(f"no User class found in {options.locustfile}: define a subclass of horde.User or HttpUser")
+    if len(files.shape_classes) > 1:
+        names = ", ".join(c.__name__ for c in files.shape_classes)
+        return fail(f"more than one LoadTestShape class ({names}); keep one per run")
+    try:
+        check_hosts(user_classes, options.host)
+    except LocustfileError as e:
+        return fail(str(e))
+    if not options.headless:
+        logger.info("The web UI is not part of this build yet; running headless")
+    shape = files.shape_classes[0]() if files.shape_classes else None
+    return run_event_loop(run_headless(options, user_classes, shape))
+
+
+class _Shutdown:
+    """The first Ctrl-C/SIGTERM stops gracefully (honouring stop_timeout); a second one stops at once."""
+
+    def __init__(self) -> None:
+        self.requested = asyncio.Event()
+        self.signals = 0
+        self.runner: LocalRunner | None = None
+
+    def __call__(self, signum: int) -> None:
+        self.signals += 1
+        if self.signals == 1:
+            logger.info("Received %s, stopping (press Ctrl-C again to stop at once)", signal.Signals(signum).name)
+            self.requested.set()
+        elif self.runner is not None:
+            logger.warning("Stopping users now")
+            self.runner.environment.stop_timeout = 0
+            asyncio.get_running_loop().create_task(self.runner.users.kill_all())
+
+
+async def run_headless(options: argparse.Namespace, user_classes: list[type[horde.User]], shape: Any) -> int:
+    env = Environment(
+        user_classes=user_classes,
+        shape_class=shape,
+        tags=options.tags,
+        exclude_tags=options.exclude_tags,
+        events=horde.events,
+        host=options.host,
+        reset_stats=options.reset_stats,
+        stop_timeout=options.stop_timeout,
+        parsed_options=options,
+    )
+    runner = env.create_local_runner()
+    shutdown = _Shutdown()
+    shutdown.runner = runner
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, shutdown, sig)
+    start_time = time.time()
+    printer: asyncio.Task[None] | None = None
+    try:
+        await env.events.init.fire_async(environment=env, runner=runner, web_ui=None)
+        runner.start_background()
+        if not options.only_summary:
+            printer = loop.create_task(_print_stats_forever(env, options.print_stats_interval))
+        if shape is not None:
+            if options.users or options.spawn_rate:
+                logger.warning("-u/--users and -r/--spawn-rate are ignored: %s decides", type(shape).__name__)
+            runner.start_shape()
+        else:
+            runner.start(options.users if options.users is not None else 1, options.spawn_rate or 1)
+        waits = [loop.create_task(shutdown.requested.wait()), loop.create_task(runner.wait_stopped())]
+        if options.run_time and shape is None:
+            waits.append(loop.create_task(asyncio.sleep(options.run_time)))
+        done, pending = await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
+        for task in pending:
+            task.cancel()
+        if waits[-1] in done and options.run_time and shape is None:
+            logger.info("--run-time limit reached, shutting down")
+        elif runner.stop_reason:
+            logger.info("Test stopped: %s", runner.stop_reason)
+        await runner.quit()
+    finally:
+        if printer is not None:
+            printer.cancel()
+            await asyncio.gather(printer, return_exceptions=True)
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.remove_signal_handler(sig)
+        await env.events.quitting.fire_async(environment=env, reverse=True)
+        end_time = time.time()
+        code = exit_code(env, runner, options)
+        print(final_report(env, runner))
+        if options.json_file:
+            try:
+                write_json(options.json_file, env.stats, user_count=runner.final_user_classes_total(),
+                           start_time=runner.test_started_at or start_time, end_time=end_time)
+            except OSError as e:
+                logger.error("could not write --json file: %s", e)
+                code = code or 1
+        await env.events.quit.fire_async(exit_code=code)
+        await env.events.drain()
+    return code
+
+
+async def _print_stats_forever(env: Environment, interval: float) -> None:
+    while True:
+        await asyncio.sleep(interval)
+        print(console.stats_table(env.stats, current=True), flush=True)
+
+
+def exit_code(env: Environment, runner: LocalRunner, options: argparse.Namespace) -> int:
+    """Spec order: a code set by user code, then failures/exceptions, then unhandled errors, else 0."""
+    if env.process_exit_code is not None:
+        return env.process_exit_code
+    if env.stats.total.num_failures > 0 or runner.exceptions:
+        return int(options.exit_code_on_error)
+    if env.events.unhandled_errors:
+        return 2
+    return 0
+
+
+def final_report(env: Environment, runner: LocalRunner) -> str:
+    parts = [console.summary(env.stats)]
+    if runner.exceptions:
+        parts.append(exceptions_table(runner))
+    warnings = runner.monitor.summary_warnings()
+    if runner.users.force_stopped:
+        warnings.append(
+            f"{runner.users.force_stopped} user(s) were still in a task at the stop deadline and were "
+            "interrupted; raise --stop-timeout to let tasks finish"
+        )
+    if warnings:
+        parts.append("Warnings:\n" + "\n".join(f"  - {w}" for w in warnings))
+    return "\n\n".join(parts) + "\n"
+
+
+def exceptions_table(runner: LocalRunner) -> str:
+    lines = ["User exceptions:", f" {'# occurrences':>14}  Exception"]
+    for row in sorted(runner.exceptions.values(), key=lambda r: -r["count"]):
+        lines.append(f" {row['count']:>14}  {row['msg']}")
+        last = [ln for ln in row["traceback"].strip().splitlines() if ln.strip()][-3:]
+        lines.extend(f" {'':>14}    {ln.strip()}" for ln in last[:-1])
+    return "\n".join(lines)

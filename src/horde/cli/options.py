@@ -1,0 +1,237 @@
+"""Command-line options, with the same values also read from env vars and config files.
+
+Precedence, lowest first (as in Locust): ``pyproject.toml [tool.horde]`` < ``horde.conf`` (home, then the
+current directory) < ``--config FILE`` < ``HORDE_<LONG_NAME>`` environment variables < flags. Config keys
+are the long flag names with or without dashes (``run-time`` or ``run_time``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import sys
+import tomllib
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from horde._version import __version__
+
+ENV_PREFIX = "HORDE_"
+CONF_FILES = ("~/.horde.conf", "horde.conf")
+_TIMESPAN = re.compile(r"^(?:(?P<h>\d+)h)?(?:(?P<m>\d+)m)?(?:(?P<s>\d+)s)?$")
+
+
+class ConfigError(Exception):
+    """A config file or env var that cannot be used; the message is one clear line."""
+
+
+def parse_timespan(text: str | int | float) -> int:
+    """``90`` → 90, ``30s`` → 30, ``1h30m`` → 5400. Raises ValueError with the accepted forms."""
+    if isinstance(text, (int, float)):
+        return int(text)
+    value = text.strip().lower()
+    if value.isdigit():
+        return int(value)
+    match = _TIMESPAN.match(value)
+    if not value or not match or not any(match.groupdict().values()):
+        raise ValueError(f"invalid time span {text!r}: use seconds (90) or units like 30s, 5m, 1h30m")
+    parts = {k: int(v) for k, v in match.groupdict().items() if v}
+    return parts.get("h", 0) * 3600 + parts.get("m", 0) * 60 + parts.get("s", 0)
+
+
+def _timespan_arg(text: str) -> int:
+    try:
+        return parse_timespan(text)
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
+
+
+def _non_negative_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"{text} must be >= 0")
+    return value
+
+
+def _positive_float(text: str) -> float:
+    value = _non_negative_float(text)
+    if value == 0:
+        raise argparse.ArgumentTypeError("must be > 0")
+    return value
+
+
+def _non_negative_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"{text} must be >= 0")
+    return value
+
+
+def _csv_list(text: str | Sequence[str]) -> list[str]:
+    if isinstance(text, (list, tuple)):
+        return [str(t) for t in text]
+    return [part.strip() for part in str(text).split(",") if part.strip()]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="horde",
+        description="Run a load test described by async User classes in a locustfile.",
+        epilog="Every option can also come from HORDE_<OPTION> env vars, horde.conf, --config or "
+        "pyproject.toml [tool.horde]. `horde demo` runs a built-in demonstration.",
+    )
+    parser.add_argument("user_classes", nargs="*", metavar="UserClass", help="run only these user classes")
+    add = parser.add_argument
+    add("-f", "--locustfile", default="locustfile.py", help="a .py file, a directory of them, or a comma list")
+    add("--config", help="read options from this config file (key = value lines, or TOML)")
+    add("-H", "--host", help="base URL of the system under test, e.g. http://127.0.0.1:8080")
+    add("-u", "--users", type=_non_negative_int, help="peak number of concurrent users (default 1)")
+    add("-r", "--spawn-rate", type=_positive_float, help="users started (or stopped) per second (default 1)")
+    add("-t", "--run-time", type=_timespan_arg, help="stop after this long, e.g. 90, 30s, 1h30m")
+    add("--headless", action="store_true", default=None, help="run without the web UI and start at once")
+    add("-s", "--stop-timeout", type=_non_negative_float, default=0.0,
+        help="seconds running tasks may take to finish when users stop (default 0: stop at once)")
+    add("--exit-code-on-error", type=int, default=1, help="exit code when requests failed or users raised (default 1)")
+    add("-L", "--loglevel", default="INFO", help="DEBUG, INFO, WARNING, ERROR or CRITICAL")
+    add("--logfile", help="also write the log to this file")
+    add("-l", "--list", dest="list_commands", action="store_true", default=None,
+        help="list the user classes found and exit")
+    add("-T", "--tags", type=_csv_list, help="run only tasks with one of these tags (comma separated)")
+    add("-E", "--exclude-tags", type=_csv_list, help="skip tasks with any of these tags (comma separated)")
+    add("--reset-stats", action="store_true", default=None, help="reset statistics once the ramp-up completes")
+    add("--only-summary", action="store_true", default=None, help="print only the final tables, not every 2 s")
+    add("--json", dest="json_file", metavar="FILE", help="write the final statistics as JSON to FILE")
+    add("--print-stats-interval", type=_positive_float, default=2.0, help=argparse.SUPPRESS)
+    add("-V", "--version", action="version", version=f"horde {__version__}")
+    return parser
+
+
+# destinations whose values come from store_true flags: config text like "true"/"false" must become bools
+_BOOL_DESTS = {"headless", "list_commands", "reset_stats", "only_summary"}
+# config keys that differ from their destination
+_KEY_ALIASES = {"list": "list_commands", "json": "json_file", "locustfiles": "locustfile"}
+
+
+def _dest_map(parser: argparse.ArgumentParser) -> dict[str, argparse.Action]:
+    return {a.dest: a for a in parser._actions if a.dest not in ("help", "version")}
+
+
+def _normalise_key(key: str) -> str:
+    k = key.strip().lstrip("-").replace("-", "_").lower()
+    return _KEY_ALIASES.get(k, k)
+
+
+def _to_bool(value: Any, key: str, source: str) -> bool:
+    if isinstance(value, bool):
+        return value
+    text = str(value).strip().lower()
+    if text in ("1", "true", "yes", "on"):
+        return True
+    if text in ("0", "false", "no", "off", ""):
+        return False
+    raise ConfigError(f"{source}: {key} must be true or false, got {value!r}")
+
+
+def read_conf_file(path: Path) -> dict[str, Any]:
+    """``key = value`` lines (a ``[horde]`` section header is allowed), or TOML when the file parses as it."""
+    text = path.read_text(encoding="utf-8")
+    try:
+        data = tomllib.loads(text)
+        if isinstance(data.get("horde"), dict):
+            data = data["horde"]
+        return dict(data)
+    except tomllib.TOMLDecodeError:
+        pass
+    values: dict[str, Any] = {}
+    for number, raw in enumerate(text.splitlines(), 1):
+        line = raw.strip()
+        if not line or line.startswith(("#", ";", "[")):
+            continue
+        key, sep, value = line.partition("=")
+        if not sep:
+            raise ConfigError(f"{path}:{number}: expected `key = value`, got {raw.strip()!r}")
+        values[key.strip()] = value.strip().strip('"').strip("'")
+    return values
+
+
+def read_pyproject(path: Path) -> dict[str, Any]:
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except tomllib.TOMLDecodeError as e:
+        raise ConfigError(f"{path}: not valid TOML ({e})") from None
+    return dict(data.get("tool", {}).get("horde", {}))
+
+
+def collect_defaults(
+    parser: argparse.ArgumentParser, config_file: str | None, environ: Mapping[str, str], cwd: Path
+) -> dict[str, Any]:
+    """Merge the non-flag sources, lowest precedence first, into parser defaults."""
+    dests = _dest_map(parser)
+    layers: list[tuple[str, dict[str, Any]]] = []
+    pyproject = cwd / "pyproject.toml"
+    if pyproject.is_file():
+        layers.append((str(pyproject), read_pyproject(pyproject)))
+    for name in CONF_FILES:
+        path = Path(name).expanduser() if name.startswith("~") else cwd / name
+        if path.is_file():
+            layers.append((str(path), read_conf_file(path)))
+    if config_file:
+        path = Path(config_file)
+        if not path.is_file():
+            raise ConfigError(f"config file {config_file} does not exist")
+        layers.append((config_file, read_conf_file(path)))
+    env_values = {k[len(ENV_PREFIX):]: v for k, v in environ.items() if k.startswith(ENV_PREFIX)}
+    layers.append(("environment", env_values))
+
+    merged: dict[str, Any] = {}
+    for source, values in layers:
+        for key, value in values.items():
+            dest = _normalise_key(key)
+            if dest not in dests or dest == "config":
+                if source == "environment":
+                    continue  # unrelated HORDE_* variables are not ours to reject
+                raise ConfigError(f"{source}: unknown option {key!r}")
+            if dest in _BOOL_DESTS:
+                value = _to_bool(value, key, source)
+            elif dest == "user_classes":
+                value = _csv_list(value) if isinstance(value, str) else list(value)
+            elif not isinstance(value, str) and dests[dest].type is not None and not isinstance(value, list):
+                value = str(value)  # let argparse's type conversion validate TOML numbers too
+            merged[dest] = value
+    return merged
+
+
+def parse_options(
+    argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = None, cwd: Path | None = None
+) -> argparse.Namespace:
+    """Parse flags on top of every config source; exits with status 2 and one line on bad input."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    environ = os.environ if environ is None else environ
+    cwd = cwd or Path.cwd()
+    parser = build_parser()
+    pre = argparse.ArgumentParser(add_help=False)
+    pre.add_argument("--config")
+    known, _ = pre.parse_known_args(argv)
+    config_file = known.config or environ.get(ENV_PREFIX + "CONFIG")
+    try:
+        defaults = collect_defaults(parser, config_file, environ, cwd)
+    except (ConfigError, OSError) as e:
+        parser.error(str(e))
+    # argparse converts string defaults with the option's type, so config values are validated too
+    user_classes_default = defaults.pop("user_classes", None)
+    parser.set_defaults(**defaults)
+    options = parser.parse_args(argv)
+    if not options.user_classes and user_classes_default:
+        options.user_classes = user_classes_default
+    for dest in _BOOL_DESTS:
+        if getattr(options, dest) is None:
+            setattr(options, dest, False)
+    return options

@@ -1,0 +1,174 @@
+"""``HttpUser``: a user with an aiohttp session of its own (cookies, redirects, TLS, proxies).
+
+Use it when you need a complete HTTP client; ``FastHttpUser`` trades some of that for requests per core.
+Both report requests identically (see :mod:`horde.clients.response`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import TYPE_CHECKING, Any
+
+import aiohttp
+
+from horde.clients.response import RequestCall, Response
+from horde.exceptions import StopTest
+from horde.user.users import User
+
+if TYPE_CHECKING:
+    from horde.env import Environment
+
+_TRANSPORT_ERRORS = (aiohttp.ClientError, asyncio.TimeoutError, OSError, ValueError)
+
+
+def missing_host_message(cls: type) -> str:
+    return (
+        f"{cls.__name__} has no host: set `host = \"http://...\"` on the class "
+        "or pass --host on the command line"
+    )
+
+
+class HttpSession:
+    """The ``client`` of an :class:`HttpUser`: requests-like calls that record every request.
+
+    >>> resp = await self.client.get("/items", name="/items")
+    >>> async with self.client.post("/cart", {"id": 1}, catch_response=True) as resp:
+    ...     if "error" in resp.text:
+    ...         resp.failure("cart rejected the item")
+    """
+
+    def __init__(self, base_url: str, user: User, **session_kwargs: Any) -> None:
+        self.base_url = base_url.rstrip("/")
+        self.user = user
+        env = user.environment
+        self._fire = env.events.request.fire
+        self._clock = env.clock
+        connector = aiohttp.TCPConnector(limit=0, ttl_dns_cache=300)
+        session_kwargs.setdefault("cookie_jar", aiohttp.CookieJar(unsafe=True))  # accept IP-address hosts
+        session_kwargs.setdefault("timeout", aiohttp.ClientTimeout(total=None, sock_connect=60))
+        self._session = aiohttp.ClientSession(connector=connector, **session_kwargs)
+
+    @property
+    def cookie_jar(self) -> aiohttp.abc.AbstractCookieJar:
+        return self._session.cookie_jar
+
+    @property
+    def headers(self) -> Any:
+        """Headers sent with every request of this session (mutable)."""
+        return self._session.headers
+
+    def request(
+        self,
+        method: str,
+        url: str,
+        *,
+        name: str | None = None,
+        catch_response: bool = False,
+        context: dict[str, Any] | None = None,
+        auth: Any = None,
+        timeout: float | aiohttp.ClientTimeout | None = None,
+        verify: bool | None = None,
+        **kwargs: Any,
+    ) -> RequestCall:
+        """Make a request; ``name`` groups URLs in the stats (``/item?id=[id]``)."""
+        full_url = url if "://" in url else self.base_url + url
+        if auth is not None:
+            basic = aiohttp.BasicAuth(*auth) if isinstance(auth, tuple) else auth
+            kwargs["headers"] = {**(kwargs.get("headers") or {}), "Authorization": basic.encode()}
+        if timeout is not None:
+            kwargs["timeout"] = timeout if isinstance(timeout, aiohttp.ClientTimeout) else aiohttp.ClientTimeout(total=timeout)
+        if verify is False:
+            kwargs["ssl"] = False
+        label = name or url
+        method = method.upper()
+
+        async def perform() -> tuple[Response, str, float, float, dict[str, Any]]:
+            start_time = self._clock.time()
+            t0 = time.perf_counter()
+            try:
+                async with self._session.request(method, full_url, **kwargs) as r:
+                    body = await r.read()
+                elapsed = time.perf_counter() - t0
+                resp = Response(
+                    method=method,
+                    url=str(r.url),
+                    status_code=r.status,
+                    reason=r.reason or "",
+                    headers=r.headers,
+                    content=body,
+                    elapsed=elapsed,
+                    encoding=r.charset,
+                )
+            except _TRANSPORT_ERRORS as e:
+                elapsed = time.perf_counter() - t0
+                if isinstance(e, asyncio.TimeoutError) and not str(e):
+                    e = TimeoutError(f"no complete response within the timeout ({elapsed:.1f}s)")
+                resp = Response(method=method, url=full_url, elapsed=elapsed, error=e)
+            ctx = self.user.context()
+            if context:
+                ctx = {**ctx, **context}
+            return resp, label, start_time, elapsed * 1000.0, ctx
+
+        return RequestCall(perform, self._report, catch_response)
+
+    def _report(
+        self,
+        resp: Response,
+        name: str,
+        start_time: float,
+        response_time: float,
+        error: BaseException | None,
+        context: dict[str, Any],
+    ) -> None:
+        self._fire(
+            request_type=resp.request_method,
+            name=name,
+            response_time=response_time,
+            response_length=len(resp.content),
+            response=resp,
+            context=context,
+            exception=error,
+            start_time=start_time,
+            url=resp.url,
+        )
+
+    def get(self, url: str, **kwargs: Any) -> RequestCall:
+        return self.request("GET", url, **kwargs)
+
+    def head(self, url: str, **kwargs: Any) -> RequestCall:
+        return self.request("HEAD", url, **kwargs)
+
+    def options(self, url: str, **kwargs: Any) -> RequestCall:
+        return self.request("OPTIONS", url, **kwargs)
+
+    def delete(self, url: str, **kwargs: Any) -> RequestCall:
+        return self.request("DELETE", url, **kwargs)
+
+    def post(self, url: str, data: Any = None, **kwargs: Any) -> RequestCall:
+        return self.request("POST", url, data=data, **kwargs)
+
+    def put(self, url: str, data: Any = None, **kwargs: Any) -> RequestCall:
+        return self.request("PUT", url, data=data, **kwargs)
+
+    def patch(self, url: str, data: Any = None, **kwargs: Any) -> RequestCall:
+        return self.request("PATCH", url, data=data, **kwargs)
+
+    async def close(self) -> None:
+        await self._session.close()
+
+
+class HttpUser(User):
+    """A user whose ``self.client`` is an aiohttp-backed :class:`HttpSession` with its own cookie jar."""
+
+    abstract = True
+    client: HttpSession
+
+    def __init__(self, environment: Environment) -> None:
+        super().__init__(environment)
+        if not self.host:
+            raise StopTest(missing_host_message(type(self)))
+        self.client = HttpSession(self.host, self)
+
+    async def teardown(self) -> None:
+        await self.client.close()

@@ -1,0 +1,112 @@
+"""The Environment ties one test together: user classes, options, events, stats and its one runner."""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+from horde.clock import SYSTEM_CLOCK, Clock
+from horde.event import Events
+from horde.exceptions import RunnerAlreadyExistsError
+from horde.stats import RequestStats
+from horde.user.task import filter_tasks_by_tags
+from horde.user.users import User
+
+if TYPE_CHECKING:
+    from horde.runners.base import Runner
+    from horde.runners.local import LocalRunner
+    from horde.shape import LoadTestShape
+
+
+class Environment:
+    """Everything a runner needs, and what listeners receive as ``environment``.
+
+    >>> env = Environment(user_classes=[Shop], host="http://127.0.0.1:8080")
+    >>> runner = env.create_local_runner()
+    """
+
+    def __init__(
+        self,
+        *,
+        user_classes: Sequence[type[User]] | None = None,
+        shape_class: LoadTestShape | None = None,
+        tags: Sequence[str] | None = None,
+        exclude_tags: Sequence[str] | None = None,
+        events: Events | None = None,
+        host: str | None = None,
+        reset_stats: bool = False,
+        stop_timeout: float | None = None,
+        catch_exceptions: bool = True,
+        parsed_options: argparse.Namespace | None = None,
+        dispatcher_class: type | None = None,
+        clock: Clock | None = None,
+    ) -> None:
+        from horde.dispatch import UsersDispatcher
+
+        self.events = events if events is not None else Events()
+        self.clock = clock or SYSTEM_CLOCK
+        self.user_classes = self._checked_user_classes(user_classes or [])
+        self.shape_class = shape_class
+        self.tags = set(tags) if tags else None
+        self.exclude_tags = set(exclude_tags) if exclude_tags else None
+        self.host = host
+        self.reset_stats = reset_stats
+        self.catch_exceptions = catch_exceptions
+        self.parsed_options = parsed_options
+        if stop_timeout is None and parsed_options is not None:
+            stop_timeout = getattr(parsed_options, "stop_timeout", None)
+        self.stop_timeout: float = float(stop_timeout or 0.0)
+        self.dispatcher_class = dispatcher_class or UsersDispatcher
+        self.stats = RequestStats(clock=self.clock)
+        self.runner: Runner | None = None
+        self.process_exit_code: int | None = None
+        self.web_ui: Any = None
+        self.worker_logs: dict[str, list[str]] = {}
+        if shape_class is not None:
+            from horde.shape import LoadTestShape
+
+            if not isinstance(shape_class, LoadTestShape):
+                raise ValueError(f"shape_class must be a LoadTestShape instance, got {shape_class!r}")
+
+    @staticmethod
+    def _checked_user_classes(classes: Sequence[type[User]]) -> list[type[User]]:
+        names = [c.__name__ for c in classes]
+        duplicates = sorted({n for n in names if names.count(n) > 1})
+        if duplicates:
+            raise ValueError(f"user class names must be unique; duplicated: {', '.join(duplicates)}")
+        kept = [c for c in classes if (c.weight or 0) > 0 or (c.fixed_count or 0) > 0]
+        if classes and not kept:
+            raise ValueError("every user class has weight 0 and no fixed_count: there are no users to run")
+        return kept
+
+    def user_classes_by_name(self) -> dict[str, type[User]]:
+        return {c.__name__: c for c in self.user_classes}
+
+    def _attach(self, runner: Runner) -> Runner:
+        if self.runner is not None:
+            raise RunnerAlreadyExistsError(f"this environment already has a runner: {self.runner!r}")
+        self.runner = runner
+        if self.shape_class is not None:
+            self.shape_class.runner = runner
+        return runner
+
+    def create_local_runner(self) -> LocalRunner:
+        from horde.runners.local import LocalRunner
+
+        runner = LocalRunner(self)
+        self._attach(runner)
+        return runner
+
+    def apply_tag_filter(self) -> None:
+        """Restrict every user class's tasks to ``tags`` minus ``exclude_tags`` (re-applied each fresh test)."""
+        if self.tags is None and self.exclude_tags is None:
+            return
+        for cls in self.user_classes:
+            filter_tasks_by_tags(cls, self.tags, self.exclude_tags)
+
+    def apply_host(self) -> None:
+        """A host given on the command line or in the UI overrides each class's own (empty string does not)."""
+        if self.host:
+            for cls in self.user_classes:
+                cls.host = self.host

@@ -1,0 +1,170 @@
+"""Typed hooks that user code and horde's own pieces listen on, with Locust's names and arguments.
+
+A listener that raises is logged and counted as an unhandled error (which turns the exit code to 2),
+and the remaining listeners still run. ``fire`` is synchronous and sits on hot paths (``request``);
+a coroutine listener attached to it is scheduled as a task. ``fire_async`` awaits coroutine
+listeners in order and is what the runners use for lifecycle events.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import logging
+from collections.abc import Callable
+from typing import Any
+
+logger = logging.getLogger(__name__)
+
+
+class EventHook:
+    """A list of listeners fired with keyword arguments.
+
+    >>> hook = EventHook("demo")
+    >>> hook.add_listener(lambda **kw: print(kw["n"]))  # doctest: +ELLIPSIS
+    <function ...>
+    >>> hook.fire(n=1)
+    1
+    """
+
+    __slots__ = ("_events", "_handlers", "name")
+
+    def __init__(self, name: str = "", events: Events | None = None) -> None:
+        self.name = name
+        self._handlers: list[Callable[..., Any]] = []
+        self._events = events
+
+    def add_listener(self, handler: Callable[..., Any]) -> Callable[..., Any]:
+        self._handlers.append(handler)
+        return handler
+
+    def remove_listener(self, handler: Callable[..., Any]) -> None:
+        self._handlers.remove(handler)
+
+    @property
+    def listeners(self) -> tuple[Callable[..., Any], ...]:
+        return tuple(self._handlers)
+
+    def _failed(self, handler: Callable[..., Any]) -> None:
+        logger.exception("Uncaught exception in %s event listener %r", self.name, handler)
+        if self._events is not None:
+            self._events.unhandled_errors += 1
+
+    def fire(self, *, reverse: bool = False, **kwargs: Any) -> None:
+        """Call every listener now; coroutine listeners are started as tasks and not waited for."""
+        handlers = reversed(self._handlers) if reverse else self._handlers
+        for handler in handlers:
+            try:
+                result = handler(**kwargs)
+            except Exception:
+                self._failed(handler)
+                continue
+            if result is not None and inspect.isawaitable(result):
+                self._schedule(handler, result)
+
+    def _schedule(self, handler: Callable[..., Any], awaitable: Any) -> None:
+        async def guarded() -> None:
+            try:
+                await awaitable
+            except Exception:
+                self._failed(handler)
+
+        try:
+            task = asyncio.get_running_loop().create_task(guarded())
+        except RuntimeError:  # no running loop: run the coroutine to completion here
+            asyncio.run(guarded())
+            return
+        if self._events is not None:
+            self._events.track(task)
+
+    async def fire_async(self, *, reverse: bool = False, **kwargs: Any) -> None:
+        """Call every listener in order, awaiting coroutine listeners before the next one runs."""
+        handlers = list(reversed(self._handlers) if reverse else self._handlers)
+        for handler in handlers:
+            try:
+                result = handler(**kwargs)
+                if result is not None and inspect.isawaitable(result):
+                    await result
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                self._failed(handler)
+
+
+class Events:
+    """All event hooks of one Environment.
+
+    Arguments each hook is fired with (listeners should accept ``**kwargs`` for forward compatibility):
+
+    - ``init(environment, runner, web_ui)`` — the environment and its runner exist.
+    - ``test_start(environment)`` / ``test_stopping(environment)`` / ``test_stop(environment)``.
+    - ``request(request_type, name, response_time, response_length, response, context, exception,
+      start_time, url)`` — one per request; ``exception`` is None for a success.
+    - ``user_error(user_instance, exception, tb)`` — a task raised.
+    - ``spawning_complete(user_count)`` — a ramp reached its target.
+    - ``quitting(environment)`` — the process is about to exit; ``quit(exit_code)`` right before.
+    - ``usage_monitor(environment, cpu_usage, memory_usage, loop_lag)`` — every monitor sample.
+    - ``cpu_warning(environment, cpu_usage, message)`` — the generator may be saturated.
+    - ``report_to_master(client_id, data)`` / ``worker_report(client_id, data)`` — distributed stats.
+    - ``reset_stats()`` — stats were reset from the UI or API.
+    - ``worker_connect(client_id)``, ``heartbeat_sent(client_id, timestamp)``,
+      ``heartbeat_received(client_id, timestamp)``, ``rebalanced(user_count)`` — distribution.
+    """
+
+    HOOKS = (
+        "init",
+        "init_command_line_parser",
+        "test_start",
+        "test_stopping",
+        "test_stop",
+        "request",
+        "user_error",
+        "spawning_complete",
+        "quitting",
+        "quit",
+        "usage_monitor",
+        "cpu_warning",
+        "report_to_master",
+        "worker_report",
+        "reset_stats",
+        "worker_connect",
+        "heartbeat_sent",
+        "heartbeat_received",
+        "rebalanced",
+    )
+
+    init: EventHook
+    init_command_line_parser: EventHook
+    test_start: EventHook
+    test_stopping: EventHook
+    test_stop: EventHook
+    request: EventHook
+    user_error: EventHook
+    spawning_complete: EventHook
+    quitting: EventHook
+    quit: EventHook
+    usage_monitor: EventHook
+    cpu_warning: EventHook
+    report_to_master: EventHook
+    worker_report: EventHook
+    reset_stats: EventHook
+    worker_connect: EventHook
+    heartbeat_sent: EventHook
+    heartbeat_received: EventHook
+    rebalanced: EventHook
+
+    def __init__(self) -> None:
+        self.unhandled_errors = 0
+        self._pending: set[asyncio.Task[None]] = set()
+        for name in self.HOOKS:
+            setattr(self, name, EventHook(name, self))
+
+    def track(self, task: asyncio.Task[None]) -> None:
+        """Keep a listener task alive until it ends (asyncio only holds weak references)."""
+        self._pending.add(task)
+        task.add_done_callback(self._pending.discard)
+
+    async def drain(self) -> None:
+        """Wait for coroutine listeners started by ``fire``; used before exit so none is lost."""
+        while self._pending:
+            await asyncio.gather(*list(self._pending), return_exceptions=True)

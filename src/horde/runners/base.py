@@ -1,0 +1,280 @@
+"""The runner state machine shared by every role, and what runs on every role: stats intake, the
+usage monitor, user-exception collection, custom messages and load shapes."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import logging
+import traceback
+from collections.abc import Callable, Coroutine
+from enum import StrEnum
+from typing import TYPE_CHECKING, Any
+
+from horde.monitor import UsageMonitor
+from horde.rpc.protocol import Message
+
+if TYPE_CHECKING:
+    from horde.env import Environment
+    from horde.stats import RequestStats
+
+logger = logging.getLogger(__name__)
+
+MAX_EXCEPTION_ROWS = 1000
+
+
+class RunnerState(StrEnum):
+    """Runner states; each compares equal to its string value (``runner.state == "running"``)."""
+
+    READY = "ready"
+    SPAWNING = "spawning"
+    RUNNING = "running"
+    CLEANUP = "cleanup"
+    STOPPING = "stopping"
+    STOPPED = "stopped"
+    MISSING = "missing"
+
+
+STATE_INIT, STATE_SPAWNING, STATE_RUNNING = RunnerState.READY, RunnerState.SPAWNING, RunnerState.RUNNING
+STATE_CLEANUP, STATE_STOPPING, STATE_STOPPED = RunnerState.CLEANUP, RunnerState.STOPPING, RunnerState.STOPPED
+STATE_MISSING = RunnerState.MISSING
+
+
+class Runner:
+    """Base of LocalRunner, MasterRunner and WorkerRunner.
+
+    ``start``, ``stop`` and ``quit`` return at once with an ``asyncio.Task`` that can be awaited, so user
+    code may call ``self.environment.runner.quit()`` from a task or a listener without deadlocking.
+    """
+
+    def __init__(self, environment: Environment) -> None:
+        self.environment = environment
+        self.state: RunnerState = RunnerState.READY
+        self.target_user_count = 0
+        self.target_user_classes_count: dict[str, int] = {}
+        self.final_user_classes_count: dict[str, int] = {}
+        self.spawn_rate: float = 0.0
+        self.exceptions: dict[str, dict[str, Any]] = {}
+        self.custom_messages: dict[str, tuple[Callable[..., Any], bool]] = {}
+        self.monitor = UsageMonitor(environment)
+        self.stop_reason: str | None = None
+        self.test_started_at: float | None = None
+        self._background: set[asyncio.Task[Any]] = set()
+        self._background_started = False
+        self._stop_task: asyncio.Task[None] | None = None
+        self._quit_task: asyncio.Task[None] | None = None
+        self._shape_task: asyncio.Task[None] | None = None
+        self._stopped = asyncio.Event()
+        events = environment.events
+        events.request.add_listener(self._on_request)
+        events.user_error.add_listener(self._on_user_error)
+        events.spawning_complete.add_listener(self._on_spawning_complete)
+
+    # ---- views -------------------------------------------------------------------------------------
+    @property
+    def stats(self) -> RequestStats:
+        return self.environment.stats
+
+    @property
+    def errors(self) -> dict[str, Any]:
+        return self.stats.errors
+
+    @property
+    def user_count(self) -> int:
+        return sum(self.user_classes_count.values())
+
+    @property
+    def user_classes_count(self) -> dict[str, int]:
+        return {}
+
+    def final_user_classes_total(self) -> int:
+        """Users running when the test was last stopped (or now, if it is still running)."""
+        counts = self.final_user_classes_count if self.state == RunnerState.STOPPED else self.user_classes_count
+        return sum(counts.values())
+
+    @property
+    def cpu_warning_emitted(self) -> bool:
+        return self.monitor.cpu_warning_emitted
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} state={self.state.value} users={self.user_count}>"
+
+    # ---- listeners on the hot path ------------------------------------------------------------------
+    def _on_request(
+        self,
+        request_type: str,
+        name: str,
+        response_time: float | None,
+        response_length: int,
+        exception: BaseException | str | None = None,
+        **_: Any,
+    ) -> None:
+        self.environment.stats.record(request_type, name, response_time, response_length, exception)
+
+    def _on_user_error(self, user_instance: Any, exception: BaseException, tb: Any, **_: Any) -> None:
+        text = "".join(traceback.format_exception(type(exception), exception, tb))
+        self.log_exception("local", repr(exception), text)
+
+    def log_exception(self, node_id: str, msg: str, formatted_tb: str, count: int = 1) -> None:
+        """Group user exceptions by traceback text: one row per distinct failure, with a count."""
+        key = hashlib.sha1(formatted_tb.encode(), usedforsecurity=False).hexdigest()
+        row = self.exceptions.get(key)
+        if row is None:
+            if len(self.exceptions) >= MAX_EXCEPTION_ROWS:
+                key = "__overflow__"
+                row = self.exceptions.setdefault(
+                    key, {"count": 0, "msg": "(more distinct exceptions than shown)", "traceback": "", "nodes": set()}
+                )
+            else:
+                row = self.exceptions[key] = {"count": 0, "msg": msg, "traceback": formatted_tb, "nodes": set()}
+        row["count"] += count
+        row["nodes"].add(node_id)
+
+    def _on_spawning_complete(self, user_count: int, **_: Any) -> None:
+        if self.state in (RunnerState.SPAWNING, RunnerState.READY):
+            self.state = RunnerState.RUNNING
+        if self.environment.reset_stats:
+            logger.info("Resetting stats")
+            self.stats.reset_all()
+
+    # ---- background tasks ---------------------------------------------------------------------------
+    def spawn_background(self, coro: Coroutine[Any, Any, Any], name: str) -> asyncio.Task[Any]:
+        """Start a task the runner owns: it is cancelled and awaited by ``quit``; a crash is logged."""
+        task = asyncio.get_running_loop().create_task(coro, name=name)
+        self._background.add(task)
+        task.add_done_callback(self._background_done)
+        return task
+
+    def _background_done(self, task: asyncio.Task[Any]) -> None:
+        self._background.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            self.environment.events.unhandled_errors += 1
+            logger.error("runner task %s crashed", task.get_name(), exc_info=task.exception())
+
+    def start_background(self) -> None:
+        """Start the loops every role runs (idempotent; needs a running event loop)."""
+        if self._background_started:
+            return
+        self._background_started = True
+        self.spawn_background(self.monitor.run(), "usage-monitor")
+
+    # ---- lifecycle ----------------------------------------------------------------------------------
+    async def _begin_test(self) -> None:
+        """Fresh-test actions: clear results, re-apply tags, fire test_start before any user exists."""
+        env = self.environment
+        env.stats.clear_all()
+        self.exceptions.clear()
+        self.monitor.reset_warnings()
+        self.stop_reason = None
+        self._stopped.clear()
+        env.apply_tag_filter()
+        self.test_started_at = env.clock.time()
+        await env.events.test_start.fire_async(environment=env)
+
+    def stop(self) -> asyncio.Future[None]:
+        """Stop every user (honouring stop_timeout); returns an awaitable that ends when they have.
+
+        The awaitable is shielded: a user task that awaits its own runner's stop and is cancelled by
+        it does not cancel the stop.
+        """
+        return asyncio.shield(self._request_stop(_caller()))
+
+    def _request_stop(self, caller: asyncio.Task[Any] | None) -> asyncio.Task[None]:
+        if self._stop_task is None or self._stop_task.done():
+            self._stop_task = asyncio.get_running_loop().create_task(self._stop(caller), name="runner-stop")
+        return self._stop_task
+
+    async def _stop(self, caller: asyncio.Task[Any] | None) -> None:
+        raise NotImplementedError
+
+    def quit(self) -> asyncio.Future[None]:
+        """Stop the test and end the runner's background work; returns a shielded awaitable (see stop)."""
+        if self._quit_task is None:
+            caller = _caller()
+            self._quit_task = asyncio.get_running_loop().create_task(self._quit(caller), name="runner-quit")
+        return asyncio.shield(self._quit_task)
+
+    async def _quit(self, caller: asyncio.Task[Any] | None) -> None:
+        await self._request_stop(caller)
+        await self._cancel_background()
+
+    async def _cancel_background(self) -> None:
+        tasks = [t for t in self._background if t is not asyncio.current_task()]
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+
+    def stop_test(self, reason: str) -> None:
+        """End the test from inside it (StopTest in a task, a shape ending): stop, remember why."""
+        self.stop_reason = reason
+        self._request_stop(_caller())
+
+    async def wait_stopped(self) -> None:
+        """Wait until the current test has stopped (set again by each fresh test)."""
+        await self._stopped.wait()
+
+    # ---- custom messages ---------------------------------------------------------------------------
+    def register_message(self, msg_type: str, handler: Callable[..., Any], concurrent: bool = False) -> None:
+        if msg_type in self.custom_messages:
+            raise ValueError(f"a handler for message type {msg_type!r} is already registered")
+        self.custom_messages[msg_type] = (handler, concurrent)
+
+    def _handle_custom(self, msg: Message) -> bool:
+        entry = self.custom_messages.get(msg.type)
+        if entry is None:
+            return False
+        handler, _ = entry
+        try:
+            result = handler(environment=self.environment, msg=msg)
+            if asyncio.iscoroutine(result):
+                self.spawn_background(result, f"message:{msg.type}")
+        except Exception:
+            logger.exception("handler for custom message %r failed", msg.type)
+        return True
+
+    # ---- load shapes ---------------------------------------------------------------------------------
+    def start_shape(self) -> None:
+        """Let the environment's LoadTestShape drive the user count, one tick per second."""
+        if self._shape_task is not None and not self._shape_task.done():
+            logger.info("A shape test is already running; ignoring the new start")
+            return
+        self.state = RunnerState.READY
+        self._shape_task = asyncio.get_running_loop().create_task(self._shape_loop(), name="shape")
+
+    async def _shape_loop(self) -> None:
+        shape = self.environment.shape_class
+        assert shape is not None, "start_shape needs environment.shape_class"
+        clock = self.environment.clock
+        shape.reset_time()
+        last: tuple[Any, ...] | None = None
+        while True:
+            began = clock.monotonic()
+            tick = shape.tick()
+            if tick is None:
+                logger.info("Shape test stopping")
+                self._shape_task = None
+                self.stop_test("the load shape ended")
+                return
+            if tuple(tick) != last:
+                user_count, spawn_rate, *rest = tick
+                user_classes = rest[0] if rest else None
+                logger.info("Shape test updating to %d users at %.2f spawn rate", user_count, spawn_rate)
+                self.start(int(user_count), float(spawn_rate), user_classes=user_classes)
+                last = tuple(tick)
+            await clock.sleep(1.0 - (clock.monotonic() - began))
+
+    async def _cancel_shape(self, caller: asyncio.Task[Any] | None) -> None:
+        task, self._shape_task = self._shape_task, None
+        if task is not None and task is not caller and not task.done():
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
+
+    def start(self, user_count: int, spawn_rate: float, user_classes: list[Any] | None = None) -> asyncio.Task[None]:
+        raise NotImplementedError
+
+
+def _caller() -> asyncio.Task[Any] | None:
+    try:
+        return asyncio.current_task()
+    except RuntimeError:
+        return None

@@ -1,0 +1,119 @@
+"""The users one process runs: starting them, counting them, and stopping them within stop_timeout."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import TYPE_CHECKING
+
+from horde.user.users import User
+
+if TYPE_CHECKING:
+    from horde.env import Environment
+
+logger = logging.getLogger(__name__)
+
+
+class UserGroup:
+    """Owns every user task of a runner; nothing else starts or cancels them.
+
+    Users asked to stop leave the active counts at once (so the next ramp step plans without them) but
+    stay owned here until their task has really ended, so quitting can still wait for or kill them.
+    """
+
+    def __init__(self, environment: Environment) -> None:
+        self.environment = environment
+        self._active: dict[str, list[User]] = {}
+        self._tasks: dict[asyncio.Task[None], User] = {}
+        self.force_stopped = 0  # users killed at the stop_timeout deadline (reported at the end)
+
+    @property
+    def count(self) -> int:
+        return sum(len(users) for users in self._active.values())
+
+    def counts(self) -> dict[str, int]:
+        """Active users per class name (users being stopped are not counted)."""
+        return {name: len(users) for name, users in self._active.items() if users}
+
+    @property
+    def running_tasks(self) -> int:
+        return len(self._tasks)
+
+    def spawn(self, user_class: type[User], count: int) -> None:
+        loop = asyncio.get_running_loop()
+        bucket = self._active.setdefault(user_class.__name__, [])
+        for _ in range(count):
+            user = user_class(self.environment)
+            if not hasattr(user, "environment"):
+                raise AssertionError(
+                    f"{user_class.__name__}.__init__ did not call super().__init__(environment): "
+                    "a User needs its environment"
+                )
+            task = loop.create_task(user.run(), name=f"user:{user_class.__name__}")
+            user._task = task
+            self._tasks[task] = user
+            bucket.append(user)
+            task.add_done_callback(self._ended)
+
+    def _ended(self, task: asyncio.Task[None]) -> None:
+        user = self._tasks.pop(task, None)
+        if user is None:
+            return
+        bucket = self._active.get(type(user).__name__)
+        if bucket and user in bucket:
+            bucket.remove(user)
+        if not task.cancelled() and task.exception() is not None:
+            logger.error("user task of %s crashed: %r", type(user).__name__, task.exception())
+
+    async def stop(
+        self, counts: dict[str, int], stop_timeout: float, caller: asyncio.Task | None = None
+    ) -> None:
+        """Stop ``counts[class]`` users of each class, newest first, sharing one stop_timeout deadline."""
+        chosen: list[User] = []
+        for name, n in counts.items():
+            bucket = self._active.get(name, [])
+            if n <= 0 or not bucket:
+                continue
+            take = bucket[-n:]
+            del bucket[-n:]
+            chosen.extend(reversed(take))
+        await self._stop_users(chosen, stop_timeout, caller)
+
+    async def stop_all(self, stop_timeout: float, caller: asyncio.Task | None = None) -> None:
+        chosen = [u for u in self._tasks.values()]
+        self._active.clear()
+        await self._stop_users(chosen, stop_timeout, caller)
+
+    async def _stop_users(self, users: list[User], stop_timeout: float, caller: asyncio.Task | None) -> None:
+        waiting: list[asyncio.Task[None]] = []
+        for user in users:
+            task = user._task
+            if task is None or task.done():
+                continue
+            if task is caller:
+                task.cancel()  # the user that asked to stop: cancel it, never wait on ourselves
+                continue
+            user.stop(force=stop_timeout <= 0)
+            waiting.append(task)
+        if not waiting:
+            return
+        if stop_timeout > 0:
+            _, pending = await asyncio.wait(waiting, timeout=stop_timeout)
+            if pending:
+                self.force_stopped += len(pending)
+                logger.info(
+                    "%d user(s) had not finished their task %s s after the stop request; stopping them now",
+                    len(pending),
+                    f"{stop_timeout:g}",
+                )
+                for task in pending:
+                    task.cancel()
+        await asyncio.gather(*waiting, return_exceptions=True)
+
+    async def kill_all(self) -> None:
+        """Cancel every user task at once and wait for them (their on_stop still runs)."""
+        tasks = list(self._tasks)
+        self._active.clear()
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)

@@ -1,0 +1,17 @@
+"""The user model: User, tasks, task sets and wait-time helpers."""
+
+from horde.user.task import SequentialTaskSet, TaskSet, tag, task
+from horde.user.users import User
+from horde.user.wait_time import between, constant, constant_pacing, constant_throughput
+
+__all__ = [
+    "SequentialTaskSet",
+    "TaskSet",
+    "User",
+    "between",
+    "constant",
+    "constant_pacing",
+    "constant_throughput",
+    "tag",
+    "task",
+]

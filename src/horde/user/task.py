@@ -1,0 +1,285 @@
+"""Tasks, tags and task sets: how one user picks what to do next.
+
+A task is an ``async`` function taking the user (or the task set it belongs to), or a nested
+:class:`TaskSet` class. ``@task(weight)`` and ``tasks = [...]`` / ``tasks = {fn: weight}`` declare them,
+as in Locust; a task set runs until a task calls ``self.interrupt()``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import logging
+import random
+import traceback
+from collections.abc import Callable, Iterable
+from typing import TYPE_CHECKING, Any, TypeVar, overload
+
+from horde.exceptions import (
+    InterruptTaskSet,
+    RescheduleTask,
+    RescheduleTaskImmediately,
+    StopTest,
+    StopUser,
+)
+
+if TYPE_CHECKING:
+    from horde.user.users import User
+
+logger = logging.getLogger(__name__)
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+@overload
+def task(weight: F) -> F: ...
+@overload
+def task(weight: int = 1) -> Callable[[F], F]: ...
+def task(weight: Any = 1) -> Any:
+    """Mark a method as a task; ``@task(3)`` makes it three times as likely as a ``@task`` one.
+
+    >>> class Shop(User):
+    ...     @task(3)
+    ...     async def browse(self): ...
+    """
+
+    def decorate(fn: F) -> F:
+        fn.locust_task_weight = weight  # type: ignore[attr-defined]
+        return fn
+
+    if callable(weight):
+        fn, weight = weight, 1
+        return decorate(fn)
+    if not isinstance(weight, int) or weight < 0:
+        raise ValueError(f"@task weight must be a non-negative int, got {weight!r}")
+    return decorate
+
+
+def tag(*tags: str) -> Callable[[F], F]:
+    """Tag a task or TaskSet so ``--tags`` / ``--exclude-tags`` can select it."""
+    if not tags or not all(isinstance(t, str) for t in tags):
+        raise ValueError("@tag needs one or more string tags, e.g. @tag('checkout')")
+
+    def decorate(obj: F) -> F:
+        current = getattr(obj, "locust_tag_set", set())
+        obj.locust_tag_set = set(current) | set(tags)  # type: ignore[attr-defined]
+        return obj
+
+    return decorate
+
+
+def collect_tasks(cls: type, bases: Iterable[type]) -> list[Any]:
+    """The weighted task list of a User or TaskSet class: repeated entries carry the weights."""
+    declared = cls.__dict__.get("tasks")
+    tasks: list[Any] = []
+    if declared is None:
+        for base in bases:
+            tasks.extend(getattr(base, "tasks", None) or [])
+    elif isinstance(declared, dict):
+        for fn, weight in declared.items():
+            tasks.extend([fn] * int(weight))
+    elif isinstance(declared, (list, tuple)):
+        for fn in declared:
+            tasks.extend([fn] * int(getattr(fn, "locust_task_weight", 1)))
+    else:
+        raise ValueError(f"{cls.__name__}.tasks must be a list or a dict, got {type(declared).__name__}")
+    for value in cls.__dict__.values():
+        if callable(value) and hasattr(value, "locust_task_weight"):
+            tasks.extend([value] * value.locust_task_weight)
+    return tasks
+
+
+def is_taskset_class(obj: Any) -> bool:
+    return inspect.isclass(obj) and issubclass(obj, TaskSet)
+
+
+def filter_tasks_by_tags(
+    cls: type, tags: set[str] | None, exclude_tags: set[str] | None, _seen: set[type] | None = None
+) -> None:
+    """Restrict ``cls.tasks`` (and nested task sets) to the selected tags; reversible via ``_all_tasks``.
+
+    A tagged TaskSet counts as tagged as a whole; an untagged one is kept if any of its tasks is.
+    """
+    seen = _seen if _seen is not None else set()
+    if cls in seen:
+        return
+    seen.add(cls)
+    if "_all_tasks" not in cls.__dict__:
+        cls._all_tasks = list(cls.tasks)  # type: ignore[attr-defined]
+    kept: list[Any] = []
+    for t in cls._all_tasks:  # type: ignore[attr-defined]
+        own = getattr(t, "locust_tag_set", set())
+        if exclude_tags and own & exclude_tags:
+            continue
+        if tags is None or own & tags:
+            if is_taskset_class(t):
+                filter_tasks_by_tags(t, None, exclude_tags, seen)
+            kept.append(t)
+        elif is_taskset_class(t):
+            filter_tasks_by_tags(t, tags, exclude_tags, seen)
+            if t.tasks:
+                kept.append(t)
+    cls.tasks = kept  # type: ignore[attr-defined]
+
+
+class TaskSetMeta(type):
+    def __new__(mcs, name: str, bases: tuple[type, ...], namespace: dict[str, Any]) -> TaskSetMeta:
+        cls = super().__new__(mcs, name, bases, namespace)
+        cls.tasks = collect_tasks(cls, bases)  # type: ignore[attr-defined]
+        return cls
+
+
+class TaskSet(metaclass=TaskSetMeta):
+    """A group of tasks a user runs until one of them calls :meth:`interrupt`.
+
+    ``self.user`` is the User, ``self.parent`` the enclosing TaskSet or User, ``self.client`` the
+    user's client. ``wait_time`` defaults to the user's.
+    """
+
+    tasks: list[Any] = []
+    wait_time: Callable[..., float] | None = None
+
+    def __init__(self, parent: TaskSet | User) -> None:
+        self.parent = parent
+        self.user: User = parent.user if isinstance(parent, TaskSet) else parent
+        self._task_queue: list[Any] = []
+        self._task_started_at: float | None = None
+
+    @property
+    def client(self) -> Any:
+        return self.user.client
+
+    @property
+    def environment(self) -> Any:
+        return self.user.environment
+
+    async def on_start(self) -> None:
+        """Runs when the task set starts."""
+
+    async def on_stop(self) -> None:
+        """Runs when the task set is interrupted or the user stops."""
+
+    def interrupt(self, reschedule: bool = True) -> None:
+        """Return control to the parent; with ``reschedule`` it picks its next task without waiting."""
+        raise InterruptTaskSet(reschedule)
+
+    def schedule_task(self, task_callable: Any, first: bool = False) -> None:
+        if first:
+            self._task_queue.insert(0, task_callable)
+        else:
+            self._task_queue.append(task_callable)
+
+    def get_next_task(self) -> Any:
+        if not self.tasks:
+            kind = "TaskSet" if type(self) is not DefaultTaskSet else "User"
+            owner = type(self).__name__ if kind == "TaskSet" else type(self.user).__name__
+            raise StopTest(
+                f"No tasks defined on {owner}. Use the @task decorator or set the 'tasks' attribute of the {kind}."
+            )
+        return random.choice(self.tasks)
+
+    async def execute_task(self, task_fn: Any) -> None:
+        if is_taskset_class(task_fn):
+            await task_fn(self).run()
+        else:
+            result = task_fn(self)
+            if inspect.isawaitable(result):
+                await result
+
+    def _wait_seconds(self) -> float:
+        own = type(self).wait_time
+        if own is not None:
+            return float(own(self))
+        user_wait = type(self.user).wait_time
+        return float(user_wait(self.user)) if user_wait is not None else 0.0
+
+    async def wait(self) -> None:
+        user = self.user
+        user._check_stop_condition()
+        seconds = self._wait_seconds()
+        user._state = "waiting"
+        if seconds > 0:
+            await user.environment.clock.sleep(seconds)
+        else:
+            await asyncio.sleep(0)  # let other users run even with no wait time
+        user._check_stop_condition()
+        user._state = "running"
+
+    async def run(self) -> None:
+        user = self.user
+        clock = user.environment.clock
+        try:
+            await self.on_start()
+        except InterruptTaskSet as e:
+            await self._on_interrupt(e)
+        while True:
+            try:
+                if not self._task_queue:
+                    self._task_queue.append(self.get_next_task())
+                task_fn = self._task_queue.pop(0)
+                user._check_stop_condition()
+                self._task_started_at = user._task_started_at = clock.monotonic()
+                try:
+                    await self.execute_task(task_fn)
+                except RescheduleTaskImmediately:
+                    continue
+                except RescheduleTask:
+                    pass
+                await self.wait()
+            except InterruptTaskSet as e:
+                await self._on_interrupt(e)
+            except (StopUser, StopTest, asyncio.CancelledError):
+                raise
+            except Exception as e:
+                user._task_failed(e)
+                await self.wait()
+
+    async def _on_interrupt(self, e: InterruptTaskSet) -> None:
+        try:
+            await self.on_stop()
+        except Exception as stop_error:
+            self.user._task_failed(stop_error)
+        if e.reschedule:
+            raise RescheduleTaskImmediately() from e
+        raise RescheduleTask() from e
+
+
+class SequentialTaskSet(TaskSet):
+    """A TaskSet that runs its tasks in declaration order, over and over (weights repeat a task)."""
+
+    def __init__(self, parent: TaskSet | User) -> None:
+        super().__init__(parent)
+        self._index = 0
+
+    def get_next_task(self) -> Any:
+        if not self.tasks:
+            raise StopTest(f"No tasks defined on {type(self).__name__}.")
+        fn = self.tasks[self._index % len(self.tasks)]
+        self._index += 1
+        return fn
+
+
+class DefaultTaskSet(TaskSet):
+    """Runs a User's own tasks: each task function receives the user, not the task set."""
+
+    def get_next_task(self) -> Any:
+        tasks = self.user.tasks
+        if not tasks:
+            return super().get_next_task()
+        return random.choice(tasks)
+
+    async def execute_task(self, task_fn: Any) -> None:
+        if is_taskset_class(task_fn):
+            await task_fn(self.user).run()
+        else:
+            result = task_fn(self.user)
+            if inspect.isawaitable(result):
+                await result
+
+    def _wait_seconds(self) -> float:
+        user_wait = type(self.user).wait_time
+        return float(user_wait(self.user)) if user_wait is not None else 0.0
+
+
+def format_exception(e: BaseException) -> str:
+    return "".join(traceback.format_exception(type(e), e, e.__traceback__))

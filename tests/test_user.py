@@ -1,0 +1,316 @@
+"""The user model: task choice and weights, task sets, interrupts, wait-time helpers, lifecycle hooks."""
+
+from __future__ import annotations
+
+import asyncio
+import random
+from collections import Counter
+
+import pytest
+
+from horde import (
+    RescheduleTask,
+    SequentialTaskSet,
+    StopUser,
+    TaskSet,
+    User,
+    between,
+    constant,
+    constant_pacing,
+    constant_throughput,
+    tag,
+    task,
+)
+from horde.clock import FakeClock
+from horde.env import Environment
+from horde.user.task import DefaultTaskSet, filter_tasks_by_tags
+
+
+def make_env(*classes: type[User], **kwargs) -> Environment:
+    return Environment(user_classes=list(classes), **kwargs)
+
+
+async def run_user_for(user: User, seconds: float) -> None:
+    t = asyncio.create_task(user.run())
+    await asyncio.sleep(seconds)
+    t.cancel()
+    await asyncio.gather(t, return_exceptions=True)
+
+
+def test_task_weights_pick_in_proportion() -> None:
+    class Weighted(User):
+        @task(1)
+        async def light(self): ...
+
+        @task(3)
+        async def heavy(self): ...
+
+    random.seed(7)
+    user = Weighted(make_env(Weighted))
+    picks = Counter(DefaultTaskSet(user).get_next_task().__name__ for _ in range(8000))
+    assert picks["heavy"] / picks["light"] == pytest.approx(3.0, rel=0.1)
+
+
+def test_tasks_as_list_and_dict_and_inheritance() -> None:
+    async def a(user): ...
+
+    async def b(user): ...
+
+    class ListUser(User):
+        tasks = [a, b]
+
+    class DictUser(User):
+        tasks = {a: 2, b: 1}
+
+    class Child(DictUser):
+        @task
+        async def c(self): ...
+
+    assert ListUser.tasks == [a, b]
+    assert Counter(DictUser.tasks) == {a: 2, b: 1}
+    assert Counter(t.__name__ for t in Child.tasks) == {"a": 2, "b": 1, "c": 1}
+
+
+def test_task_weight_must_be_a_non_negative_int() -> None:
+    with pytest.raises(ValueError, match="weight"):
+        task(-1)
+
+
+async def test_taskset_nesting_and_interrupt_with_reschedule() -> None:
+    log: list[str] = []
+
+    class Inner(TaskSet):
+        async def on_start(self):
+            log.append("inner.on_start")
+
+        @task
+        async def work(self):
+            log.append("inner.work")
+            if log.count("inner.work") % 2 == 0:
+                self.interrupt()
+
+        async def on_stop(self):
+            log.append("inner.on_stop")
+
+    class Outer(User):
+        tasks = [Inner]
+
+    user = Outer(make_env(Outer))
+    await run_user_for(user, 0.05)
+    # each Inner run: on_start, two tasks, interrupt -> on_stop; the parent then starts a new Inner
+    first = log[:4]
+    assert first == ["inner.on_start", "inner.work", "inner.work", "inner.on_stop"]
+    assert log.count("inner.on_start") >= 2
+
+
+async def test_interrupt_without_reschedule_waits_in_parent() -> None:
+    clock = FakeClock()
+    calls: list[str] = []
+
+    class Inner(TaskSet):
+        @task
+        async def leave(self):
+            calls.append("leave")
+            self.interrupt(reschedule=False)
+
+    class Outer(User):
+        wait_time = constant(10)
+        tasks = [Inner]
+
+    user = Outer(make_env(Outer, clock=clock))
+    t = asyncio.create_task(user.run())
+    for _ in range(10):
+        await asyncio.sleep(0)
+    assert calls == ["leave"]  # the parent now waits its wait_time before the next task
+    clock.advance(10)
+    for _ in range(10):
+        await asyncio.sleep(0)
+    assert calls == ["leave", "leave"]
+    t.cancel()
+    await asyncio.gather(t, return_exceptions=True)
+
+
+async def test_sequential_taskset_runs_in_order() -> None:
+    seen: list[str] = []
+
+    class Steps(SequentialTaskSet):
+        @task
+        async def one(self):
+            seen.append("one")
+
+        @task
+        async def two(self):
+            seen.append("two")
+
+        async def three(self):
+            seen.append("three")
+
+        tasks = [three]
+
+    class Walker(User):
+        tasks = [Steps]
+
+    await run_user_for(Walker(make_env(Walker)), 0.02)
+    # the explicit list comes first, then the decorated methods, in declaration order
+    assert seen[:6] == ["three", "one", "two", "three", "one", "two"]
+
+
+async def test_on_start_then_tasks_then_on_stop_and_stop_user() -> None:
+    log: list[str] = []
+
+    class Once(User):
+        async def on_start(self):
+            log.append("start")
+
+        @task
+        async def work(self):
+            log.append("work")
+            raise StopUser()
+
+        async def on_stop(self):
+            log.append("stop")
+
+    await Once(make_env(Once)).run()
+    assert log == ["start", "work", "stop"]
+
+
+async def test_reschedule_task_and_no_wait_time_means_zero_wait() -> None:
+    count = 0
+
+    class Busy(User):
+        @task
+        async def work(self):
+            nonlocal count
+            count += 1
+            if count >= 50:
+                raise StopUser()
+            raise RescheduleTask()
+
+    await asyncio.wait_for(Busy(make_env(Busy)).run(), 1)
+    assert count == 50
+
+
+async def test_task_exception_is_reported_and_user_continues() -> None:
+    env_errors: list[BaseException] = []
+    count = 0
+
+    class Flaky(User):
+        @task
+        async def work(self):
+            nonlocal count
+            count += 1
+            if count == 3:
+                raise StopUser()
+            raise KeyError("missing")
+
+    env = make_env(Flaky)
+    env.events.user_error.add_listener(lambda user_instance, exception, tb: env_errors.append(exception))
+    await asyncio.wait_for(Flaky(env).run(), 1)
+    assert count == 3 and len(env_errors) == 2
+
+
+async def test_on_start_failure_ends_user_without_on_stop() -> None:
+    log: list[str] = []
+
+    class Broken(User):
+        async def on_start(self):
+            raise RuntimeError("cannot log in")
+
+        @task
+        async def work(self):
+            log.append("work")
+
+        async def on_stop(self):
+            log.append("stop")
+
+    await Broken(make_env(Broken)).run()
+    assert log == []
+
+
+def test_between_and_constant() -> None:
+    random.seed(1)
+    fn = between(1, 3)
+    values = [fn(None) for _ in range(1000)]
+    assert 1 <= min(values) < 1.1 and 2.9 < max(values) <= 3
+    assert constant(2.5)(None) == 2.5
+    with pytest.raises(ValueError):
+        between(3, 1)
+
+
+def test_constant_pacing_and_throughput_with_injected_clock() -> None:
+    clock = FakeClock()
+
+    class Paced(User):
+        wait_time = constant_pacing(10)
+
+        @task
+        async def t(self): ...
+
+    user = Paced(make_env(Paced, clock=clock))
+    assert Paced.wait_time(user) == 10  # no task has run yet
+    user._task_started_at = clock.monotonic()
+    clock.advance(3)
+    assert Paced.wait_time(user) == pytest.approx(7)
+    clock.advance(20)
+    assert Paced.wait_time(user) == 0  # a slow task is followed by no wait
+    user._task_started_at = clock.monotonic()
+    clock.advance(0.5)
+    assert constant_throughput(0.25)(user) == pytest.approx(3.5)
+
+
+async def test_constant_pacing_drives_the_task_loop() -> None:
+    clock = FakeClock()
+    starts: list[float] = []
+
+    class Paced(User):
+        wait_time = constant_pacing(5)
+
+        @task
+        async def t(self):
+            starts.append(clock.monotonic())
+            await clock.sleep(2)
+
+    t = asyncio.create_task(Paced(make_env(Paced, clock=clock)).run())
+    await clock.run_for(16, step=0.5)
+    t.cancel()
+    await asyncio.gather(t, return_exceptions=True)
+    gaps = [b - a for a, b in zip(starts, starts[1:], strict=False)]
+    assert gaps and all(g == pytest.approx(5) for g in gaps)
+
+
+def test_tags_select_and_exclude() -> None:
+    class Tagged(User):
+        @tag("a")
+        @task
+        async def only_a(self): ...
+
+        @tag("b")
+        @task
+        async def only_b(self): ...
+
+        @task
+        async def untagged(self): ...
+
+    filter_tasks_by_tags(Tagged, {"a"}, None)
+    assert [t.__name__ for t in Tagged.tasks] == ["only_a"]
+    filter_tasks_by_tags(Tagged, None, {"a"})
+    assert sorted(t.__name__ for t in Tagged.tasks) == ["only_b", "untagged"]
+    filter_tasks_by_tags(Tagged, None, None)
+    assert len(Tagged.tasks) == 3
+
+
+def test_tags_apply_inside_tasksets() -> None:
+    class Nested(TaskSet):
+        @tag("x")
+        @task
+        async def tagged(self): ...
+
+        @task
+        async def other(self): ...
+
+    class Outer(User):
+        tasks = [Nested]
+
+    filter_tasks_by_tags(Outer, {"x"}, None)
+    assert Outer.tasks == [Nested]
+    assert [t.__name__ for t in Nested.tasks] == ["tagged"]
