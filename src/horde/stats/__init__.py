@@ -1,0 +1,35 @@
+"""Request statistics: per-entry counters, exact-merge histograms, error table, worker/master wire format.
+
+See :mod:`horde.stats.histogram` for the bucket layout and its error bound, and
+:mod:`horde.stats.entries` for the rate and window definitions.
+"""
+
+from horde.stats.entries import (
+    CURRENT_WINDOW,
+    DEFAULT_MAX_ERRORS,
+    DEFAULT_PER_SECOND_RETENTION,
+    DEFAULT_RPS_LAG,
+    RequestStats,
+    StatsEntry,
+)
+from horde.stats.errors import StatsError
+from horde.stats.histogram import HISTOGRAM_SCHEME, MAX_RELATIVE_ERROR, Histogram
+from horde.stats.wire import StatsPayloadError
+
+#: Percentiles the reports show (Locust's set).
+PERCENTILES_TO_REPORT: tuple[float, ...] = (0.5, 0.66, 0.75, 0.8, 0.9, 0.95, 0.98, 0.99, 0.999, 0.9999, 1.0)
+
+__all__ = [
+    "CURRENT_WINDOW",
+    "DEFAULT_MAX_ERRORS",
+    "DEFAULT_PER_SECOND_RETENTION",
+    "DEFAULT_RPS_LAG",
+    "HISTOGRAM_SCHEME",
+    "MAX_RELATIVE_ERROR",
+    "PERCENTILES_TO_REPORT",
+    "Histogram",
+    "RequestStats",
+    "StatsEntry",
+    "StatsError",
+    "StatsPayloadError",
+]
