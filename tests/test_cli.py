@@ -42,10 +42,17 @@ def target() -> str:
     proc.wait(10)
 
 
-def horde(*args: str, cwd: Path, timeout: float = 60, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+def horde(
+    *args: str, cwd: Path, timeout: float = 60, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
     full_env = {**os.environ, **(env or {})}
     return subprocess.run(
-        [sys.executable, "-m", "horde", *args], cwd=cwd, capture_output=True, text=True, timeout=timeout, env=full_env
+        [sys.executable, "-m", "horde", *args],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env=full_env,
     )
 
 
@@ -58,8 +65,22 @@ def write(tmp_path: Path, text: str, name: str = "locustfile.py") -> Path:
 def test_headless_run_prints_tables_writes_json_and_exits_1_on_failures(tmp_path: Path, target: str) -> None:
     write(tmp_path, LOCUSTFILE)
     out = tmp_path / "out.json"
-    r = horde("--headless", "-H", target, "-u", "5", "-r", "50", "-t", "2", "--json", str(out),
-              "--print-stats-interval", "0.5", cwd=tmp_path)
+    r = horde(
+        "--headless",
+        "-H",
+        target,
+        "-u",
+        "5",
+        "-r",
+        "50",
+        "-t",
+        "2",
+        "--json",
+        str(out),
+        "--print-stats-interval",
+        "0.5",
+        cwd=tmp_path,
+    )
     assert r.returncode == 1, r.stderr
     assert "Aggregated" in r.stdout and "/items/[id]" in r.stdout
     assert "99.9%" in r.stdout and "HTTPError" in r.stdout
@@ -67,8 +88,17 @@ def test_headless_run_prints_tables_writes_json_and_exits_1_on_failures(tmp_path
     names = [s["name"] for s in data["stats"]]
     assert "Aggregated" in names and "/items" in names
     agg = next(s for s in data["stats"] if s["name"] == "Aggregated")
-    for key in ("method", "num_requests", "num_failures", "min_response_time", "max_response_time",
-                "avg_response_time", "median_response_time", "total_rps", "percentiles"):
+    for key in (
+        "method",
+        "num_requests",
+        "num_failures",
+        "min_response_time",
+        "max_response_time",
+        "avg_response_time",
+        "median_response_time",
+        "total_rps",
+        "percentiles",
+    ):
         assert key in agg
     assert set(agg["percentiles"]) >= {"0.5", "0.9", "0.95", "0.99", "0.999", "1.0"}
     assert agg["percentiles"]["1.0"] == pytest.approx(agg["max_response_time"])
@@ -87,8 +117,24 @@ def test_sigterm_stops_gracefully_and_keeps_results(tmp_path: Path, target: str)
     write(tmp_path, GOOD_ONLY)
     out = tmp_path / "out.json"
     proc = subprocess.Popen(
-        [sys.executable, "-m", "horde", "--headless", "-H", target, "-u", "3", "-r", "30", "--json", str(out)],
-        cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        [
+            sys.executable,
+            "-m",
+            "horde",
+            "--headless",
+            "-H",
+            target,
+            "-u",
+            "3",
+            "-r",
+            "30",
+            "--json",
+            str(out),
+        ],
+        cwd=tmp_path,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
     )
     time.sleep(2.5)
     proc.send_signal(signal.SIGTERM)
@@ -104,15 +150,25 @@ def test_sigterm_stops_gracefully_and_keeps_results(tmp_path: Path, target: str)
     ("files", "args", "message"),
     [
         ({}, ["-f", "nope.py"], "locustfile nope.py does not exist"),
-        ({"broken.py": "import no_such_module_xyz\n"}, ["-f", "broken.py"], "No module named 'no_such_module_xyz'"),
+        (
+            {"broken.py": "import no_such_module_xyz\n"},
+            ["-f", "broken.py"],
+            "No module named 'no_such_module_xyz'",
+        ),
         ({"syntax.py": "def (:\n"}, ["-f", "syntax.py"], "failed to import syntax.py"),
         ({"empty.py": "x = 1\n"}, ["-f", "empty.py"], "no User class found"),
         ({"locustfile.py": LOCUSTFILE}, [], "Quick has no host"),
-        ({"locustfile.py": LOCUSTFILE}, ["Missing", "-H", "http://127.0.0.1:9"], "unknown user class(es) Missing"),
+        (
+            {"locustfile.py": LOCUSTFILE},
+            ["Missing", "-H", "http://127.0.0.1:9"],
+            "unknown user class(es) Missing",
+        ),
         ({"locustfile.py": LOCUSTFILE}, ["-H", "127.0.0.1:9"], "include the scheme"),
     ],
 )
-def test_bad_input_gives_one_clear_line_and_exit_1(tmp_path: Path, files: dict[str, str], args: list[str], message: str) -> None:
+def test_bad_input_gives_one_clear_line_and_exit_1(
+    tmp_path: Path, files: dict[str, str], args: list[str], message: str
+) -> None:
     for name, text in files.items():
         write(tmp_path, text, name)
     r = horde("--headless", *args, cwd=tmp_path, timeout=30)
@@ -134,10 +190,14 @@ def test_list_and_version(tmp_path: Path) -> None:
     assert r.returncode == 0 and r.stdout.startswith("horde ")
 
 
-def test_refused_connections_are_failures_and_the_run_ends_normally(tmp_path: Path, free_port_url: str) -> None:
+def test_refused_connections_are_failures_and_the_run_ends_normally(
+    tmp_path: Path, free_port_url: str
+) -> None:
     write(tmp_path, GOOD_ONLY)
     out = tmp_path / "out.json"
-    r = horde("--headless", "-H", free_port_url, "-u", "2", "-r", "10", "-t", "1", "--json", str(out), cwd=tmp_path)
+    r = horde(
+        "--headless", "-H", free_port_url, "-u", "2", "-r", "10", "-t", "1", "--json", str(out), cwd=tmp_path
+    )
     assert r.returncode == 1
     data = json.loads(out.read_text())
     assert data["errors"] and "Connect" in data["errors"][0]["error"]
@@ -148,14 +208,31 @@ def test_exit_code_on_error_and_directory_locustfile(tmp_path: Path, target: str
     folder.mkdir()
     write(folder, LOCUSTFILE, "a.py")
     write(folder, "from horde import User\n", "_helpers.py")
-    r = horde("-f", str(folder), "--headless", "-H", target, "-u", "1", "-r", "10", "-t", "1",
-              "--exit-code-on-error", "7", "--only-summary", cwd=tmp_path)
+    r = horde(
+        "-f",
+        str(folder),
+        "--headless",
+        "-H",
+        target,
+        "-u",
+        "1",
+        "-r",
+        "10",
+        "-t",
+        "1",
+        "--exit-code-on-error",
+        "7",
+        "--only-summary",
+        cwd=tmp_path,
+    )
     assert r.returncode == 7
 
 
 def test_config_file_drives_a_run(tmp_path: Path, target: str) -> None:
     write(tmp_path, GOOD_ONLY)
-    (tmp_path / "horde.conf").write_text(f"host = {target}\nusers = 2\nspawn-rate = 10\nrun-time = 1\nheadless = true\nonly-summary = true\n")
+    (tmp_path / "horde.conf").write_text(
+        f"host = {target}\nusers = 2\nspawn-rate = 10\nrun-time = 1\nheadless = true\nonly-summary = true\n"
+    )
     r = horde(cwd=tmp_path)
     assert r.returncode == 0, r.stderr
     assert "Aggregated" in r.stdout

@@ -35,7 +35,9 @@ async def test_success_failure_and_response_interface(server: CountingServer) ->
         @task
         async def go(self) -> None:
             resp = await self.client.get("/ok")
-            seen.update(status=resp.status_code, ok=resp.ok, text=resp.text, url=resp.url, content=resp.content)
+            seen.update(
+                status=resp.status_code, ok=resp.ok, text=resp.text, url=resp.url, content=resp.content
+            )
             seen["elapsed"] = resp.elapsed.total_seconds()
             bad = await self.client.get("/fail")
             seen["bad_ok"] = bad.ok
@@ -49,7 +51,11 @@ async def test_success_failure_and_response_interface(server: CountingServer) ->
     assert seen["status"] == 200 and seen["ok"] and seen["text"] == "ok" and seen["content"] == b"ok"
     assert isinstance(seen["url"], str) and seen["url"].endswith("/ok")
     assert seen["elapsed"] > 0 and seen["bad_ok"] is False
-    assert seen["echo"]["body"] == "raw-body" and seen["echo"]["query"] == {"q": "1"} and seen["echo"]["x"] == "yes"
+    assert (
+        seen["echo"]["body"] == "raw-body"
+        and seen["echo"]["query"] == {"q": "1"}
+        and seen["echo"]["x"] == "yes"
+    )
     assert [e["name"] for e in rec.events] == ["/ok", "/fail", "/echo"]
     ok, fail, _ = rec.events
     assert ok["exception"] is None and ok["response_length"] == 2 and ok["response_time"] > 0
@@ -69,7 +75,7 @@ async def test_name_groups_urls_and_json_and_auth(server: CountingServer) -> Non
             seen.update(resp.json())
             raise StopUser()
 
-    env, rec = await run_once(U, server.url)
+    env, _rec = await run_once(U, server.url)
     assert env.stats.get("/ok?id=[id]", "GET").num_requests == 3
     assert seen["method"] == "PUT" and seen["body"] == '{"a": 1}' and seen["auth"].startswith("Basic ")
 
@@ -107,7 +113,7 @@ async def test_exception_inside_catch_block_counts_the_request_once(server: Coun
                 pass
             raise StopUser()
 
-    env, rec = await run_once(U, server.url)
+    _env, rec = await run_once(U, server.url)
     assert len(rec.events) == 1 and isinstance(rec.events[0]["exception"], KeyError)
 
 
@@ -119,7 +125,7 @@ async def test_redirect_recorded_once_under_original_name(server: CountingServer
             assert resp.url.endswith("/ok")
             raise StopUser()
 
-    env, rec = await run_once(U, server.url)
+    _env, rec = await run_once(U, server.url)
     assert [e["name"] for e in rec.events] == ["/redirect"]
     assert server.hits == {"/redirect": 1, "/ok": 1}
 
@@ -158,7 +164,7 @@ async def test_connection_refused_is_a_failure_and_the_user_goes_on(free_port_ur
             if attempts == 3:
                 raise StopUser()
 
-    env, rec = await run_once(U, free_port_url)
+    env, _rec = await run_once(U, free_port_url)
     assert attempts == 3 and env.stats.total.num_failures == 3
     (error,) = env.stats.errors.values()
     assert error.occurrences == 3 and "Connect" in error.error
@@ -171,7 +177,7 @@ async def test_timeout_is_a_failure_with_a_clear_message(server: CountingServer)
             await self.client.get("/slow?s=1", timeout=0.05)
             raise StopUser()
 
-    env, rec = await run_once(U, server.url)
+    _env, rec = await run_once(U, server.url)
     assert "timeout" in str(rec.events[0]["exception"]).lower()
 
 

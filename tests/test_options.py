@@ -67,8 +67,30 @@ def test_unknown_flag_is_a_usage_error(tmp_path: Path, capsys: pytest.CaptureFix
 
 def test_positional_user_classes_and_flags(tmp_path: Path) -> None:
     o = parse_options(
-        ["A", "B", "-f", "x.py", "-H", "http://h", "-t", "30s", "-s", "2.5", "-T", "t1", "-E", "t2",
-         "--reset-stats", "--only-summary", "--json", "out.json", "-L", "DEBUG", "--exit-code-on-error", "3"],
+        [
+            "A",
+            "B",
+            "-f",
+            "x.py",
+            "-H",
+            "http://h",
+            "-t",
+            "30s",
+            "-s",
+            "2.5",
+            "-T",
+            "t1",
+            "-E",
+            "t2",
+            "--reset-stats",
+            "--only-summary",
+            "--json",
+            "out.json",
+            "-L",
+            "DEBUG",
+            "--exit-code-on-error",
+            "3",
+        ],
         environ={},
         cwd=tmp_path,
     )

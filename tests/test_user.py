@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
 import random
 from collections import Counter
 
@@ -274,7 +275,7 @@ async def test_constant_pacing_drives_the_task_loop() -> None:
     await clock.run_for(16, step=0.5)
     t.cancel()
     await asyncio.gather(t, return_exceptions=True)
-    gaps = [b - a for a, b in zip(starts, starts[1:], strict=False)]
+    gaps = [b - a for a, b in itertools.pairwise(starts)]
     assert gaps and all(g == pytest.approx(5) for g in gaps)
 
 

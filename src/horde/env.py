@@ -16,6 +16,8 @@ from horde.user.users import User
 if TYPE_CHECKING:
     from horde.runners.base import Runner
     from horde.runners.local import LocalRunner
+    from horde.runners.master import MasterRunner
+    from horde.runners.worker import WorkerRunner
     from horde.shape import LoadTestShape
 
 
@@ -95,6 +97,28 @@ class Environment:
         from horde.runners.local import LocalRunner
 
         runner = LocalRunner(self)
+        self._attach(runner)
+        return runner
+
+    def create_master_runner(
+        self, master_bind_host: str = "*", master_bind_port: int = 5557, **options: Any
+    ) -> MasterRunner:
+        """A master listening on ``master_bind_host:master_bind_port`` (port 0 picks a free one)."""
+        from horde.runners.master import MasterRunner
+
+        if self.runner is not None:
+            raise RunnerAlreadyExistsError(f"this environment already has a runner: {self.runner!r}")
+        runner = MasterRunner(self, master_bind_host, master_bind_port, **options)
+        self._attach(runner)
+        return runner
+
+    def create_worker_runner(self, master_host: str, master_port: int, **options: Any) -> WorkerRunner:
+        """A worker that will connect to the master at ``master_host:master_port``."""
+        from horde.runners.worker import WorkerRunner
+
+        if self.runner is not None:
+            raise RunnerAlreadyExistsError(f"this environment already has a runner: {self.runner!r}")
+        runner = WorkerRunner(self, master_host, master_port, **options)
         self._attach(runner)
         return runner
 

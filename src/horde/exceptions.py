@@ -7,15 +7,15 @@ class HordeError(Exception):
     """Base class of horde's own errors."""
 
 
-class StopUser(Exception):  # noqa: N818 - Locust's name
+class StopUser(Exception):
     """Raised inside a task to end this user (its ``on_stop`` still runs)."""
 
 
-class StopTest(Exception):  # noqa: N818 - Locust's name
+class StopTest(Exception):
     """Raised to end the whole test (for example when a class lacks a host)."""
 
 
-class RescheduleTask(Exception):  # noqa: N818 - Locust's name
+class RescheduleTask(Exception):
     """Raised inside a task to skip the wait and pick the next task at once."""
 
 
@@ -23,7 +23,7 @@ class RescheduleTaskImmediately(RescheduleTask):
     """Alias kept for locustfiles ported from Locust."""
 
 
-class InterruptTaskSet(Exception):  # noqa: N818 - Locust's name
+class InterruptTaskSet(Exception):
     """Raised by ``TaskSet.interrupt()`` to return control to the parent."""
 
     def __init__(self, reschedule: bool = True) -> None:

@@ -60,7 +60,9 @@ def import_file(path: Path) -> ModuleType:
         spec.loader.exec_module(module)
     except Exception as e:
         last = traceback.format_exception_only(type(e), e)[-1].strip()
-        frames = [f for f in traceback.extract_tb(e.__traceback__) if Path(f.filename).resolve() == path.resolve()]
+        frames = [
+            f for f in traceback.extract_tb(e.__traceback__) if Path(f.filename).resolve() == path.resolve()
+        ]
         where = f" (line {frames[-1].lineno})" if frames else ""
         raise LocustfileError(f"failed to import {path}{where}: {last}") from e
     return module

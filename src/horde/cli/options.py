@@ -90,32 +90,102 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("user_classes", nargs="*", metavar="UserClass", help="run only these user classes")
     add = parser.add_argument
-    add("-f", "--locustfile", default="locustfile.py", help="a .py file, a directory of them, or a comma list")
+    add(
+        "-f", "--locustfile", default="locustfile.py", help="a .py file, a directory of them, or a comma list"
+    )
     add("--config", help="read options from this config file (key = value lines, or TOML)")
     add("-H", "--host", help="base URL of the system under test, e.g. http://127.0.0.1:8080")
     add("-u", "--users", type=_non_negative_int, help="peak number of concurrent users (default 1)")
     add("-r", "--spawn-rate", type=_positive_float, help="users started (or stopped) per second (default 1)")
     add("-t", "--run-time", type=_timespan_arg, help="stop after this long, e.g. 90, 30s, 1h30m")
     add("--headless", action="store_true", default=None, help="run without the web UI and start at once")
-    add("-s", "--stop-timeout", type=_non_negative_float, default=0.0,
-        help="seconds running tasks may take to finish when users stop (default 0: stop at once)")
-    add("--exit-code-on-error", type=int, default=1, help="exit code when requests failed or users raised (default 1)")
+    add(
+        "-s",
+        "--stop-timeout",
+        type=_non_negative_float,
+        default=0.0,
+        help="seconds running tasks may take to finish when users stop (default 0: stop at once)",
+    )
+    add(
+        "--exit-code-on-error",
+        type=int,
+        default=1,
+        help="exit code when requests failed or users raised (default 1)",
+    )
     add("-L", "--loglevel", default="INFO", help="DEBUG, INFO, WARNING, ERROR or CRITICAL")
     add("--logfile", help="also write the log to this file")
-    add("-l", "--list", dest="list_commands", action="store_true", default=None,
-        help="list the user classes found and exit")
+    add(
+        "-l",
+        "--list",
+        dest="list_commands",
+        action="store_true",
+        default=None,
+        help="list the user classes found and exit",
+    )
     add("-T", "--tags", type=_csv_list, help="run only tasks with one of these tags (comma separated)")
     add("-E", "--exclude-tags", type=_csv_list, help="skip tasks with any of these tags (comma separated)")
-    add("--reset-stats", action="store_true", default=None, help="reset statistics once the ramp-up completes")
-    add("--only-summary", action="store_true", default=None, help="print only the final tables, not every 2 s")
+    add(
+        "--reset-stats", action="store_true", default=None, help="reset statistics once the ramp-up completes"
+    )
+    add(
+        "--only-summary", action="store_true", default=None, help="print only the final tables, not every 2 s"
+    )
     add("--json", dest="json_file", metavar="FILE", help="write the final statistics as JSON to FILE")
     add("--print-stats-interval", type=_positive_float, default=2.0, help=argparse.SUPPRESS)
+    dist = parser.add_argument_group("distributed runs")
+    dist.add_argument(
+        "--master", action="store_true", default=None, help="coordinate workers; run no users here"
+    )
+    dist.add_argument("--worker", action="store_true", default=None, help="run users for a master")
+    dist.add_argument(
+        "--processes",
+        type=int,
+        help="run a master plus N worker processes here (-1: one per CPU core); with --worker, N workers",
+    )
+    dist.add_argument("--master-host", default="127.0.0.1", help="(worker) the master to connect to")
+    dist.add_argument("--master-port", type=int, default=5557, help="(worker) the master's port")
+    dist.add_argument("--master-bind-host", default="*", help="(master) interface to listen on (default all)")
+    dist.add_argument("--master-bind-port", type=int, default=5557, help="(master) port to listen on")
+    dist.add_argument(
+        "--expect-workers", type=int, default=1, help="(master, headless) wait for this many workers"
+    )
+    dist.add_argument(
+        "--expect-workers-max-wait",
+        type=_non_negative_float,
+        default=0.0,
+        help="(master) give up after this many seconds without enough workers (0: wait forever)",
+    )
+    dist.add_argument(
+        "--heartbeat-interval",
+        type=_positive_float,
+        default=1.0,
+        help="seconds between heartbeats (workers send, the master checks)",
+    )
+    dist.add_argument(
+        "--heartbeat-liveness",
+        type=int,
+        default=3,
+        help="heartbeat intervals of silence after which a worker is marked missing",
+    )
+    dist.add_argument(
+        "--stats-report-interval",
+        type=_positive_float,
+        default=3.0,
+        help="(worker) seconds between stats reports to the master",
+    )
+    dist.add_argument("--protocol-version", type=int, default=None, help=argparse.SUPPRESS)  # tests only
+    dist.add_argument(
+        "--master-timeout",
+        type=_positive_float,
+        default=60.0,
+        help="(worker) quit after the master has been unreachable this long",
+    )
     add("-V", "--version", action="version", version=f"horde {__version__}")
     return parser
 
 
 # destinations whose values come from store_true flags: config text like "true"/"false" must become bools
-_BOOL_DESTS = {"headless", "list_commands", "reset_stats", "only_summary"}
+_BOOL_DESTS = {"headless", "list_commands", "reset_stats", "only_summary", "master", "worker"}
 # config keys that differ from their destination
 _KEY_ALIASES = {"list": "list_commands", "json": "json_file", "locustfiles": "locustfile"}
 
@@ -188,7 +258,7 @@ def collect_defaults(
         if not path.is_file():
             raise ConfigError(f"config file {config_file} does not exist")
         layers.append((config_file, read_conf_file(path)))
-    env_values = {k[len(ENV_PREFIX):]: v for k, v in environ.items() if k.startswith(ENV_PREFIX)}
+    env_values = {k[len(ENV_PREFIX) :]: v for k, v in environ.items() if k.startswith(ENV_PREFIX)}
     layers.append(("environment", env_values))
 
     merged: dict[str, Any] = {}

@@ -7,6 +7,7 @@ Both report requests identically (see :mod:`horde.clients.response`).
 from __future__ import annotations
 
 import asyncio
+import base64
 import time
 from typing import TYPE_CHECKING, Any
 
@@ -22,9 +23,19 @@ if TYPE_CHECKING:
 _TRANSPORT_ERRORS = (aiohttp.ClientError, asyncio.TimeoutError, OSError, ValueError)
 
 
+def basic_auth_header(auth: Any) -> str:
+    """``Authorization`` header value for ``auth=(user, password)`` (or an aiohttp.BasicAuth)."""
+    if isinstance(auth, tuple):
+        login, password = auth
+    else:
+        login, password = auth.login, auth.password
+    token = base64.b64encode(f"{login}:{password}".encode()).decode("ascii")
+    return f"Basic {token}"
+
+
 def missing_host_message(cls: type) -> str:
     return (
-        f"{cls.__name__} has no host: set `host = \"http://...\"` on the class "
+        f'{cls.__name__} has no host: set `host = "http://..."` on the class '
         "or pass --host on the command line"
     )
 
@@ -74,10 +85,13 @@ class HttpSession:
         """Make a request; ``name`` groups URLs in the stats (``/item?id=[id]``)."""
         full_url = url if "://" in url else self.base_url + url
         if auth is not None:
-            basic = aiohttp.BasicAuth(*auth) if isinstance(auth, tuple) else auth
-            kwargs["headers"] = {**(kwargs.get("headers") or {}), "Authorization": basic.encode()}
+            kwargs["headers"] = {**(kwargs.get("headers") or {}), "Authorization": basic_auth_header(auth)}
         if timeout is not None:
-            kwargs["timeout"] = timeout if isinstance(timeout, aiohttp.ClientTimeout) else aiohttp.ClientTimeout(total=timeout)
+            kwargs["timeout"] = (
+                timeout
+                if isinstance(timeout, aiohttp.ClientTimeout)
+                else aiohttp.ClientTimeout(total=timeout)
+            )
         if verify is False:
             kwargs["ssl"] = False
         label = name or url

@@ -36,8 +36,21 @@ def run_demo(argv: list[str]) -> int:
     target, url = start_target()
     print(f"Demo target (an aiohttp shop) is listening on {url}", flush=True)
     try:
-        cli = ["-f", str(DEMO_LOCUSTFILE), "--host", url, "--headless", "-u", args.users,
-               "-r", args.spawn_rate, "-t", args.run_time, "--exit-code-on-error", "0"]
+        cli = [
+            "-f",
+            str(DEMO_LOCUSTFILE),
+            "--host",
+            url,
+            "--headless",
+            "-u",
+            args.users,
+            "-r",
+            args.spawn_rate,
+            "-t",
+            args.run_time,
+            "--exit-code-on-error",
+            "0",
+        ]
         if args.json_file:
             cli += ["--json", args.json_file]
         code = run_cli(cli)

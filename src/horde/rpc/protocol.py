@@ -32,3 +32,68 @@ class Message:
         if not isinstance(msg_type, str) or not (node_id is None or isinstance(node_id, str)):
             raise ValueError("message type must be a string and node_id a string or nil")
         return cls(msg_type, data, node_id)
+
+
+# ---- schemas -----------------------------------------------------------------------------------------
+# Each validator returns None for a well-formed payload or one line saying what is wrong. The master's
+# reader drops anything that fails, so no handler ever sees a payload of the wrong shape.
+
+
+def _is_counts(value: Any) -> bool:
+    return isinstance(value, dict) and all(
+        isinstance(k, str) and isinstance(v, int) and not isinstance(v, bool) and v >= 0
+        for k, v in value.items()
+    )
+
+
+def _fields(data: Any, **spec: Any) -> str | None:
+    if not isinstance(data, dict):
+        return f"payload must be a map, got {type(data).__name__}"
+    for key, check in spec.items():
+        if key not in data:
+            return f"missing field {key!r}"
+        ok = (
+            check(data[key])
+            if callable(check) and not isinstance(check, type)
+            else isinstance(data[key], check)
+        )
+        if not ok:
+            return f"field {key!r} has the wrong type ({type(data[key]).__name__})"
+    return None
+
+
+def _number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def _seq(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 0
+
+
+WORKER_SCHEMAS: dict[str, Any] = {
+    "client_ready": lambda d: _fields(d, version=str, protocol=int, user_classes_count=_is_counts),
+    "heartbeat": lambda d: _fields(
+        d,
+        state=str,
+        current_cpu_usage=_number,
+        current_memory_usage=_number,
+        loop_lag=_number,
+        user_count=_seq,
+    ),
+    "spawning": lambda d: _fields(d, seq=_seq),
+    "spawning_complete": lambda d: _fields(d, seq=_seq, user_classes_count=_is_counts),
+    "stats": lambda d: _fields(
+        d, seq=_seq, stats=dict, user_classes_count=_is_counts, exceptions=list, logs=list
+    ),
+    "client_stopped": lambda d: _fields(d, stats_seq=_seq),
+    "quit": lambda d: _fields(d, stats_seq=_seq),
+}
+
+
+def validate_worker_message(msg: Message, custom_types: Any = ()) -> str | None:
+    """Why a message from a worker cannot be used, or None when it can."""
+    check = WORKER_SCHEMAS.get(msg.type)
+    if check is None:
+        return None if msg.type in custom_types else f"unknown message type {msg.type!r}"
+    error: str | None = check(msg.data)
+    return error

@@ -2,5 +2,7 @@
 
 from horde.runners.base import Runner, RunnerState
 from horde.runners.local import LocalRunner
+from horde.runners.master import MasterRunner
+from horde.runners.worker import WorkerRunner
 
-__all__ = ["LocalRunner", "Runner", "RunnerState"]
+__all__ = ["LocalRunner", "MasterRunner", "Runner", "RunnerState", "WorkerRunner"]

@@ -89,7 +89,9 @@ class Runner:
 
     def final_user_classes_total(self) -> int:
         """Users running when the test was last stopped (or now, if it is still running)."""
-        counts = self.final_user_classes_count if self.state == RunnerState.STOPPED else self.user_classes_count
+        counts = (
+            self.final_user_classes_count if self.state == RunnerState.STOPPED else self.user_classes_count
+        )
         return sum(counts.values())
 
     @property
@@ -123,10 +125,21 @@ class Runner:
             if len(self.exceptions) >= MAX_EXCEPTION_ROWS:
                 key = "__overflow__"
                 row = self.exceptions.setdefault(
-                    key, {"count": 0, "msg": "(more distinct exceptions than shown)", "traceback": "", "nodes": set()}
+                    key,
+                    {
+                        "count": 0,
+                        "msg": "(more distinct exceptions than shown)",
+                        "traceback": "",
+                        "nodes": set(),
+                    },
                 )
             else:
-                row = self.exceptions[key] = {"count": 0, "msg": msg, "traceback": formatted_tb, "nodes": set()}
+                row = self.exceptions[key] = {
+                    "count": 0,
+                    "msg": msg,
+                    "traceback": formatted_tb,
+                    "nodes": set(),
+                }
         row["count"] += count
         row["nodes"].add(node_id)
 
@@ -269,7 +282,10 @@ class Runner:
             task.cancel()
             await asyncio.gather(task, return_exceptions=True)
 
-    def start(self, user_count: int, spawn_rate: float, user_classes: list[Any] | None = None) -> asyncio.Task[None]:
+    def start(
+        self, user_count: int, spawn_rate: float, user_classes: list[Any] | None = None
+    ) -> asyncio.Future[None]:
+        """Ramp to ``user_count`` at ``spawn_rate``; returns at once with an awaitable for the ramp."""
         raise NotImplementedError
 
 

@@ -46,7 +46,9 @@ class LocalRunner(Runner):
     def user_count(self) -> int:
         return self.users.count
 
-    def start(self, user_count: int, spawn_rate: float, user_classes: list[Any] | None = None) -> asyncio.Task[None]:
+    def start(
+        self, user_count: int, spawn_rate: float, user_classes: list[Any] | None = None
+    ) -> asyncio.Task[None]:
         """Ramp (up or down) to ``user_count`` at ``spawn_rate`` users/s; cancels an unfinished ramp."""
         if user_count < 0:
             raise ValueError(f"user count must be >= 0, got {user_count}")
@@ -97,7 +99,11 @@ class LocalRunner(Runner):
                 last = clock.monotonic()
                 await self._apply(step.users.get(LOCAL_NODE_ID, {}))
             self.target_user_classes_count = self.users.counts()
-            logger.info("Ramp complete: %s (%d total users)", _fmt_counts(self.target_user_classes_count), self.user_count)
+            logger.info(
+                "Ramp complete: %s (%d total users)",
+                _fmt_counts(self.target_user_classes_count),
+                self.user_count,
+            )
             await env.events.spawning_complete.fire_async(user_count=self.user_count)
         except asyncio.CancelledError:
             raise
@@ -114,7 +120,11 @@ class LocalRunner(Runner):
             if not cls.tasks:
                 raise StopTest(
                     f"{cls.__name__} has no tasks: decorate async methods with @task or set `tasks = [...]`"
-                    + (" (or the --tags/--exclude-tags selection removed them all)" if self.environment.tags or self.environment.exclude_tags else "")
+                    + (
+                        " (or the --tags/--exclude-tags selection removed them all)"
+                        if self.environment.tags or self.environment.exclude_tags
+                        else ""
+                    )
                 )
 
     async def _apply(self, targets: dict[str, int]) -> None:

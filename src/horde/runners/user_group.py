@@ -90,7 +90,7 @@ class UserGroup:
             task = user._task
             if task is None or task.done():
                 continue
-            if task is caller:
+            if caller is not None and task is caller:
                 task.cancel()  # the user that asked to stop: cancel it, never wait on ourselves
                 continue
             user.stop(force=stop_timeout <= 0)

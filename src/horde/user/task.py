@@ -61,7 +61,7 @@ def tag(*tags: str) -> Callable[[F], F]:
         raise ValueError("@tag needs one or more string tags, e.g. @tag('checkout')")
 
     def decorate(obj: F) -> F:
-        current = getattr(obj, "locust_tag_set", set())
+        current: set[str] = getattr(obj, "locust_tag_set", set())
         obj.locust_tag_set = set(current) | set(tags)  # type: ignore[attr-defined]
         return obj
 
@@ -108,7 +108,7 @@ def filter_tasks_by_tags(
         cls._all_tasks = list(cls.tasks)  # type: ignore[attr-defined]
     kept: list[Any] = []
     for t in cls._all_tasks:  # type: ignore[attr-defined]
-        own = getattr(t, "locust_tag_set", set())
+        own: set[str] = getattr(t, "locust_tag_set", set())
         if exclude_tags and own & exclude_tags:
             continue
         if tags is None or own & tags:
@@ -147,7 +147,7 @@ class TaskSet(metaclass=TaskSetMeta):
 
     @property
     def client(self) -> Any:
-        return self.user.client
+        return self.user.client  # type: ignore[attr-defined]
 
     @property
     def environment(self) -> Any:
@@ -187,7 +187,7 @@ class TaskSet(metaclass=TaskSetMeta):
                 await result
 
     def _wait_seconds(self) -> float:
-        own = type(self).wait_time
+        own: Callable[..., float] | None = type(self).wait_time
         if own is not None:
             return float(own(self))
         user_wait = type(self.user).wait_time

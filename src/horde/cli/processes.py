@@ -1,0 +1,110 @@
+"""``--processes N``: a master and N worker processes on this machine, over the same protocol as a
+cluster, so a one-machine run behaves exactly like a distributed one."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import subprocess
+import sys
+import time
+
+logger = logging.getLogger("horde.main")
+
+CHILD_EXIT_WAIT = 15.0
+
+
+def worker_argv(argv: list[str]) -> list[str]:
+    """The parent's arguments without --processes (and its value)."""
+    out: list[str] = []
+    skip = False
+    for arg in argv:
+        if skip:
+            skip = False
+            continue
+        if arg == "--processes":
+            skip = True
+            continue
+        if arg.startswith("--processes="):
+            continue
+        out.append(arg)
+    return out
+
+
+class WorkerProcesses:
+    """Starts worker processes and makes sure none is left behind."""
+
+    def __init__(self, count: int, argv: list[str]) -> None:
+        self.count = count
+        self.argv = worker_argv(argv)
+        self.procs: list[subprocess.Popen[bytes]] = []
+
+    def start(self, master_host: str | None = None, master_port: int | None = None) -> None:
+        extra = ["--worker"] if "--worker" not in self.argv else []
+        if master_port is not None:
+            extra += ["--master-host", master_host or "127.0.0.1", "--master-port", str(master_port)]
+        for _ in range(self.count):
+            self.procs.append(subprocess.Popen([sys.executable, "-m", "horde", *self.argv, *extra]))
+
+    def wait(self, timeout: float = CHILD_EXIT_WAIT) -> int:
+        """Wait for every worker (terminating stragglers); the worst exit code."""
+        deadline = time.monotonic() + timeout
+        worst = 0
+        for proc in self.procs:
+            try:
+                code = proc.wait(max(0.1, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                logger.error("worker process %d did not exit; terminating it", proc.pid)
+                proc.terminate()
+                try:
+                    code = proc.wait(5)
+                except subprocess.TimeoutExpired:
+                    proc.kill()
+                    code = proc.wait()
+            worst = max(worst, code if code >= 0 else 1)
+        return worst
+
+    def kill(self) -> None:
+        for proc in self.procs:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+
+
+def run_processes(options: argparse.Namespace, argv: list[str]) -> int:
+    from horde.cli.loader import load_locustfiles
+    from horde.cli.main import run_event_loop, run_headless, select_user_classes
+
+    count = (os.cpu_count() or 1) if options.processes == -1 else options.processes
+    workers = WorkerProcesses(count, argv)
+    if options.worker:
+        workers.start()
+        try:
+            return workers.wait(timeout=float("inf"))
+        except KeyboardInterrupt:
+            workers.kill()
+            return 1
+        finally:
+            workers.kill()
+    files = load_locustfiles(options.locustfile)
+    user_classes = select_user_classes(files, options.user_classes)
+    shape = files.shape_classes[0]() if files.shape_classes else None
+    options.master_bind_host = "127.0.0.1"
+    options.master_bind_port = 0
+    code = 1
+    try:
+        code = int(
+            run_event_loop(
+                run_headless(
+                    options,
+                    user_classes,
+                    shape,
+                    expect_workers=count,
+                    on_master=lambda port: workers.start("127.0.0.1", port),
+                )
+            )
+        )
+        return max(code, workers.wait())
+    finally:
+        workers.kill()

@@ -1,0 +1,458 @@
+"""WorkerRunner: runs the users a master assigns, and reports back.
+
+The receive loop only decodes and queues; a command task applies spawn/stop/quit in order, so a slow
+``test_start`` listener or a long stop_timeout never stops the worker from hearing the master.
+Heartbeats go out from a thread on a socket of their own: a task that blocks the event loop (CPU-bound
+code, a synchronous sleep) delays the users, not the proof that the worker is alive, and the heartbeat
+carries the measured loop lag so the master can show "busy" rather than declaring the worker dead.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+import socket
+import threading
+import time
+import traceback
+import uuid
+from typing import Any
+
+import msgpack
+import zmq
+
+from horde._version import PROTOCOL_VERSION, __version__
+from horde.rpc.protocol import Message
+from horde.rpc.zmq import Client, RPCError, _endpoint, resolve
+from horde.runners.base import Runner, RunnerState
+from horde.runners.master import HEARTBEAT_SUFFIX
+from horde.runners.user_group import UserGroup
+from horde.stats import RequestStats
+
+logger = logging.getLogger(__name__)
+
+MAX_FORWARDED_LOG_LINES = 50  # per report; the rest is counted, not sent
+
+
+class WorkerRefusedError(Exception):
+    """The master refused this worker (incompatible protocol)."""
+
+
+class _WarningBuffer(logging.Handler):
+    """Collects warning-level log lines of this process so the master can show them."""
+
+    def __init__(self) -> None:
+        super().__init__(level=logging.WARNING)
+        self.lines: list[str] = []
+        self.skipped = 0
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if record.name.startswith("horde.runners"):
+            return  # runner chatter (and lines the master logs for other workers) would echo forever
+        if len(self.lines) < MAX_FORWARDED_LOG_LINES:
+            self.lines.append(f"{record.levelname}: {record.getMessage()}")
+        else:
+            self.skipped += 1
+
+    def take(self) -> list[str]:
+        lines, self.lines = self.lines, []
+        if self.skipped:
+            lines.append(f"... {self.skipped} more warning lines not forwarded")
+            self.skipped = 0
+        return lines
+
+
+class HeartbeatThread(threading.Thread):
+    """Sends heartbeats every ``interval`` seconds whatever the event loop is doing."""
+
+    def __init__(self, runner: WorkerRunner, interval: float) -> None:
+        super().__init__(name="horde-heartbeat", daemon=True)
+        self.runner = runner
+        self.interval = interval
+        self._stop_event = threading.Event()
+        self._lag = 0.0
+        self._probe_sent: float | None = None
+
+    def stop(self) -> None:
+        self._stop_event.set()
+
+    def _probe_done(self) -> None:
+        sent = self._probe_sent
+        if sent is not None:
+            self._lag = time.perf_counter() - sent
+            self._probe_sent = None
+
+    def run(self) -> None:
+        runner = self.runner
+        context = zmq.Context()
+        sock = context.socket(zmq.DEALER)
+        sock.setsockopt(zmq.LINGER, 0)
+        sock.setsockopt(zmq.IDENTITY, (runner.client_id + HEARTBEAT_SUFFIX).encode())
+        sock.setsockopt(zmq.SNDHWM, 10)
+        sock.connect(_endpoint(resolve(runner.master_host), runner.master_port))
+        loop = runner.loop
+        try:
+            while not self._stop_event.is_set():
+                # loop lag: how long a callback scheduled now waits before the loop runs it
+                if self._probe_sent is not None:
+                    self._lag = max(self._lag, time.perf_counter() - self._probe_sent)
+                else:
+                    self._probe_sent = time.perf_counter()
+                    try:
+                        loop.call_soon_threadsafe(self._probe_done)
+                    except RuntimeError:
+                        return  # the loop is closed
+                sample = runner.monitor.latest
+                payload = {
+                    "state": runner.worker_state,
+                    "current_cpu_usage": sample.cpu_percent,
+                    "current_memory_usage": sample.memory_rss,
+                    "loop_lag": self._lag,
+                    "user_count": runner.user_count,
+                }
+                if runner.connected.is_set():
+                    try:
+                        sock.send(msgpack.packb(("heartbeat", payload, runner.client_id)), zmq.NOBLOCK)
+                    except zmq.ZMQError:
+                        pass  # queue full while the master is away: the next beat will do
+                self._stop_event.wait(self.interval)
+        finally:
+            sock.close(linger=0)
+            context.term()
+
+
+class WorkerRunner(Runner):
+    """Connects to a master and runs the users it is told to run.
+
+    >>> worker = env.create_worker_runner("127.0.0.1", 5557)
+    >>> await worker.connect()
+    >>> await worker.wait_quit()
+    """
+
+    def __init__(
+        self,
+        environment: Any,
+        master_host: str,
+        master_port: int,
+        heartbeat_interval: float = 1.0,
+        heartbeat_liveness: int = 3,
+        stats_report_interval: float = 3.0,
+        master_timeout: float = 60.0,
+        protocol_version: int = PROTOCOL_VERSION,
+    ) -> None:
+        environment.stats = RequestStats(clock=environment.clock, use_response_times_cache=False)
+        super().__init__(environment)
+        self.master_host = master_host
+        self.master_port = master_port
+        self.client_id = f"{socket.gethostname()}_{uuid.uuid4().hex}"
+        self.heartbeat_interval = heartbeat_interval
+        self.heartbeat_liveness = heartbeat_liveness
+        self.stats_report_interval = stats_report_interval
+        self.master_timeout = master_timeout
+        self.protocol_version = protocol_version
+        self.users = UserGroup(environment)
+        self.client = Client(master_host, master_port, self.client_id)
+        self.worker_state = "ready"
+        self.worker_index: int | None = None
+        self.master_epoch: str | None = None
+        self.connected = asyncio.Event()
+        self.exit_code: int | None = None
+        self.refusal: str | None = None
+        self._quit_event = asyncio.Event()
+        self._commands: asyncio.Queue[Message] = asyncio.Queue()
+        self._apply_task: asyncio.Task[None] | None = None
+        self._last_spawn_seq = -1
+        self._target: dict[str, int] = {}
+        self._stats_seq = 0
+        self._exceptions: dict[str, dict[str, Any]] = {}
+        self._logs = _WarningBuffer()
+        self._last_master_contact = time.monotonic()
+        self._heartbeat: HeartbeatThread | None = None
+        self.loop: asyncio.AbstractEventLoop = asyncio.get_event_loop_policy().get_event_loop()
+
+    @property
+    def user_classes_count(self) -> dict[str, int]:
+        return self.users.counts()
+
+    @property
+    def user_count(self) -> int:
+        return self.users.count
+
+    def start(
+        self, user_count: int, spawn_rate: float, user_classes: list[Any] | None = None
+    ) -> asyncio.Task[None]:
+        raise NotImplementedError("a worker runs what its master tells it; start the test on the master")
+
+    # ---- connection --------------------------------------------------------------------------------
+    def start_background(self) -> None:
+        if self._background_started:
+            return
+        super().start_background()
+        self.loop = asyncio.get_running_loop()
+        logging.getLogger().addHandler(self._logs)
+        self.spawn_background(self._receiver(), "worker-receiver")
+        self.spawn_background(self._command_loop(), "worker-commands")
+        self.spawn_background(self._reporter(), "worker-stats")
+        self.spawn_background(self._watchdog(), "worker-watchdog")
+        self._heartbeat = HeartbeatThread(self, self.heartbeat_interval)
+        self._heartbeat.start()
+
+    async def connect(self, timeout: float | None = None) -> None:
+        """Introduce this worker to the master, retrying with back-off until it answers."""
+        self.start_background()
+        await asyncio.wait_for(self._register(), timeout)
+
+    async def _register(self) -> None:
+        self.connected.clear()
+        delay = 0.2
+        while not self.connected.is_set():
+            await self._send(
+                Message(
+                    "client_ready",
+                    {
+                        "version": __version__,
+                        "protocol": self.protocol_version,
+                        "user_classes_count": self.user_classes_count,
+                    },
+                    self.client_id,
+                )
+            )
+            try:
+                await asyncio.wait_for(self.connected.wait(), delay)
+            except TimeoutError:
+                if self.refusal is not None:
+                    raise WorkerRefusedError(self.refusal) from None
+                delay = min(delay * 2, 5.0) * random.uniform(0.8, 1.2)
+                logger.debug("No answer from master %s:%s yet; retrying", self.master_host, self.master_port)
+            if self.refusal is not None:
+                raise WorkerRefusedError(self.refusal)
+
+    async def _send(self, msg: Message) -> None:
+        try:
+            await self.client.send(msg)
+        except RPCError as e:
+            logger.warning("%s", e)
+
+    async def _receiver(self) -> None:
+        while True:
+            try:
+                msg = await self.client.recv()
+            except ValueError as e:
+                logger.warning("Ignored an undecodable message from the master: %s", e)
+                continue
+            except RPCError as e:
+                logger.warning("%s", e)
+                await asyncio.sleep(0.5)
+                continue
+            self._last_master_contact = time.monotonic()
+            if msg.type == "ack":
+                self.worker_index = msg.data.get("index") if isinstance(msg.data, dict) else None
+                epoch = msg.data.get("epoch") if isinstance(msg.data, dict) else None
+                if epoch != self.master_epoch:
+                    self._last_spawn_seq = -1  # a new master numbers its spawns from scratch
+                self.master_epoch = epoch
+                self.connected.set()
+                logger.info(
+                    "Connected to master %s:%s as %s", self.master_host, self.master_port, self.client_id
+                )
+            elif msg.type == "refuse":
+                data = msg.data if isinstance(msg.data, dict) else {}
+                self.refusal = str(data.get("reason", "refused by the master"))
+                logger.error("The master refused this worker: %s", self.refusal)
+                self.exit_code = 1
+                self._quit_event.set()
+            elif msg.type == "heartbeat":
+                self.environment.events.heartbeat_received.fire(
+                    client_id=self.client_id, timestamp=time.time()
+                )
+            else:
+                self._commands.put_nowait(msg)
+
+    async def _watchdog(self) -> None:
+        """Re-register when the master goes quiet (it may have restarted); give up after master_timeout."""
+        window = self.heartbeat_interval * self.heartbeat_liveness
+        while True:
+            await asyncio.sleep(self.heartbeat_interval)
+            silent = time.monotonic() - self._last_master_contact
+            if not self.connected.is_set():
+                if silent > self.master_timeout:
+                    logger.error("No master for %.0f s; quitting", silent)
+                    self.exit_code = 1
+                    self._quit_event.set()
+                    return
+                continue
+            if silent > window:
+                logger.warning("Master silent for %.1f s; reconnecting", silent)
+                self.client.reset()
+                self.connected.clear()
+                self.spawn_background(self._reregister(), "worker-reregister")
+
+    async def _reregister(self) -> None:
+        try:
+            await self._register()
+        except WorkerRefusedError:
+            self._quit_event.set()
+
+    # ---- commands from the master --------------------------------------------------------------------
+    async def _command_loop(self) -> None:
+        while True:
+            msg = await self._commands.get()
+            try:
+                await self._on_command(msg)
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                self.environment.events.unhandled_errors += 1
+                logger.exception("worker failed to handle %r", msg.type)
+
+    async def _on_command(self, msg: Message) -> None:
+        data = msg.data if isinstance(msg.data, dict) else {}
+        if msg.type == "spawn":
+            await self._on_spawn(data)
+        elif msg.type == "spawning_complete":
+            await self.environment.events.spawning_complete.fire_async(
+                user_count=int(data.get("user_count", 0))
+            )
+        elif msg.type == "stop":
+            await self._stop_users_and_report()
+            await self._send(Message("client_stopped", {"stats_seq": self._stats_seq}, self.client_id))
+        elif msg.type == "quit":
+            logger.info("The master asked this worker to quit")
+            self.quit()
+        elif msg.type == "reregister":
+            if self.connected.is_set():
+                self.connected.clear()
+                self.spawn_background(self._reregister(), "worker-reregister")
+        elif not self._handle_custom(msg):
+            logger.warning("Unknown message type received from the master: %r", msg.type)
+
+    async def _on_spawn(self, data: dict[str, Any]) -> None:
+        seq = int(data.get("seq", 0))
+        await self._send(Message("spawning", {"seq": seq}, self.client_id))
+        if seq <= self._last_spawn_seq:
+            logger.debug("Discarded an outdated spawn message (%d <= %d)", seq, self._last_spawn_seq)
+            return
+        self._last_spawn_seq = seq
+        env = self.environment
+        if data.get("host"):
+            env.host = str(data["host"])
+        env.stop_timeout = float(data.get("stop_timeout") or 0.0)
+        options = data.get("options")
+        if isinstance(options, dict) and env.parsed_options is not None:
+            for key in ("tags", "exclude_tags", "reset_stats"):
+                if key in options:
+                    setattr(env.parsed_options, key, options[key])
+        if self.worker_state not in ("spawning", "running"):
+            self._exceptions.clear()
+            await self._begin_test()
+        self.worker_state = "spawning"
+        self.state = RunnerState.SPAWNING
+        known = env.user_classes_by_name()
+        for name, count in dict(data.get("user_classes_count", {})).items():
+            if name in known:
+                self._target[name] = int(count)
+            else:
+                logger.error("The master asked for unknown user class %r; is the locustfile the same?", name)
+        env.apply_host()
+        previous = self._apply_task
+        if previous is not None and not previous.done():
+            previous.cancel()
+            await asyncio.gather(previous, return_exceptions=True)
+        self._apply_task = asyncio.get_running_loop().create_task(self._apply(seq), name="worker-apply")
+
+    async def _apply(self, seq: int) -> None:
+        current = self.users.counts()
+        by_name = self.environment.user_classes_by_name()
+        for name, n in self._target.items():
+            if n > current.get(name, 0):
+                self.users.spawn(by_name[name], n - current.get(name, 0))
+        removals = {
+            name: have - self._target.get(name, 0)
+            for name, have in current.items()
+            if have > self._target.get(name, 0)
+        }
+        if removals:
+            await self.users.stop(removals, self.environment.stop_timeout)
+        self.worker_state = "running"
+        self.state = RunnerState.RUNNING
+        await self._send(
+            Message(
+                "spawning_complete",
+                {"seq": seq, "user_classes_count": self.user_classes_count},
+                self.client_id,
+            )
+        )
+
+    async def _stop_users_and_report(self) -> None:
+        """Stop every user (honouring stop_timeout), then send the final stats of this test."""
+        env = self.environment
+        testing = self.worker_state != "ready" or self.users.running_tasks > 0
+        if testing:
+            await env.events.test_stopping.fire_async(environment=env)
+        self.state = RunnerState.CLEANUP
+        task = self._apply_task
+        if task is not None and not task.done():
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
+        await self.users.stop_all(env.stop_timeout)
+        self._target = {}
+        self.worker_state = "ready"
+        self.state = RunnerState.STOPPED
+        await self._report()
+        if testing:
+            self._stopped.set()
+            await env.events.test_stop.fire_async(environment=env)
+
+    # ---- reports -------------------------------------------------------------------------------------
+    def _on_user_error(self, user_instance: Any, exception: BaseException, tb: Any, **_: Any) -> None:
+        text = "".join(traceback.format_exception(type(exception), exception, tb))
+        row = self._exceptions.get(text)
+        if row is None:
+            row = self._exceptions[text] = {"msg": repr(exception), "traceback": text, "count": 0}
+        row["count"] += 1
+
+    async def _reporter(self) -> None:
+        while True:
+            await asyncio.sleep(self.stats_report_interval)
+            if self.connected.is_set():
+                await self._report()
+
+    async def _report(self) -> None:
+        """Send what happened since the last report; each report has the next sequence number."""
+        self._stats_seq += 1
+        exceptions = list(self._exceptions.values())
+        self._exceptions = {}
+        data: dict[str, Any] = {
+            "seq": self._stats_seq,
+            "stats": self.environment.stats.serialize_and_reset(),
+            "user_classes_count": self.user_classes_count,
+            "user_count": self.user_count,
+            "exceptions": exceptions,
+            "logs": self._logs.take(),
+        }
+        self.environment.events.report_to_master.fire(client_id=self.client_id, data=data)
+        await self._send(Message("stats", data, self.client_id))
+
+    # ---- quitting ------------------------------------------------------------------------------------
+    async def wait_quit(self) -> None:
+        """Wait until the master says quit, refuses us, or goes away for good."""
+        await self._quit_event.wait()
+
+    async def _stop(self, caller: asyncio.Task[Any] | None) -> None:
+        await self._stop_users_and_report()
+
+    async def _quit(self, caller: asyncio.Task[Any] | None) -> None:
+        await self._stop_users_and_report()
+        await self._send(Message("quit", {"stats_seq": self._stats_seq}, self.client_id))
+        await asyncio.sleep(0.05)  # let ZeroMQ hand the last frames to the kernel
+        if self._heartbeat is not None:
+            self._heartbeat.stop()
+        await self._cancel_background()
+        logging.getLogger().removeHandler(self._logs)
+        self.client.close()
+        self._quit_event.set()
+
+    def send_message(self, msg_type: str, data: Any = None, client_id: str | None = None) -> None:
+        """Send a custom message to the master."""
+        asyncio.get_running_loop().create_task(self._send(Message(msg_type, data, self.client_id)))

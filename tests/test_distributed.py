@@ -1,0 +1,264 @@
+"""Master and workers in one event loop over real ZeroMQ sockets on loopback: fast protocol tests."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+
+import msgpack
+import pytest
+import zmq
+import zmq.asyncio
+
+from horde import User, constant, task
+from horde._version import PROTOCOL_VERSION
+from horde.env import Environment
+from horde.rpc.protocol import Message
+from horde.runners.master import MasterRunner
+from horde.runners.worker import WorkerRefusedError, WorkerRunner
+
+HB = 0.1  # heartbeat interval for these tests: a worker is missing after 3 silent intervals
+
+
+@dataclass
+class Fired:
+    """Counts the requests users fire, so merged totals can be checked exactly."""
+
+    count: int = 0
+
+
+def user_classes(fired: Fired) -> list[type[User]]:
+    class Alpha(User):
+        wait_time = constant(0.01)
+
+        @task
+        async def hit(self) -> None:
+            fired.count += 1
+            self.environment.events.request.fire(
+                request_type="GET", name="/alpha", response_time=1.5, response_length=10, exception=None
+            )
+
+    class Beta(Alpha):
+        @task
+        async def hit(self) -> None:
+            fired.count += 1
+            self.environment.events.request.fire(
+                request_type="GET", name="/beta", response_time=3.0, response_length=10, exception=None
+            )
+
+    return [Alpha, Beta]
+
+
+@dataclass
+class Cluster:
+    master: MasterRunner
+    workers: list[WorkerRunner] = field(default_factory=list)
+    fired: Fired = field(default_factory=Fired)
+
+    async def add_worker(self, **kwargs: object) -> WorkerRunner:
+        env = Environment(user_classes=user_classes(self.fired))
+        worker = env.create_worker_runner(
+            "127.0.0.1", self.master.server.port, heartbeat_interval=HB, stats_report_interval=0.2, **kwargs
+        )
+        await worker.connect(timeout=5)
+        self.workers.append(worker)
+        return worker
+
+    @property
+    def port(self) -> int:
+        return self.master.server.port
+
+
+async def wait_until(predicate, timeout: float = 5.0) -> None:  # type: ignore[no-untyped-def]
+    deadline = asyncio.get_running_loop().time() + timeout
+    while not predicate():
+        if asyncio.get_running_loop().time() > deadline:
+            raise AssertionError("condition not reached in time")
+        await asyncio.sleep(0.02)
+
+
+def new_master(fired: Fired, port: int = 0, stop_timeout: float = 0.5) -> MasterRunner:
+    env = Environment(user_classes=user_classes(fired), stop_timeout=stop_timeout)
+    master = env.create_master_runner("127.0.0.1", port, heartbeat_interval=HB, heartbeat_liveness=3)
+    master.start_background()
+    return master
+
+
+@pytest.fixture
+async def cluster() -> AsyncIterator[Cluster]:
+    fired = Fired()
+    c = Cluster(master=new_master(fired), fired=fired)
+    yield c
+    for w in c.workers:
+        await asyncio.wait_for(w.quit(), 5)
+    await asyncio.wait_for(c.master.quit(), 10)
+
+
+async def test_three_workers_share_users_and_totals_merge_exactly(cluster: Cluster) -> None:
+    connected: list[str] = []
+    cluster.master.environment.events.worker_connect.add_listener(
+        lambda client_id: connected.append(client_id)
+    )
+    for _ in range(3):
+        await cluster.add_worker()
+    assert await cluster.master.wait_for_workers(3, 5)
+    await asyncio.wait_for(cluster.master.start(6, 1000), 5)
+    assert [w.user_count for w in cluster.workers] == [2, 2, 2]
+    assert cluster.master.user_count == 6 and cluster.master.state == "running"
+    await asyncio.sleep(0.5)
+    await asyncio.wait_for(cluster.master.stop(), 5)
+    assert cluster.master.state == "stopped"
+    assert all(w.user_count == 0 for w in cluster.workers)
+    total = cluster.master.environment.stats.total
+    assert total.num_requests == cluster.fired.count > 50
+    assert cluster.master.environment.stats.get("/alpha", "GET").num_requests > 0
+    assert total.max_response_time == 3.0 and total.min_response_time == 1.5
+
+
+async def test_lost_worker_is_marked_missing_and_its_users_move(cluster: Cluster) -> None:
+    for _ in range(3):
+        await cluster.add_worker()
+    await cluster.master.wait_for_workers(3, 5)
+    await asyncio.wait_for(cluster.master.start(9, 1000), 5)
+    victim = cluster.workers.pop()
+    await victim.users.kill_all()
+    victim._heartbeat.stop()  # type: ignore[union-attr]
+    await victim._cancel_background()  # silent from now on, like a killed process
+    victim.client.close()
+    await wait_until(lambda: len(cluster.master.clients.missing) == 1, timeout=2)
+    await wait_until(lambda: sum(w.user_count for w in cluster.workers) == 9, timeout=3)
+    assert sorted(w.user_count for w in cluster.workers) == [4, 5]
+    assert cluster.master.state == "running"
+
+
+async def test_garbage_on_the_master_port_is_counted_and_ignored(cluster: Cluster) -> None:
+    await cluster.add_worker()
+    await asyncio.wait_for(cluster.master.start(2, 1000), 5)
+    ctx = zmq.asyncio.Context()
+    sock = ctx.socket(zmq.DEALER)
+    sock.setsockopt(zmq.IDENTITY, b"intruder")
+    sock.connect(f"tcp://127.0.0.1:{cluster.port}")
+    bad = [
+        os.urandom(64),
+        msgpack.packb([1, 2]),
+        msgpack.packb(["heartbeat", {"state": 3}, None]),
+        msgpack.packb(["stats", "not a map", None]),
+        msgpack.packb(["no_such_type", {}, None]),
+        msgpack.packb(["client_ready", {"version": "x"}, None]),
+    ]
+    for frame in bad:
+        await sock.send(frame)
+    await sock.send_multipart([b"a", b"b", b"c"])
+    await wait_until(lambda: sum(cluster.master.dropped_messages.values()) >= len(bad), timeout=2)
+    # a well-formed message from a stranger is not obeyed: it is asked to register first
+    await sock.send(
+        Message(
+            "stats", {"seq": 1, "stats": {}, "user_classes_count": {}, "exceptions": [], "logs": []}
+        ).serialize()
+    )
+    reply = Message.unserialize(await asyncio.wait_for(sock.recv(), 2))
+    assert reply.type == "reregister"
+    sock.close(linger=0)
+    ctx.term()
+    await asyncio.sleep(0.3)
+    assert cluster.master.state == "running" and cluster.master.user_count == 2
+    await asyncio.wait_for(cluster.master.stop(), 5)
+    assert cluster.master.environment.stats.total.num_requests == cluster.fired.count
+
+
+async def test_incompatible_worker_is_refused_with_both_versions(cluster: Cluster) -> None:
+    env = Environment(user_classes=user_classes(cluster.fired))
+    worker = env.create_worker_runner("127.0.0.1", cluster.port, protocol_version=PROTOCOL_VERSION + 41)
+    with pytest.raises(WorkerRefusedError) as exc:
+        await worker.connect(timeout=5)
+    assert f"protocol {PROTOCOL_VERSION}" in str(exc.value) and f"protocol {PROTOCOL_VERSION + 41}" in str(
+        exc.value
+    )
+    assert len(cluster.master.clients) == 0
+    await worker.quit()
+
+
+async def test_duplicate_stats_reports_are_counted_once(cluster: Cluster) -> None:
+    worker = await cluster.add_worker()
+    await asyncio.wait_for(cluster.master.start(1, 1000), 5)
+    worker.environment.stats.record("GET", "/dup", 5.0, 1, None)
+    payload = {
+        "seq": 10_000,
+        "stats": worker.environment.stats.serialize_and_reset(),
+        "user_classes_count": worker.user_classes_count,
+        "exceptions": [],
+        "logs": [],
+    }
+    for _ in range(3):  # a retried report carries the same sequence number
+        await worker.client.send(Message("stats", payload, worker.client_id))
+    await wait_until(lambda: cluster.master.environment.stats.get("/dup", "GET").num_requests >= 1)
+    await asyncio.sleep(0.2)
+    assert cluster.master.environment.stats.get("/dup", "GET").num_requests == 1
+
+
+async def test_workers_rejoin_a_restarted_master() -> None:
+    fired = Fired()
+    cluster = Cluster(master=new_master(fired), fired=fired)
+    for _ in range(2):
+        await cluster.add_worker()
+    port = cluster.port
+    await asyncio.wait_for(cluster.master.start(4, 1000), 5)
+    # the master dies without a word
+    await cluster.master._cancel_background()
+    cluster.master.server.close()
+    second = new_master(fired, port=port)
+    try:
+        await wait_until(lambda: len(second.clients) == 2, timeout=5)
+        # the new master runs no test, so the leftover users are stopped
+        await wait_until(lambda: all(w.user_count == 0 for w in cluster.workers), timeout=5)
+        await asyncio.wait_for(second.start(2, 1000), 5)
+        assert sorted(w.user_count for w in cluster.workers) == [1, 1]
+    finally:
+        for w in cluster.workers:
+            await asyncio.wait_for(w.quit(), 5)
+        await asyncio.wait_for(second.quit(), 10)
+
+
+async def test_returning_worker_is_fenced_before_it_runs_users_again(cluster: Cluster) -> None:
+    for _ in range(2):
+        await cluster.add_worker()
+    await asyncio.wait_for(cluster.master.start(4, 1000), 5)
+    quiet = cluster.workers[1]
+    quiet._heartbeat.stop()  # type: ignore[union-attr]
+    quiet.stats_report_interval = 3600
+    await wait_until(lambda: len(cluster.master.clients.missing) == 1, timeout=2)
+    await wait_until(lambda: cluster.workers[0].user_count == 4, timeout=3)
+    # it never stopped its users (a partition, not a crash); now it speaks again
+    assert quiet.user_count == 2
+    await quiet.client.send(Message("spawning", {"seq": 0}, quiet.client_id))
+    await wait_until(lambda: not cluster.master.clients.missing, timeout=2)
+    await wait_until(
+        lambda: sum(w.user_count for w in cluster.workers) == 4 and quiet.user_count > 0, timeout=5
+    )
+    assert sorted(w.user_count for w in cluster.workers) == [2, 2]
+
+
+async def test_custom_messages_both_ways(cluster: Cluster) -> None:
+    worker = await cluster.add_worker()
+    to_master: list[object] = []
+    to_worker: list[object] = []
+    cluster.master.register_message(
+        "from_worker", lambda environment, msg: to_master.append((msg.data, msg.node_id))
+    )
+    worker.register_message("from_master", lambda environment, msg: to_worker.append(msg.data))
+    worker.send_message("from_worker", {"n": 1})
+    cluster.master.send_message("from_master", [1, 2])
+    await wait_until(lambda: bool(to_master and to_worker))
+    assert to_master == [({"n": 1}, worker.client_id)] and to_worker == [[1, 2]]
+
+
+async def test_last_worker_quitting_stops_the_test(cluster: Cluster) -> None:
+    worker = await cluster.add_worker()
+    await asyncio.wait_for(cluster.master.start(2, 1000), 5)
+    cluster.workers.remove(worker)
+    await worker.quit()
+    await asyncio.wait_for(cluster.master.wait_stopped(), 5)
+    assert cluster.master.state == "stopped"
+    assert cluster.master.environment.stats.total.num_requests == cluster.fired.count
