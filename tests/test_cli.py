@@ -236,3 +236,44 @@ def test_config_file_drives_a_run(tmp_path: Path, target: str) -> None:
     r = horde(cwd=tmp_path)
     assert r.returncode == 0, r.stderr
     assert "Aggregated" in r.stdout
+
+
+def test_failing_listener_makes_exit_code_2(tmp_path: Path, target: str) -> None:
+    write(
+        tmp_path,
+        GOOD_ONLY
+        + textwrap.dedent(
+            """
+            from horde import events
+
+            @events.test_stop.add_listener
+            def broken(environment, **kwargs):
+                raise RuntimeError("listener bug")
+            """
+        ),
+    )
+    r = horde("--headless", "-H", target, "-u", "1", "-r", "10", "-t", "1", "--only-summary", cwd=tmp_path)
+    assert r.returncode == 2
+    assert "listener bug" in r.stderr and "Aggregated" in r.stdout
+
+
+def test_user_exceptions_are_shown_and_exit_1(tmp_path: Path, target: str) -> None:
+    write(
+        tmp_path,
+        textwrap.dedent(
+            """
+            from horde import HttpUser, task, constant
+
+            class Crashy(HttpUser):
+                wait_time = constant(0.1)
+
+                @task
+                async def boom(self):
+                    await self.client.get("/items")
+                    raise ValueError("unexpected payload")
+            """
+        ),
+    )
+    r = horde("--headless", "-H", target, "-u", "1", "-r", "10", "-t", "1", "--only-summary", cwd=tmp_path)
+    assert r.returncode == 1
+    assert "User exceptions" in r.stdout and "unexpected payload" in r.stdout
