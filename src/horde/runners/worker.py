@@ -92,6 +92,7 @@ class HeartbeatThread(threading.Thread):
         sock.setsockopt(zmq.SNDHWM, 10)
         sock.connect(_endpoint(resolve(runner.master_host), runner.master_port))
         loop = runner.loop
+        assert loop is not None, "the heartbeat thread starts after the worker's event loop is known"
         try:
             while not self._stop_event.is_set():
                 # loop lag: how long a callback scheduled now waits before the loop runs it
@@ -169,7 +170,7 @@ class WorkerRunner(Runner):
         self._logs = _WarningBuffer()
         self._last_master_contact = time.monotonic()
         self._heartbeat: HeartbeatThread | None = None
-        self.loop: asyncio.AbstractEventLoop = asyncio.get_event_loop_policy().get_event_loop()
+        self.loop: asyncio.AbstractEventLoop | None = None  # set when the background work starts
 
     @property
     def user_classes_count(self) -> dict[str, int]:
