@@ -1,0 +1,1192 @@
+"""The users dispatcher: which worker runs how many users of which class, at every step of a ramp.
+
+The dispatcher is pure planning. It never sleeps, reads a clock or does I/O: each step carries the absolute
+map ``{worker_id: {class_name: count}}`` and the delay the consumer should wait (start-to-start) before
+applying it. The runners own time; this module owns arithmetic.
+
+Three rules decide every map (``docs/dispatch.md`` explains them with a worked example):
+
+* **Class totals** are a pure function of the total user count: the first *N* symbols of the deterministic
+  divergence-minimising sequence Locust uses (fixed_count classes first, then weighted classes), so a ramp to
+  *N* gives the same totals whatever the path (Locust drifts after down-then-up ramps). Because each class's
+  marginal score decreases with its count, the first *N* symbols are the *N* best-scoring (class, index)
+  pairs, which a bisection on the score finds in a few dozen passes over the classes instead of generating
+  *N* symbols.
+* **Placement** is doubly balanced: per-worker totals differ by at most one and so do each class's per-worker
+  counts. Ties go to workers in host-aware order (spread over hosts before doubling up on one).
+* **Minimal moves**: a ramp only starts (up) or only stops (down) users; a lost worker's users are re-placed
+  on the others; a joining worker receives just enough users to restore balance. When a ramp can only keep
+  both balance rules by stopping a user on one worker and starting it on another, the step says so in
+  :attr:`DispatchStep.moves` (about one user in 300 at rate 1, far fewer at higher rates). A rebalance never
+  moves more users than worker totals require, even if a class then stays spread over two for a while.
+
+Ramps are planned one "round" at a time (every worker one user up or down): the whole round is solved at
+once, knowing which classes the sequence brings, and each step takes part of it in arrival order.
+"""
+
+from __future__ import annotations
+
+import math
+import operator
+from collections import deque
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+__all__ = ["DispatchStep", "UsersDispatcher", "canonical_class_counts", "worker_order"]
+
+UsersMap = dict[str, dict[str, int]]
+
+_LN2 = math.log(2.0)
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Class totals: the divergence-minimising sequence, counted without generating it
+# ---------------------------------------------------------------------------------------------------------
+
+
+def _score(weight: float, emitted: int) -> float:
+    """How much emitting one more user of this class changes the divergence (more negative = better).
+
+    This is Locust's expression, evaluated the same way, so ties and near-ties resolve as they do there.
+    """
+    x = weight + emitted
+    return weight * math.log2(x / (x + 1.0))
+
+
+def _key(weight: float, emitted: int, name: str) -> tuple[float, float, float, str]:
+    """Total order of the sequence: score, then fewer ``weight + emitted``, then lighter, then name."""
+    return (_score(weight, emitted), weight + emitted, weight, name)
+
+
+def _approx_count(weight: float, t: float, cap: int) -> int:
+    """Roughly how many emissions of a class score below ``-t`` (inverting the score in closed form)."""
+    e = math.expm1(t * _LN2 / weight)
+    if e <= 0.0:
+        return cap
+    bound = 1.0 / e - weight  # emissions k with weight + k < 1 / (2**(t / weight) - 1)
+    if bound <= 0.0:
+        return 0
+    if bound >= cap:
+        return cap
+    return math.ceil(bound)
+
+
+def _prefix_counts(weights: Sequence[float], names: Sequence[str], n: int) -> list[int]:
+    """Per-class counts among the first ``n`` symbols of the sequence for these weights (all > 0).
+
+    Each class's keys increase with its count, so the first ``n`` symbols are the ``n`` smallest keys over
+    all classes. A bisection on the score finds a threshold whose down-set is within a few symbols of ``n``;
+    exact key comparisons then add or remove the boundary symbols one by one.
+    """
+    size = len(weights)
+    if n <= 0 or size == 0:
+        return [0] * size
+    if size == 1:
+        return [n]
+    cap = n + 1
+    hi = 2.0 * max(w * math.log2(1.0 + 1.0 / w) for w in weights)  # no emission scores below -hi
+    lo = hi
+    while sum(_approx_count(w, lo, cap) for w in weights) < n:
+        lo /= 2.0
+    for _ in range(200):
+        mid = math.sqrt(lo * hi)
+        if not lo < mid < hi:
+            break
+        if sum(_approx_count(w, mid, cap) for w in weights) >= n:
+            lo = mid
+        else:
+            hi = mid
+    threshold = -lo
+    counts = []
+    for w in weights:
+        c = _approx_count(w, lo, cap)
+        while c > 0 and _score(w, c - 1) >= threshold:
+            c -= 1
+        while _score(w, c) < threshold:
+            c += 1
+        counts.append(c)
+    # `counts` is now exactly the set of symbols scoring below the threshold: a prefix of the sequence.
+    total = sum(counts)
+    while total < n:
+        i = min(range(size), key=lambda j: _key(weights[j], counts[j], names[j]))
+        counts[i] += 1
+        total += 1
+    while total > n:
+        i = max(
+            (j for j in range(size) if counts[j]), key=lambda j: _key(weights[j], counts[j] - 1, names[j])
+        )
+        counts[i] -= 1
+        total -= 1
+    return counts
+
+
+def _normalise(weights: Sequence[float]) -> list[float]:
+    """Scale weights so the lightest is 1: the sequence then depends only on their ratios.
+
+    Locust feeds raw weights to the score, which makes the sequence change when every weight is multiplied
+    by the same factor (5:1 and 5/23:1/23 differ). Dividing by the lightest weight keeps Locust's sequence
+    whenever the lightest weight is 1 (the default) and makes it scale-invariant otherwise. Ratios within
+    1e-9 of an integer are snapped so that e.g. 0.3:0.9 behaves exactly like 1:3.
+    """
+    low = min(weights)
+    out = []
+    for w in weights:
+        ratio = w / low
+        nearest = round(ratio)
+        out.append(float(nearest) if abs(ratio - nearest) <= 1e-9 * ratio else ratio)
+    return out
+
+
+@dataclass(frozen=True)
+class _Segment:
+    """A stretch of the class-total book that adds users from one class subset.
+
+    Without subsets there is one segment from zero. A shape that switches to a subset starts a new segment at
+    the current total (as Locust restarts its sequence there); ramping below a segment's start drops it.
+    """
+
+    start: int
+    base: tuple[int, ...]
+    fixed_idx: tuple[int, ...]
+    fixed_missing: tuple[float, ...]
+    fixed_sum: int
+    weighted_idx: tuple[int, ...]
+    weighted_w: tuple[float, ...]
+    subset: tuple[int, ...]
+
+    @property
+    def capacity(self) -> int | None:
+        """How many users this segment can add (None: unbounded, some weighted class is in the subset)."""
+        return None if self.weighted_idx else self.fixed_sum
+
+    def arrival_order(self, book: Sequence[int], names: Sequence[str], up: bool) -> list[int]:
+        """Classes in the order their next users arrive (``up``) or their last users leave (down)."""
+        added = sum(book) - sum(self.base)
+        fixed = list(zip(self.fixed_idx, self.fixed_missing, strict=True))
+        weighted = list(zip(self.weighted_idx, self.weighted_w, strict=True))
+        if up:
+            groups = [fixed, weighted] if added < self.fixed_sum else [weighted]
+            order: list[int] = []
+            for group in groups:
+                keyed = sorted((_key(w, book[i] - self.base[i], names[i]), i) for i, w in group)
+                order += [i for _, i in keyed]
+            return order
+        groups = [weighted, fixed] if added > self.fixed_sum else [fixed]
+        order = []
+        for group in groups:
+            keyed = sorted(
+                (
+                    (_key(w, book[i] - self.base[i] - 1, names[i]), i)
+                    for i, w in group
+                    if book[i] > self.base[i]
+                ),
+                reverse=True,
+            )
+            order += [i for _, i in keyed]
+        return order
+
+    def symbols(self, low: Sequence[int], high: Sequence[int], names: Sequence[str]) -> list[int]:
+        """The classes of the users between class totals ``low`` and ``high``, in arrival order."""
+        out = []
+        for idx, weights in ((self.fixed_idx, self.fixed_missing), (self.weighted_idx, self.weighted_w)):
+            keyed = [
+                (_key(w, k, names[i]), i)
+                for i, w in zip(idx, weights, strict=True)
+                for k in range(low[i] - self.base[i], high[i] - self.base[i])
+            ]
+            out += [i for _, i in sorted(keyed)]
+        return out
+
+    def counts(self, added: int, names: Sequence[str]) -> list[int]:
+        out = list(self.base)
+        fixed_names = [names[i] for i in self.fixed_idx]
+        take = _prefix_counts(self.fixed_missing, fixed_names, min(added, self.fixed_sum))
+        for i, c in zip(self.fixed_idx, take, strict=True):
+            out[i] += c
+        rest = added - self.fixed_sum
+        if rest > 0:
+            weighted_names = [names[i] for i in self.weighted_idx]
+            for i, c in zip(
+                self.weighted_idx, _prefix_counts(self.weighted_w, weighted_names, rest), strict=True
+            ):
+                out[i] += c
+        return out
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Workers
+# ---------------------------------------------------------------------------------------------------------
+
+
+def worker_order(worker_ids: Iterable[str]) -> list[str]:
+    """Host-aware order: each host's first worker (by id), then each host's second worker, and so on.
+
+    The host is the id up to the first ``_`` (worker ids are ``<hostname>_<hex>``). Extra users go to the
+    earliest workers in this order, so load spreads across machines before doubling up on one.
+    """
+    per_host: dict[str, int] = {}
+    keyed = []
+    for wid in sorted(worker_ids):
+        host = wid.split("_", 1)[0]
+        index = per_host.get(host, 0)
+        per_host[host] = index + 1
+        keyed.append((index, wid))
+    keyed.sort()
+    return [wid for _, wid in keyed]
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Placement: doubly balanced matrices with as few changes as possible
+# ---------------------------------------------------------------------------------------------------------
+
+
+class _Extras:
+    """Which workers hold the "+1" user of each class in a doubly balanced matrix.
+
+    A balanced column with total ``t`` over ``W`` workers has every worker at ``t // W`` and ``t % W`` of them
+    one higher. Choosing those extra cells so that every worker has ``E`` or ``E + 1`` extras in all balances
+    the rows too. Cells whose current count is above the new level want to stay extras ("forced": dropping
+    one stops a running user); cells of a shrinking column at or below the new level must not become extras
+    ("banned": that would start a user while the column is being stopped). A greedy fill does nearly all the
+    work; augmenting paths repair the rest, first without and then, only if unavoidable, with a forced or
+    banned cell (each such use is one stop-one-start-one move).
+    """
+
+    def __init__(
+        self,
+        rows: list[list[int]],
+        targets: list[int],
+        priority: Sequence[int] = (),
+        arrivals: Sequence[int] = (),
+    ) -> None:
+        n_rows = len(rows)
+        self.priority = list(priority)
+        self.arrivals = list(arrivals)
+        n_cols = len(targets)
+        self.n_rows = n_rows
+        self.n_cols = n_cols
+        self.levels = [t // n_rows for t in targets]
+        self.extras = [t % n_rows for t in targets]
+        cols = list(zip(*rows, strict=True))
+        self.ones: list[set[int]] = []
+        self.forced: list[set[int]] = []
+        self.banned: list[set[int]] = []
+        crowded = []
+        for c in range(n_cols):
+            col, level = cols[c], self.levels[c]
+            if targets[c] >= sum(col):
+                high = {w for w, v in enumerate(col) if v > level}
+                if len(high) > self.extras[c]:
+                    crowded.append(c)
+                self.ones.append(high)
+                self.banned.append(set())
+            else:
+                self.ones.append(set())
+                self.banned.append({w for w, v in enumerate(col) if v <= level})
+        if crowded:
+            # More workers are above a column's new level than it has extras (a worker joined): keep the
+            # fullest cells, and among equals drop the extra from the workers holding the most extras.
+            load = [0] * n_rows
+            for ones in self.ones:
+                for w in ones:
+                    load[w] += 1
+            for c in crowded:
+                col = cols[c]
+                keep = sorted(self.ones[c], key=lambda w: (-col[w], load[w], w))
+                for w in keep[self.extras[c] :]:
+                    load[w] -= 1
+                self.ones[c] = set(keep[: self.extras[c]])
+        self.forced = [set(ones) for ones in self.ones]
+        self.base, self.n_high = divmod(sum(self.extras), n_rows)
+
+    def _row_columns(self, w: int) -> list[int]:
+        return [c for c in range(self.n_cols) if w in self.ones[c]]
+
+    def _release(self, w: int, c: int) -> None:
+        self.ones[c].discard(w)
+        self.forced[c].discard(w)
+
+    def solve(self, quick: bool = False) -> list[list[int]] | None:
+        """The doubly balanced matrix.
+
+        With ``quick``, give up (None) instead of searching paths through forced or banned cells: the caller
+        has a cheaper fallback and compares move counts anyway.
+        """
+        n_rows, n_cols, base = self.n_rows, self.n_cols, self.base
+        load = [0] * n_rows
+        for ones in self.ones:
+            for w in ones:
+                load[w] += 1
+        # A worker may end with at most base + 1 extras, and only n_high workers with base + 1.
+        for w in range(n_rows):
+            while load[w] > base + 1:
+                self._release(w, self._row_columns(w)[-1])
+                load[w] -= 1
+        full = [w for w in range(n_rows) if load[w] == base + 1]
+        for w in reversed(full[self.n_high :]):
+            self._release(w, self._row_columns(w)[-1])
+            load[w] -= 1
+        high = [False] * n_rows
+        for w in full[: self.n_high]:
+            high[w] = True
+        # The remaining E + 1 slots are handed out during the fill, to workers that can use them.
+        slots = self.n_high - min(len(full), self.n_high)
+        spare = [base + high[w] - load[w] for w in range(n_rows)]
+        self.high, self.spare = high, spare
+        need = [self.extras[c] - len(self.ones[c]) for c in range(n_cols)]
+        if self.arrivals:
+            # Users of a round, one at a time in arrival order, each on the first worker (in preference
+            # order) that can take it: a ramp that takes the round in several steps then fills workers in
+            # order. Skipped workers stay skipped for that class, so one pointer per class suffices.
+            pointer = [0] * n_cols
+            for c in self.arrivals:
+                if need[c] <= 0:
+                    continue
+                ones, banned = self.ones[c], self.banned[c]
+                w = pointer[c]
+                while w < n_rows and (w in ones or w in banned or (spare[w] <= 0 and (high[w] or not slots))):
+                    w += 1
+                pointer[c] = w + 1
+                if w >= n_rows:
+                    continue
+                if spare[w] <= 0:
+                    high[w] = True
+                    spare[w] += 1
+                    slots -= 1
+                ones.add(w)
+                spare[w] -= 1
+                need[c] -= 1
+        # Classes that arrive (or leave) first pick first, so they land on the preferred workers; the rest
+        # go most constrained first.
+        rest = sorted(
+            (c for c in range(n_cols) if c not in self.priority),
+            key=lambda c: n_rows - len(self.banned[c]) - len(self.ones[c]),
+        )
+        # How many classes still needing extras could use each row: among rows with equal room, the ones
+        # fewer classes can use go first, which leaves the flexible rows for the classes that follow.
+        needy = [c for c in range(n_cols) if need[c] > 0]
+        options = [len(needy)] * n_rows
+        for c in needy:
+            for cells in (self.ones[c], self.banned[c]):
+                for w in cells:
+                    options[w] -= 1
+        for c in self.priority + rest:
+            if need[c] <= 0:
+                continue
+            ones, banned = self.ones[c], self.banned[c]
+            eligible = [w for w in range(n_rows) if w not in ones and w not in banned]
+            if len(needy) > 1:
+                for w in eligible:
+                    options[w] -= 1
+            # effective room: a worker at E may still take an E + 1 slot while slots remain
+            cand = [w for w in eligible if spare[w] > 0 or (slots and not high[w] and spare[w] == 0)]
+            cand.sort(key=lambda w: (-spare[w] - (not high[w] and slots > 0), options[w]))  # stable
+            taken = 0
+            for w in cand:
+                if taken == need[c]:
+                    break
+                if spare[w] <= 0:
+                    if not slots:
+                        continue
+                    high[w] = True
+                    spare[w] += 1
+                    slots -= 1
+                ones.add(w)
+                spare[w] -= 1
+                taken += 1
+            need[c] -= taken
+        for w in range(n_rows):  # slots nobody could use yet: give them to preferred workers with room
+            if slots and not high[w]:
+                high[w] = True
+                spare[w] += 1
+                slots -= 1
+        for c in range(n_cols):
+            for _ in range(need[c]):
+                if not self._augment(c, allow_cost=False):
+                    if quick:
+                        return None
+                    if not self._augment(c, allow_cost=True):  # pragma: no cover - a complete graph
+                        raise RuntimeError("dispatcher could not balance the users map (please report)")
+        result = [self.levels[:] for _ in range(n_rows)]
+        for c, ones in enumerate(self.ones):
+            for w in ones:
+                result[w][c] += 1
+        return result
+
+    def _augment(self, c0: int, allow_cost: bool) -> bool:
+        """Give column ``c0`` one more extra by shifting others along a cheapest path.
+
+        Nodes: a column that needs one more row; a row that must absorb one more extra; ``hub``, reached by a
+        row that wants to become one of the ``E + 1`` rows, which takes that status from a row that has it.
+        Without costs this is a breadth-first search that stops at the first row with room; with costs it is
+        a 0-1 BFS where using a forced or banned cell costs one move.
+        """
+        n_rows, n_cols = self.n_rows, self.n_cols
+        hub = n_rows + n_cols
+        unseen = hub + 2
+        dist = [unseen] * (hub + 1)
+        parent = [-1] * (hub + 1)
+        col0 = n_rows + c0
+        dist[col0] = 0
+        queue: deque[int] = deque([col0])
+        spare, high, ones, forced, banned = self.spare, self.high, self.ones, self.forced, self.banned
+        end = -1
+        while queue and end < 0:
+            node = queue.popleft()
+            d0 = dist[node]
+            if d0 < 0:
+                continue  # already expanded through a cheaper entry
+            dist[node] = -1 - d0  # mark expanded, keep the cost recoverable
+            if node == hub:
+                edges = [(v, 0) for v in range(n_rows) if high[v]]
+            elif node >= n_rows:
+                c = node - n_rows
+                col_ones, col_banned = ones[c], banned[c]
+                edges = []
+                for w in range(n_rows):
+                    if w in col_ones or dist[w] < 0:
+                        continue
+                    if w in col_banned:
+                        if allow_cost:
+                            edges.append((w, 1))
+                    elif not allow_cost and spare[w] > 0:
+                        parent[w] = node
+                        end = w
+                        break
+                    else:
+                        edges.append((w, 0))
+                if end >= 0:
+                    break
+            else:
+                if spare[node] > 0:
+                    end = node
+                    break
+                edges = []
+                for c in range(n_cols):
+                    if node in ones[c]:
+                        if node in forced[c]:
+                            if allow_cost:
+                                edges.append((n_rows + c, 1))
+                        else:
+                            edges.append((n_rows + c, 0))
+                if not high[node]:
+                    edges.append((hub, 0))
+            for nxt, cost in edges:
+                d = d0 + cost
+                if 0 <= d < dist[nxt]:
+                    dist[nxt] = d
+                    parent[nxt] = node
+                    if cost:
+                        queue.append(nxt)
+                    else:
+                        queue.appendleft(nxt) if allow_cost else queue.append(nxt)
+                    if not allow_cost and nxt < n_rows and spare[nxt] > 0:
+                        end = nxt
+                        break
+        if end < 0:
+            return False
+        spare[end] -= 1
+        node = end
+        while node != col0:
+            prev = parent[node]
+            if node < n_rows:
+                if prev == hub:  # `node` hands its E + 1 status to the row that reached the hub
+                    high[node] = False
+                    high[parent[hub]] = True
+                    node = parent[hub]
+                    continue
+                ones[prev - n_rows].add(node)
+                banned[prev - n_rows].discard(node)
+            else:  # column `node` gives up its extra on row `prev`
+                self._release(prev, node - n_rows)
+            node = prev
+        return True
+
+
+def _balance(
+    rows: list[list[int]], targets: list[int], priority: Sequence[int] = (), arrivals: Sequence[int] = ()
+) -> list[list[int]]:
+    """A doubly balanced matrix with column sums ``targets``, reached from ``rows`` with minimal changes.
+
+    Row order is preference order: earlier rows get the extra user when totals do not divide evenly.
+    ``priority`` lists classes to place first (those arriving soonest), so they get the preferred rows;
+    ``arrivals`` lists the new users' classes in arrival order (see :meth:`_Extras.solve`).
+    """
+    if not rows:
+        return []
+    result = _Extras(rows, targets, priority, arrivals).solve()
+    assert result is not None
+    return result
+
+
+def _apportion(amount: int, pending: Sequence[int]) -> list[int]:
+    """Split ``amount`` over classes in proportion to ``pending`` (largest remainder, exact integers)."""
+    total = sum(pending)
+    if amount >= total:
+        return list(pending)
+    shares = [amount * p // total for p in pending]
+    left = amount - sum(shares)
+    by_remainder = sorted(range(len(pending)), key=lambda i: -(amount * pending[i] % total))
+    for i in by_remainder[:left]:
+        shares[i] += 1
+    return shares
+
+
+def _water(amount: int, caps: list[tuple[int, int, int]], fill: bool) -> list[tuple[int, int]]:
+    """Spread ``amount`` units over rows given as ``(row, total, cap)``, at most ``cap`` per row.
+
+    Filling raises the emptiest rows first; draining lowers the fullest rows first. Rows come in preference
+    order: when a level cannot be completed, earlier rows get the last units and later rows lose first.
+    Returns ``(row, units)`` pairs.
+    """
+    if all(cap == 1 for _, _, cap in caps):  # the common case: nobody takes more than one unit
+        if fill:
+            ranked = sorted(range(len(caps)), key=lambda i: caps[i][1])
+        else:
+            ranked = sorted(range(len(caps)), key=lambda i: (-caps[i][1], -i))
+        return [(caps[i][0], 1) for i in ranked[:amount]]
+    if fill:
+
+        def used(level: int) -> int:
+            return sum(min(cap, max(0, level - tot)) for _, tot, cap in caps)
+
+        lo, hi = min(t for _, t, _ in caps), max(t + c for _, t, c in caps)
+        while lo < hi:  # the highest level whose filling fits in `amount`
+            mid = (lo + hi + 1) // 2
+            if used(mid) <= amount:
+                lo = mid
+            else:
+                hi = mid - 1
+        units = [min(cap, max(0, lo - tot)) for _, tot, cap in caps]
+        at_level = [i for i, (_, tot, cap) in enumerate(caps) if units[i] < cap and tot + units[i] == lo]
+    else:
+
+        def used(level: int) -> int:
+            return sum(min(cap, max(0, tot - level)) for _, tot, cap in caps)
+
+        lo, hi = min(t - c for _, t, c in caps), max(t for _, t, _ in caps)
+        while lo < hi:  # the lowest level whose draining fits in `amount`
+            mid = (lo + hi) // 2
+            if used(mid) <= amount:
+                hi = mid
+            else:
+                lo = mid + 1
+        units = [min(cap, max(0, tot - lo)) for _, tot, cap in caps]
+        at_level = [i for i, (_, tot, cap) in enumerate(caps) if units[i] < cap and tot - units[i] == lo]
+        at_level.reverse()
+    for i in at_level[: amount - sum(units)]:
+        units[i] += 1
+    return [(caps[i][0], units[i]) for i in range(len(caps)) if units[i]]
+
+
+def _advance(cur: list[list[int]], plan: list[list[int]], budget: int | None) -> list[list[int]]:
+    """Move from ``cur`` toward ``plan`` with at most ``budget`` starts and ``budget`` stops.
+
+    Classes get a share of the budget in proportion to what they still need; within a class, starts go to
+    the emptiest workers and stops come from the fullest, so workers stay close to each other meanwhile.
+    """
+    if budget is None:
+        return [row[:] for row in plan]
+    n_cols = len(plan[0]) if plan else 0
+    starts = [0] * n_cols
+    stops = [0] * n_cols
+    for rc, rp in zip(cur, plan, strict=True):
+        for c in range(n_cols):
+            d = rp[c] - rc[c]
+            if d > 0:
+                starts[c] += d
+            elif d < 0:
+                stops[c] -= d
+    if sum(starts) <= budget and sum(stops) <= budget:
+        return [row[:] for row in plan]
+    new = [row[:] for row in cur]
+    totals = [sum(row) for row in cur]
+    for fill, pending in ((False, stops), (True, starts)):
+        share = _apportion(min(budget, sum(pending)), pending)
+        for c in range(n_cols):
+            if not share[c]:
+                continue
+            caps = []
+            for w, (rc, rp) in enumerate(zip(new, plan, strict=True)):
+                d = rp[c] - rc[c] if fill else rc[c] - rp[c]
+                if d > 0:
+                    caps.append((w, totals[w], d))
+            for w, units in _water(share[c], caps, fill):
+                delta = units if fill else -units
+                new[w][c] += delta
+                totals[w] += delta
+    return new
+
+
+def _count_moves(old: list[list[int]], new: list[list[int]]) -> int:
+    """Users stopped on one row and started on another, class by class."""
+    changed = [(ro, rn) for ro, rn in zip(old, new, strict=True) if ro != rn]
+    if all(all(map(operator.le, ro, rn)) for ro, rn in changed):
+        return 0  # only starts
+    if all(all(map(operator.ge, ro, rn)) for ro, rn in changed):
+        return 0  # only stops
+    starts = [0] * len(new[0])
+    stops = [0] * len(new[0])
+    for ro, rn in changed:
+        for c, (a, b) in enumerate(zip(ro, rn, strict=True)):
+            if b > a:
+                starts[c] += b - a
+            elif a > b:
+                stops[c] += a - b
+    return sum(map(min, starts, stops))
+
+
+def _fewest_moves(rows: list[list[int]], targets: list[int]) -> tuple[list[list[int]], int] | None:
+    """Balanced worker totals with the fewest possible moves, classes spread as evenly as that allows.
+
+    Used for rebalancing when the doubly balanced answer would move users between healthy workers: rows
+    that must grow only start users, rows that must shrink only stop them, and users move between rows
+    only as often as the row totals require. Shrinking rows give up the classes they hold most of (relative
+    to the class's even share); growing rows receive the classes they hold least of. Returns the matrix and
+    its number of moves, or None when this shape does not apply (classes must change while worker totals
+    do not, or the shrinking rows lack the classes that must shrink).
+    """
+    n_rows, n_cols = len(rows), len(targets)
+    level, n_high = divmod(sum(targets), n_rows)
+    totals = [sum(r) for r in rows]
+    ranked = sorted(range(n_rows), key=lambda w: -totals[w])  # stable: fuller rows, then preference
+    goal = [level] * n_rows
+    for w in ranked[:n_high]:
+        goal[w] += 1
+    gain = [max(0, goal[w] - totals[w]) for w in range(n_rows)]
+    loss = [max(0, totals[w] - goal[w]) for w in range(n_rows)]
+    change = [targets[c] - sum(r[c] for r in rows) for c in range(n_cols)]
+    extra = sum(gain) - sum(max(0, d) for d in change)  # users that must move between rows
+    if extra < 0:
+        return None
+    levels = [t // n_rows for t in targets]
+    new = [r[:] for r in rows]
+
+    def spread(amount: int, c: int, cap: list[int], fill: bool) -> bool:
+        cells = [
+            (w, new[w][c] - levels[c], cap[w] if fill else min(cap[w], new[w][c]))
+            for w in range(n_rows)
+            if cap[w] and (fill or new[w][c])
+        ]
+        if sum(x for _, _, x in cells) < amount:
+            return False
+        for w, units in _water(amount, cells, fill):
+            new[w][c] += units if fill else -units
+            cap[w] -= units
+        return True
+
+    # 1. stops: first the classes that shrink, then whatever the shrinking rows hold most of
+    for c in sorted(range(n_cols), key=lambda c: change[c]):
+        if change[c] < 0 and not spread(-change[c], c, loss, fill=False):
+            return None
+    starts = [max(0, d) for d in change]
+    quota = _apportion(extra, targets)  # moved users should mirror the class mix
+    for w in range(n_rows):
+        while loss[w]:
+            held = [c for c in range(n_cols) if new[w][c]]
+            if not held:
+                return None
+            c = max(held, key=lambda c: (new[w][c] - levels[c], quota[c], -c))
+            new[w][c] -= 1
+            loss[w] -= 1
+            starts[c] += 1
+            quota[c] -= 1
+    # 2. starts: every stopped user starts again on a growing row, with the classes that grew
+    for c in sorted(range(n_cols), key=lambda c: -starts[c]):
+        if starts[c] and not spread(starts[c], c, gain, fill=True):
+            return None
+    return new, extra
+
+
+def _substep(
+    rows: list[list[int]], plan: list[list[int]], targets: list[int], up: bool
+) -> list[list[int]] | None:
+    """Part of a one-round ``plan``: the matrix between ``rows`` and ``plan`` with column sums ``targets``.
+
+    Going up, each class's new users go to the workers that hold the fewest of it (then preference order);
+    going down, they leave the workers that hold the most (later workers first). Returns None when the plan
+    is not a pure one-round change of ``rows`` (it needed moves), so the caller solves the step directly.
+    """
+    sign = 1 if up else -1
+    for rc, rp in zip(rows, plan, strict=True):
+        diff = [sign * (p - x) for x, p in zip(rc, rp, strict=True)]
+        if min(diff) < 0 or sum(diff) > 1:
+            return None
+    new = [row[:] for row in rows]
+    for c, target in enumerate(targets):
+        need = sign * (target - sum(row[c] for row in rows))
+        if need <= 0:
+            continue
+        cand = [w for w in range(len(rows)) if plan[w][c] != rows[w][c]]
+        if len(cand) < need:
+            return None
+        if up:
+            cand.sort(key=lambda w: rows[w][c])
+        else:
+            cand.sort(key=lambda w: (-rows[w][c], -w))
+        for w in cand[:need]:
+            new[w][c] += sign
+    return new
+
+
+# ---------------------------------------------------------------------------------------------------------
+# The dispatcher
+# ---------------------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class DispatchStep:
+    """One step of a dispatch: the absolute map to apply and when to apply it.
+
+    ``users`` is a fresh ``{worker_id: {class_name: count}}`` covering every known worker and every class;
+    consumers diff it against what runs and may keep it. ``delay`` is how long after applying the previous
+    step (start to start) this one should be applied; 0 for the first step of a dispatch. ``user_count`` is
+    the map's total. ``moves`` counts users stopped on one worker and started on another by this step (a
+    worker that just joined counts as a worker; users of a worker that left are simply started again and
+    are not moves). ``rebalance`` is true for steps that re-place users after workers joined or left.
+    """
+
+    users: UsersMap
+    delay: float
+    user_count: int
+    moves: int = 0
+    rebalance: bool = False
+
+
+def _check_rate(name: str, rate: float) -> float:
+    try:
+        value = float(rate)
+    except (TypeError, ValueError):
+        raise ValueError(f"{name} must be a number of users per second, got {rate!r}") from None
+    if not math.isfinite(value) or value <= 0:
+        raise ValueError(f"{name} must be a finite number of users per second above 0, got {rate!r}")
+    return value
+
+
+class UsersDispatcher(Iterator[DispatchStep]):
+    """Plans, step by step, which worker runs how many users of each class.
+
+    Usage (the runners do exactly this)::
+
+        d = UsersDispatcher(worker_nodes, user_classes)
+        d.new_dispatch(target_user_count, spawn_rate)
+        for step in d:
+            await sleep(step.delay - time_since_previous_step)
+            apply(step.users)
+
+    Worker nodes are any objects with a string ``id``; user classes any classes with ``__name__`` and
+    optionally ``weight`` (default 1) and ``fixed_count`` (default 0). Workers may join
+    (:meth:`add_worker`) and leave (:meth:`remove_worker`) at any time; the following steps re-place users.
+
+    ``rebalance_rate`` decides how re-placing after a worker change is paced. ``None`` (default): at the
+    current spawn rate, folded into a ramp that is under way, so a worker joining during a ramp-up mostly
+    receives new users instead of moved ones. ``0``: all at once in one immediate step (Locust's behaviour),
+    then the ramp resumes. A positive number: that many users per second, then the ramp resumes.
+    """
+
+    def __init__(
+        self,
+        worker_nodes: Iterable[Any],
+        user_classes: Sequence[Any],
+        *,
+        rebalance_rate: float | None = None,
+    ) -> None:
+        classes = list(user_classes)
+        if not classes:
+            raise ValueError("UsersDispatcher needs at least one user class")
+        names = [getattr(cls, "__name__", None) for cls in classes]
+        for cls, name in zip(classes, names, strict=True):
+            if not isinstance(name, str):
+                raise ValueError(f"user class {cls!r} has no __name__")
+        dupes = sorted({n for n in names if names.count(n) > 1 and n is not None})
+        if dupes:
+            raise ValueError(f"user class names must be unique; duplicated: {', '.join(dupes)}")
+        order = sorted(range(len(classes)), key=lambda i: names[i] or "")
+        self._names: list[str] = [names[i] or "" for i in order]
+        self._weights: list[float] = []
+        self._fixed: list[int] = []
+        for i in order:
+            cls, name = classes[i], names[i]
+            weight = getattr(cls, "weight", 1)
+            fixed = getattr(cls, "fixed_count", 0)
+            if (
+                isinstance(weight, bool)
+                or not isinstance(weight, int | float)
+                or not math.isfinite(weight)
+                or weight < 0
+            ):
+                raise ValueError(f"{name}.weight must be a finite number >= 0, got {weight!r}")
+            if isinstance(fixed, bool) or not isinstance(fixed, int) or fixed < 0:
+                raise ValueError(f"{name}.fixed_count must be an integer >= 0, got {fixed!r}")
+            self._weights.append(float(weight))
+            self._fixed.append(fixed)
+        self._index = {name: i for i, name in enumerate(self._names)}
+        if not any(w > 0 or f > 0 for w, f in zip(self._weights, self._fixed, strict=True)):
+            raise ValueError(
+                "no user class can be spawned: every class has weight 0 and no fixed_count "
+                f"({', '.join(self._names)})"
+            )
+        if rebalance_rate is not None and rebalance_rate != 0:
+            rebalance_rate = _check_rate("rebalance_rate", rebalance_rate)
+        self.rebalance_rate: float | None = rebalance_rate
+
+        self._rows: dict[str, list[int]] = {}
+        for node in worker_nodes:
+            wid = self._node_id(node)
+            if wid in self._rows:
+                raise ValueError(f"worker id {wid!r} is given twice")
+            self._rows[wid] = [0] * len(self._names)
+        self._order = worker_order(self._rows)
+
+        self._subset: tuple[int, ...] = tuple(range(len(self._names)))
+        self._segments: list[_Segment] = []
+        self._nominal = 0  # the total whose canonical class totals are the book
+        self._book = [0] * len(self._names)
+        self._target = 0
+        self._rate: float | None = None
+        self._plan: dict[str, list[int]] | None = None
+        self._dirty = False  # the worker set changed since the last plan
+        self._active = False
+        self._implicit = False  # the current dispatch only finishes a rebalance (no new_dispatch)
+        self._emitted = False  # a step has been produced in the current dispatch
+        self._owed = 0.0  # pause owed by the previous paced step
+        self._in_progress = False
+
+    # ---- public state ----------------------------------------------------------------------------------
+    @property
+    def dispatch_in_progress(self) -> bool:
+        """True from the first step of a dispatch until iterating it raises StopIteration."""
+        return self._in_progress
+
+    @property
+    def user_count(self) -> int:
+        """Users in the last map produced (what the workers are being told to run)."""
+        return sum(sum(row) for row in self._rows.values())
+
+    @property
+    def target_user_count(self) -> int:
+        """The target of the current (or last) dispatch."""
+        return self._target
+
+    @property
+    def spawn_rate(self) -> float | None:
+        """The spawn rate of the current (or last) dispatch; None before the first."""
+        return self._rate
+
+    @property
+    def worker_ids(self) -> list[str]:
+        """Known workers, in the host-aware order that decides ties."""
+        return list(self._order)
+
+    @property
+    def current_users(self) -> UsersMap:
+        """A fresh copy of the last map produced (all zeros before the first step)."""
+        return self._users_map()
+
+    def class_totals(self) -> dict[str, int]:
+        """Users per class in the last map produced, summed over workers."""
+        totals = [0] * len(self._names)
+        for row in self._rows.values():
+            for c, v in enumerate(row):
+                totals[c] += v
+        return dict(zip(self._names, totals, strict=True))
+
+    # ---- commands -----------------------------------------------------------------------------------------
+    def new_dispatch(
+        self, target_user_count: int, spawn_rate: float, user_classes: Sequence[Any] | None = None
+    ) -> None:
+        """Start a dispatch from the current map toward ``target_user_count`` at ``spawn_rate`` users/s.
+
+        Each step starts (or, going down, stops) ``max(1, floor(spawn_rate))`` users and is paced
+        ``that / spawn_rate`` seconds after the previous one; the first step is immediate. If the map is
+        already at the target, one step repeats it (so every worker gets its target again). A target the
+        classes cannot reach (only fixed_count classes left, all satisfied) ends the ramp where it stops.
+        ``user_classes`` restricts which classes new users come from (load shapes); ``None`` keeps the
+        previous selection (initially all classes).
+        """
+        try:
+            target = operator.index(target_user_count)
+        except TypeError:
+            raise ValueError(f"target_user_count must be an integer, got {target_user_count!r}") from None
+        if target < 0:
+            raise ValueError(f"target_user_count must be >= 0, got {target}")
+        rate = _check_rate("spawn_rate", spawn_rate)
+        if user_classes is not None:
+            subset = []
+            for cls in user_classes:
+                name = cls if isinstance(cls, str) else getattr(cls, "__name__", None)
+                if name not in self._index:
+                    raise ValueError(f"user class {name!r} is not one of the dispatcher's classes")
+                subset.append(self._index[name])
+            if len(set(subset)) != len(subset):
+                raise ValueError("user_classes lists a class twice")
+            self._subset = tuple(sorted(subset))
+        self._target = target
+        self._rate = rate
+        self._active = True
+        self._implicit = False
+        self._emitted = False
+        self._owed = 0.0
+        if self._plan is not None and self.rebalance_rate is None:
+            self._dirty = True  # a folded plan aimed at the old target
+
+    def add_worker(self, worker_node: Any) -> None:
+        """A worker joined: the next steps move users to it until workers are balanced again.
+
+        Adding a worker id that is already known does nothing.
+        """
+        wid = self._node_id(worker_node)
+        if wid in self._rows:
+            return
+        self._rows[wid] = [0] * len(self._names)
+        self._order = worker_order(self._rows)
+        self._dirty = True
+
+    def remove_worker(self, worker_node: Any) -> None:
+        """A worker left (takes the node or its id): the next steps re-place its users on the others.
+
+        Unknown ids are ignored. Without any worker left nothing is placed; the class totals are kept and
+        re-placed when workers join again.
+        """
+        wid = worker_node if isinstance(worker_node, str) else self._node_id(worker_node)
+        if self._rows.pop(wid, None) is None:
+            return
+        self._order = worker_order(self._rows)
+        if self._plan is not None:
+            self._plan.pop(wid, None)
+        self._dirty = True
+
+    # ---- iteration ----------------------------------------------------------------------------------------
+    def __iter__(self) -> UsersDispatcher:
+        return self
+
+    def __next__(self) -> DispatchStep:
+        if not self._active and (self._dirty or self._plan is not None) and self._rate is not None:
+            self._active = True  # finish a rebalance requested after the dispatch ended
+            self._implicit = True
+            self._emitted = False
+            self._owed = 0.0
+        step = self._step() if self._active else None
+        if step is None:
+            self._active = False
+            self._in_progress = False
+            raise StopIteration
+        self._in_progress = True
+        self._emitted = True
+        return step
+
+    def _step(self) -> DispatchStep | None:
+        if not self._rows:
+            self._move_book(self._target)
+            self._plan = None
+            self._dirty = False
+            return None
+        if self._dirty:
+            self._make_plan()
+        if self._plan is not None:
+            return self._plan_step()
+        current = self._nominal
+        if current == self._target:
+            if not self._emitted and not self._implicit:
+                return self._emit(dict(self._rows), 0.0, rebalance=False)
+            return None
+        k = self._users_per_step()
+        goal = min(current + k, self._target) if self._target > current else max(current - k, self._target)
+        rows = self._ramp_rows(goal)
+        if rows is None:  # nothing left to add from the selected classes
+            return None if self._emitted else self._emit(dict(self._rows), 0.0, rebalance=False)
+        delay = self._owed if self._emitted else 0.0
+        self._owed = k / self._rate_or_one()
+        return self._emit(dict(zip(self._order, rows, strict=True)), delay, rebalance=False)
+
+    def _ramp_rows(self, goal: int) -> list[list[int]] | None:
+        """The map for a ramp step to ``goal`` users, planned one round ahead (None: no progress possible).
+
+        A round runs from all workers holding the same total to all holding one more (or one less): in it
+        each worker gains (loses) at most one user. The whole round is planned at once, so the solver sees
+        every class that will arrive in it; each step then takes a subset of that plan, preferring the
+        workers with the fewest (most) users of the class. Such subsets are always doubly balanced, so moves
+        only happen when no move-free plan exists for the round, which is rarer than step by step.
+        """
+        rows = [self._rows[w] for w in self._order]
+        n = len(rows)
+        start = self._nominal
+        up = goal > start
+        boundary = (goal // n) * n if up else -(-goal // n) * n
+        if boundary > start if up else boundary < start:
+            priority = self._arrival_order(up)
+            reached = self._move_book(boundary)
+            if reached == start:
+                return None
+            rows = _balance(rows, self._book, priority)
+            if reached != boundary:
+                return rows
+        if self._nominal == goal:
+            return rows
+        end = min(-(-goal // n) * n, self._target) if up else max((goal // n) * n, self._target)
+        end_total, end_book = self._book_at(end)
+        priority = self._arrival_order(up)
+        start_book = self._book
+        before = self._nominal
+        reached = self._move_book(goal)
+        if reached == before:
+            return rows if reached != start else None
+        if end_total != reached:
+            arrivals = self._arrivals(start_book, end_book) if up else []
+            plan = _balance(rows, end_book, priority, arrivals)
+            sub = _substep(rows, plan, self._book, up)
+            if sub is not None:
+                return sub
+        return _balance(rows, self._book, priority)
+
+    def _make_plan(self) -> None:
+        """Plan the rebalance after a worker change: where every user should be once it is done.
+
+        With the default pacing the plan goes as far into a ramp-up as it takes to balance joiners with new
+        users (and straight to the target of a ramp-down); with an explicit ``rebalance_rate`` it restores
+        the current total and the ramp resumes afterwards.
+        """
+        self._dirty = False
+        rows = [self._rows[w] for w in self._order]
+        if self.rebalance_rate is None:
+            goal = self._target
+            if goal > self._nominal:
+                # Fold into the ramp only as far as needed to balance joiners with new users.
+                totals = [sum(r) for r in rows]
+                top = max(totals)
+                fits = len(rows) * (top - 1) + totals.count(top) if top else 0
+                goal = max(self._nominal, min(goal, fits))
+            self._move_book(goal)
+        # A worker change must not reshuffle healthy workers: the doubly balanced plan is used when it moves
+        # no more users than the worker totals require; otherwise classes may end spread over two.
+        fewest = _fewest_moves(rows, self._book)
+        plan = _Extras(rows, self._book).solve(quick=fewest is not None)
+        if fewest is not None and (plan is None or _count_moves(rows, plan) > fewest[1]):
+            plan = fewest[0]
+        assert plan is not None
+        self._plan = dict(zip(self._order, plan, strict=True)) if plan != rows else None
+
+    def _plan_step(self) -> DispatchStep:
+        assert self._plan is not None
+        rows = [self._rows[w] for w in self._order]
+        plan = [self._plan[w] for w in self._order]
+        if self.rebalance_rate == 0:
+            budget, delay = None, 0.0
+        else:
+            rate = self.rebalance_rate or self._rate_or_one()
+            budget = max(1, math.floor(rate))
+            delay = self._owed if self._emitted else 0.0
+            self._owed = budget / rate
+        new = _advance(rows, plan, budget)
+        if new == plan:
+            self._plan = None
+        return self._emit(dict(zip(self._order, new, strict=True)), delay, rebalance=True)
+
+    # ---- helpers -----------------------------------------------------------------------------------------
+    @staticmethod
+    def _node_id(node: Any) -> str:
+        wid = getattr(node, "id", None)
+        if not isinstance(wid, str):
+            raise ValueError(f"worker node {node!r} has no string `id`")
+        return wid
+
+    def _rate_or_one(self) -> float:
+        return self._rate if self._rate is not None else 1.0
+
+    def _users_per_step(self) -> int:
+        return max(1, math.floor(self._rate_or_one()))
+
+    def _users_map(self) -> UsersMap:
+        names = self._names
+        return {wid: dict(zip(names, self._rows[wid], strict=True)) for wid in self._order}
+
+    def _emit(self, rows: dict[str, list[int]], delay: float, rebalance: bool) -> DispatchStep:
+        old_rows = self._rows
+        pairs = [
+            (old_rows[wid], row) for wid, row in rows.items() if wid in old_rows and old_rows[wid] != row
+        ]
+        moves = _count_moves([a for a, _ in pairs], [b for _, b in pairs]) if pairs else 0
+        self._rows = rows
+        return DispatchStep(
+            users=self._users_map(),
+            delay=delay,
+            user_count=sum(map(sum, rows.values())),
+            moves=moves,
+            rebalance=rebalance,
+        )
+
+    def _arrivals(self, low: list[int], high: list[int]) -> list[int]:
+        """Classes of the users added between two books of the top segment, in arrival order."""
+        return self._segments[-1].symbols(low, high, self._names) if self._segments else []
+
+    def _arrival_order(self, up: bool) -> list[int]:
+        """Classes in the order the sequence adds (or removes) them next, from the current book."""
+        segment = self._segments[-1] if self._segments else None
+        if up and (segment is None or segment.subset != self._subset):
+            segment = self._new_segment()
+        if segment is None:
+            return []
+        return segment.arrival_order(self._book, self._names, up)
+
+    def _book_at(self, total: int) -> tuple[int, list[int]]:
+        """The total reachable toward ``total`` and its class totals, without changing anything."""
+        reached, book, _ = self._book_path(total)
+        return reached, book
+
+    def _move_book(self, total: int) -> int:
+        """Set the canonical class totals (the book) to ``total`` users; returns the total reached."""
+        reached, book, segments = self._book_path(total)
+        self._nominal, self._book, self._segments = reached, book, segments
+        return reached
+
+    def _book_path(self, total: int) -> tuple[int, list[int], list[_Segment]]:
+        segments = self._segments
+        if total == self._nominal:
+            return total, list(self._book), segments
+        if total < self._nominal:
+            keep = len(segments)
+            while keep and segments[keep - 1].start >= total:
+                keep -= 1
+            segments = segments[:keep]
+            if not segments:
+                return total, [0] * len(self._names), segments
+            return total, segments[-1].counts(total - segments[-1].start, self._names), segments
+        top = segments[-1] if segments else None
+        if top is None or top.subset != self._subset:
+            top = self._new_segment()
+            if top.capacity == 0:
+                return self._nominal, list(self._book), segments
+            segments = [*segments, top]
+        capacity = top.capacity
+        if capacity is not None:
+            total = min(total, top.start + capacity)
+            if total <= self._nominal:
+                return self._nominal, list(self._book), self._segments
+        return total, top.counts(total - top.start, self._names), segments
+
+    def _new_segment(self) -> _Segment:
+        base = tuple(self._book)
+        fixed = [i for i in self._subset if self._fixed[i] > 0 and self._fixed[i] > base[i]]
+        weighted = [i for i in self._subset if self._fixed[i] == 0 and self._weights[i] > 0]
+        missing = [self._fixed[i] - base[i] for i in fixed]
+        return _Segment(
+            start=self._nominal,
+            base=base,
+            fixed_idx=tuple(fixed),
+            fixed_missing=tuple(float(m) for m in missing),
+            fixed_sum=sum(missing),
+            weighted_idx=tuple(weighted),
+            weighted_w=tuple(_normalise([self._weights[i] for i in weighted])) if weighted else (),
+            subset=self._subset,
+        )
+
+
+def canonical_class_counts(user_classes: Sequence[Any], user_count: int) -> dict[str, int]:
+    """Users per class after ramping from zero to ``user_count`` (what every path ends at).
+
+    Handy for shapes, the web UI and tests; the dispatcher uses exactly this rule.
+    """
+    d = UsersDispatcher([], user_classes)
+    d._move_book(user_count)
+    return dict(zip(d._names, d._book, strict=True))
