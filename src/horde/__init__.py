@@ -27,6 +27,7 @@ from horde.exceptions import (
 #: attaches to the Environment the CLI builds. Library users may give an Environment its own Events.
 events = Events()
 
+from horde.clients.fast import FastHttpUser  # noqa: E402
 from horde.clients.http import HttpUser  # noqa: E402
 from horde.env import Environment  # noqa: E402
 from horde.runners import LocalRunner, Runner  # noqa: E402
@@ -47,6 +48,7 @@ __all__ = [
     "Environment",
     "EventHook",
     "Events",
+    "FastHttpUser",
     "HttpUser",
     "InterruptTaskSet",
     "LoadTestShape",

@@ -45,6 +45,21 @@ class EventHook:
     def listeners(self) -> tuple[Callable[..., Any], ...]:
         return tuple(self._handlers)
 
+    @property
+    def handlers(self) -> list[Callable[..., Any]]:
+        """The live listener list, for hot paths that call listeners directly instead of through
+        ``fire`` (saving the keyword-dict round trip); such callers must route an exception to
+        :meth:`listener_failed` and an awaitable result to :meth:`schedule_result`, as ``fire`` does."""
+        return self._handlers
+
+    def listener_failed(self, handler: Callable[..., Any]) -> None:
+        """Log a listener's exception and count it as an unhandled error (exit code 2)."""
+        self._failed(handler)
+
+    def schedule_result(self, handler: Callable[..., Any], awaitable: Any) -> None:
+        """Run a coroutine listener's result as a tracked task (its failure is logged and counted)."""
+        self._schedule(handler, awaitable)
+
     def _failed(self, handler: Callable[..., Any]) -> None:
         logger.exception("Uncaught exception in %s event listener %r", self.name, handler)
         if self._events is not None:

@@ -109,8 +109,13 @@ class Runner:
         response_time: float | None,
         response_length: int,
         exception: BaseException | str | None = None,
+        response: Any = None,
+        context: Any = None,
+        start_time: Any = None,
+        url: Any = None,
         **_: Any,
     ) -> None:
+        # the request event's usual arguments are named so the common call builds no extra dict
         self.environment.stats.record(request_type, name, response_time, response_length, exception)
 
     def _on_user_error(self, user_instance: Any, exception: BaseException, tb: Any, **_: Any) -> None:

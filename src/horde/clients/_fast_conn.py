@@ -1,0 +1,311 @@
+"""One keep-alive HTTP/1.1 connection of the fast client: an asyncio ``BufferedProtocol`` fed to httptools.
+
+Why it is shaped like this (measured, see PERF-NOTES and docs/fast-http.md):
+
+- A ``BufferedProtocol`` lets the loop read straight into one reused buffer instead of allocating a
+  fresh one per read, and the task that owns the request writes it, so the read callback only parses
+  and completes a future.
+- Every connection of a thread shares one read buffer: the loop calls ``get_buffer``, reads, and calls
+  ``buffer_updated`` without running anything in between, and whatever outlives ``buffer_updated`` is
+  copied out of it, so no connection ever sees another's bytes.
+- Header pairs are kept as the raw bytes the parser hands over; decoding them into a case-insensitive
+  mapping is left to the response, on first use. Two length tests in ``on_header`` spot the only two
+  headers the client itself needs (Content-Encoding, Set-Cookie) without lower-casing every name.
+  (Copying the raw head out of the buffer and searching it instead was measured: no faster.)
+- Read timeouts cost nothing per request: each request stores its deadline, and one timer per
+  connection, armed only when none is pending, checks it and re-arms itself for the current deadline
+  when it fires early. A connection sending back-to-back requests touches the timer heap about once
+  per timeout period instead of twice per request.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ssl as _ssl
+import threading
+from time import perf_counter
+from typing import Any
+
+from httptools import HttpParserError, HttpResponseParser
+
+_READ_BUFFER_SIZE = 256 * 1024
+_local = threading.local()
+
+
+def _shared_buffer() -> memoryview:
+    shared: memoryview | None = getattr(_local, "buffer", None)
+    if shared is None:
+        shared = _local.buffer = memoryview(bytearray(_READ_BUFFER_SIZE))
+    return shared
+
+
+class ProtocolError(ConnectionError):
+    """The server sent something that is not a valid HTTP/1.1 response."""
+
+
+class ServerDisconnected(ConnectionError):
+    """The server closed the connection before the response was complete."""
+
+
+class _HeadersOnly(Exception):
+    """Raised from ``on_headers_complete`` to stop parsing a response that has no body (HEAD)."""
+
+
+class Connection(asyncio.BufferedProtocol):
+    """A client connection that carries one request/response exchange at a time.
+
+    ``send`` writes a request and returns a future completed with the status code when the last byte
+    of the response has arrived (``done_at`` holds that moment), or failed with a ``ConnectionError``
+    (``TimeoutError`` for the read timeout). The response is left on the connection (``reason``,
+    ``raw_headers``, ``body``, ``content_encoding``, ``has_cookies``) for the session to take before
+    the next ``send``.
+    """
+
+    __slots__ = (
+        "_deadline",
+        "_head_only",
+        "_headers_done",
+        "_parser",
+        "_timeout",
+        "_timer",
+        "_view",
+        "_waiter",
+        "body",
+        "closed",
+        "content_encoding",
+        "done_at",
+        "has_cookies",
+        "keep_alive",
+        "loop",
+        "origin",
+        "raw_headers",
+        "reason",
+        "received",
+        "reused",
+        "transport",
+    )
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, origin: str) -> None:
+        self.loop = loop
+        self.origin = origin  # "scheme://host:port": the pool's key
+        self.transport: asyncio.Transport | None = None
+        self._view = _shared_buffer()
+        self._parser = HttpResponseParser(self)
+        self._waiter: asyncio.Future[int] | None = None
+        self._timer: asyncio.TimerHandle | None = None
+        self._deadline = 0.0
+        self._timeout = 0.0
+        self._head_only = False
+        self._headers_done = False
+        self.closed = False
+        self.reused = False  # a response has completed on it before: a keep-alive reuse
+        self.received = False  # any byte of the current response arrived
+        self.keep_alive = True
+        self.reason = b""
+        self.raw_headers: list[tuple[bytes, bytes]] = []
+        self.body: list[bytes] = []
+        self.content_encoding: bytes | None = None
+        self.has_cookies = False
+        self.done_at = 0.0
+
+    # --- the session's side ------------------------------------------------------------------------
+
+    def send(self, data: bytes, timeout: float, head_only: bool = False) -> asyncio.Future[int]:
+        """Write one request; the future resolves to the status code once the response is complete."""
+        loop = self.loop
+        waiter: asyncio.Future[int] = loop.create_future()
+        self._waiter = waiter
+        self.received = False
+        self._headers_done = False
+        self._head_only = head_only
+        self.raw_headers = []
+        self.body = []
+        self.content_encoding = None
+        self.has_cookies = False
+        self._timeout = timeout
+        self._deadline = deadline = loop.time() + timeout
+        if self._timer is None:
+            self._timer = loop.call_at(deadline, self._check_deadline)
+        self.transport.write(data)  # type: ignore[union-attr]
+        return waiter
+
+    def abort(self) -> None:
+        """Drop the connection now (cancelled or failed exchange: the stream is in an unknown state)."""
+        self.closed = True
+        self._waiter = None
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        if self.transport is not None:
+            self.transport.abort()
+
+    def close(self) -> None:
+        """Close gracefully; a request still in flight fails (the session is shutting down)."""
+        waiter = self._waiter
+        self._waiter = None
+        if waiter is not None and not waiter.done():
+            waiter.set_exception(ConnectionError("the client was closed while the request was in flight"))
+        self.closed = True
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        if self.transport is not None:
+            self.transport.close()
+
+    # --- asyncio protocol callbacks ----------------------------------------------------------------
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport  # type: ignore[assignment]
+
+    def get_buffer(self, sizehint: int) -> memoryview:
+        return self._view
+
+    def buffer_updated(self, nbytes: int) -> None:
+        if self._waiter is None:
+            # bytes while no request is outstanding: a server's farewell (408) or garbage; either way
+            # the stream can no longer be trusted to line up with our next request
+            self.abort()
+            return
+        self.received = True
+        try:
+            self._parser.feed_data(self._view[:nbytes])
+        except HttpParserError as e:
+            if self._head_only and self._headers_done:
+                # stopped on purpose after the head of a HEAD response; the parser is in error state now
+                parser = self._parser
+                self._parser = HttpResponseParser(self)
+                self._complete(parser.get_status_code(), parser.should_keep_alive())
+                return
+            self._fail(ProtocolError(f"malformed response from {self.origin}: {_parser_reason(e)}"))
+
+    def eof_received(self) -> bool:
+        return False  # let the transport close; connection_lost decides what the EOF means
+
+    def connection_lost(self, exc: BaseException | None) -> None:
+        self.closed = True
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        waiter = self._waiter
+        if waiter is None or waiter.done():
+            return
+        if self._headers_done and self._ends_at_eof():
+            self._complete(
+                self._parser.get_status_code(), False
+            )  # a body delimited by the end of the connection
+            return
+        if not self.received:
+            what = "the server closed the connection without sending a response"
+        elif not self._headers_done:
+            what = "the server closed the connection in the middle of the response headers"
+        else:
+            what = "the server closed the connection in the middle of the response body"
+        self._waiter = None
+        waiter.set_exception(ServerDisconnected(what + (f" ({exc})" if exc else "")))
+
+    # --- httptools parser callbacks ----------------------------------------------------------------
+
+    def on_status(self, reason: bytes) -> None:
+        self.reason = reason
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        self.raw_headers.append((name, value))
+        n = len(name)
+        if n == 16 and name.lower() == b"content-encoding":
+            self.content_encoding = value.lower().strip()
+        elif n == 10 and name.lower() == b"set-cookie":
+            self.has_cookies = True
+
+    def on_headers_complete(self) -> None:
+        self._headers_done = True
+        if self._head_only:
+            status = self._parser.get_status_code()
+            if status >= 200 or status == 101:
+                raise _HeadersOnly()
+
+    def on_body(self, chunk: bytes) -> None:
+        if self._waiter is not None:  # not the body of an unsolicited extra response
+            self.body.append(chunk)
+
+    def on_message_complete(self) -> None:
+        parser = self._parser
+        status = parser.get_status_code()
+        if 100 <= status < 200 and status != 101:
+            # an interim response (100 Continue, 103 Early Hints): the real one follows
+            self._headers_done = False
+            self.raw_headers = []
+            self.body = []
+            return
+        self._complete(status, parser.should_keep_alive())
+
+    # --- internals ---------------------------------------------------------------------------------
+
+    def _complete(self, status: int, keep_alive: bool) -> None:
+        waiter = self._waiter
+        if waiter is None:
+            self.abort()  # a second response to one request: the stream is out of step
+            return
+        self._waiter = None
+        self.done_at = perf_counter()
+        self.keep_alive = keep_alive
+        self.reused = True
+        if not waiter.done():
+            waiter.set_result(status)
+
+    def _ends_at_eof(self) -> bool:
+        """A response without Content-Length or chunked framing ends when the server closes."""
+        for name, _ in self.raw_headers:
+            low = name.lower()
+            if low == b"content-length" or low == b"transfer-encoding":
+                return False
+        return True
+
+    def _fail(self, exc: BaseException) -> None:
+        waiter = self._waiter
+        self.abort()
+        if waiter is not None and not waiter.done():
+            waiter.set_exception(exc)
+
+    def _check_deadline(self) -> None:
+        self._timer = None
+        waiter = self._waiter
+        if waiter is None or self.closed:
+            return  # idle: the next send arms a new timer
+        if self.loop.time() < self._deadline:
+            self._timer = self.loop.call_at(self._deadline, self._check_deadline)
+            return
+        self._fail(TimeoutError(f"no complete response within {self._timeout:g}s"))
+
+
+def _parser_reason(e: HttpParserError) -> str:
+    text = str(e) or type(e).__name__
+    return text.replace("HPE_", "").strip()
+
+
+async def open_connection(
+    loop: asyncio.AbstractEventLoop,
+    origin: str,
+    host: str,
+    port: int,
+    ssl: Any,
+    timeout: float,
+) -> Connection:
+    """Connect to ``host:port`` (TLS when ``ssl`` is a context) within ``timeout`` seconds."""
+    try:
+        async with asyncio.timeout(timeout):
+            _, conn = await loop.create_connection(
+                lambda: Connection(loop, origin),
+                host,
+                port,
+                ssl=ssl,
+                server_hostname=host if ssl is not None else None,
+            )
+    except TimeoutError:
+        raise TimeoutError(f"could not connect to {origin} within {timeout:g}s") from None
+    except ConnectionRefusedError as e:
+        raise ConnectionRefusedError(e.errno, f"connection to {origin} refused") from None
+    except OSError as e:
+        if isinstance(e, (_ssl.SSLError, ConnectionError)):
+            raise
+        raise ConnectionError(f"could not connect to {origin}: {e.strerror or e}") from None
+    return conn

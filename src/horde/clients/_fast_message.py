@@ -1,0 +1,210 @@
+"""Building request bytes and decoding response bodies for the fast client (no I/O here).
+
+Everything a request needs that does not change between two calls with the same arguments (the parsed
+URL, the request line, the merged headers) is computed here once and cached by the session, so the
+per-request work of the common ``await client.get("/path")`` is a dictionary lookup.
+"""
+
+from __future__ import annotations
+
+import base64
+import json as jsonlib
+import zlib
+from collections.abc import Callable, Iterator, Mapping, MutableMapping
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import quote, urlencode, urlsplit
+
+DEFAULT_PORTS = {"http": 80, "https": 443}
+IDEMPOTENT = frozenset(("GET", "HEAD", "OPTIONS", "TRACE", "PUT", "DELETE"))
+_SAFE_URL_CHARS = "/:@!$&'()*+,;=-._~%?#[]"
+
+
+@dataclass(frozen=True, slots=True)
+class Target:
+    """Where a request goes: the parsed parts of an absolute URL."""
+
+    url: str  # absolute, as reported in ``Response.url``
+    scheme: str
+    host: str
+    port: int
+    origin: str  # "scheme://host:port", the connection pool's key
+    host_header: str
+    path: str  # request-target: path and query
+
+    @property
+    def secure(self) -> bool:
+        return self.scheme == "https"
+
+
+def parse_target(url: str) -> Target:
+    """Split an absolute http(s) URL; raises ValueError with a readable message for anything else."""
+    parts = urlsplit(url)
+    scheme = parts.scheme.lower()
+    if scheme not in DEFAULT_PORTS:
+        raise ValueError(f"unsupported URL scheme in {url!r}: the fast client speaks http and https")
+    host = parts.hostname
+    if not host:
+        raise ValueError(f"no host in URL {url!r}")
+    try:
+        port = parts.port or DEFAULT_PORTS[scheme]
+    except ValueError:
+        raise ValueError(f"invalid port in URL {url!r}") from None
+    display_host = f"[{host}]" if ":" in host else host
+    host_header = display_host if port == DEFAULT_PORTS[scheme] else f"{display_host}:{port}"
+    path = parts.path or "/"
+    if parts.query:
+        path = f"{path}?{parts.query}"
+    if not path.isascii() or " " in path:
+        path = quote(path, safe=_SAFE_URL_CHARS)
+    return Target(url, scheme, host, port, f"{scheme}://{display_host}:{port}", host_header, path)
+
+
+def header_values(raw_headers: list[tuple[bytes, bytes]], name: bytes) -> list[bytes]:
+    """Every value of header ``name`` (lower-case) among raw header pairs."""
+    return [v for k, v in raw_headers if k.lower() == name]
+
+
+def with_params(url: str, params: Any) -> str:
+    """Append ``params`` (a mapping, a sequence of pairs, or a ready query string) to ``url``."""
+    if not params:
+        return url
+    query = params if isinstance(params, str) else urlencode(params, doseq=True)
+    base, _, fragment = url.partition("#")
+    joined = f"{base}{'&' if '?' in base else '?'}{query}"
+    return f"{joined}#{fragment}" if fragment else joined
+
+
+def basic_auth(user: str, password: str) -> str:
+    token = base64.b64encode(f"{user}:{password}".encode()).decode("ascii")
+    return f"Basic {token}"
+
+
+def encode_body(data: Any, json: Any) -> tuple[bytes | None, str | None]:
+    """The body bytes and the Content-Type they imply (None when the caller's headers should decide)."""
+    if json is not None:
+        return jsonlib.dumps(json, separators=(",", ":")).encode(), "application/json"
+    if data is None:
+        return None, None
+    if isinstance(data, bytes | bytearray | memoryview):
+        return bytes(data), None
+    if isinstance(data, str):
+        return data.encode(), None
+    if isinstance(data, Mapping) or isinstance(data, list | tuple):
+        return urlencode(data, doseq=True).encode(), "application/x-www-form-urlencoded"
+    read = getattr(data, "read", None)
+    if callable(read):
+        content = read()
+        return (content.encode() if isinstance(content, str) else bytes(content)), None
+    raise TypeError(f"cannot send a {type(data).__name__} as a request body: use bytes, str, a dict or json=")
+
+
+def decode_body(body: bytes, encoding: bytes | None) -> bytes:
+    """Undo a gzip or deflate Content-Encoding; other encodings are returned as received."""
+    if not encoding or not body:
+        return body
+    if encoding == b"gzip" or encoding == b"x-gzip":
+        return zlib.decompress(body, 16 + zlib.MAX_WBITS)
+    if encoding == b"deflate":
+        try:
+            return zlib.decompress(body)  # zlib-wrapped, as RFC 9110 says
+        except zlib.error:
+            return zlib.decompress(body, -zlib.MAX_WBITS)  # raw deflate, as some servers send
+    return body
+
+
+class HeaderDict(MutableMapping[str, str]):
+    """Case-insensitive headers sent with every request of a session; tells the session when it changes.
+
+    The session caches prepared request bytes; a change here (a login setting ``Authorization`` in
+    ``on_start``) must drop that cache, so every mutation calls ``on_change``.
+    """
+
+    def __init__(
+        self, initial: Mapping[str, str] | None = None, on_change: Callable[[], None] | None = None
+    ) -> None:
+        self._items: dict[str, tuple[str, str]] = {}
+        self._on_change = on_change
+        if initial:
+            for k, v in initial.items():
+                self._items[k.lower()] = (k, v)
+
+    def __getitem__(self, key: str) -> str:
+        return self._items[key.lower()][1]
+
+    def __setitem__(self, key: str, value: str) -> None:
+        self._items[key.lower()] = (key, value)
+        if self._on_change is not None:
+            self._on_change()
+
+    def __delitem__(self, key: str) -> None:
+        del self._items[key.lower()]
+        if self._on_change is not None:
+            self._on_change()
+
+    def __iter__(self) -> Iterator[str]:
+        return (k for k, _ in self._items.values())
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+    def __repr__(self) -> str:
+        return f"HeaderDict({dict(self.items())!r})"
+
+    def lowered(self) -> dict[str, tuple[str, str]]:
+        """A copy keyed by lower-case name, for merging per-request headers over these."""
+        return dict(self._items)
+
+
+def build_head(method: str, target: Target, headers: dict[str, tuple[str, str]], body: bytes | None) -> bytes:
+    """The request head up to, not including, the blank line that ends it (a Cookie line may follow)."""
+    lines = [f"{method} {target.path} HTTP/1.1\r\n"]
+    if "host" not in headers:
+        lines.append(f"Host: {target.host_header}\r\n")
+    for name, value in headers.values():
+        lines.append(f"{name}: {value}\r\n")
+    if (body is not None or method in ("POST", "PUT", "PATCH")) and "content-length" not in headers:
+        lines.append(f"Content-Length: {len(body) if body else 0}\r\n")
+    return "".join(lines).encode("latin-1")
+
+
+@dataclass(slots=True)
+class Prepared:
+    """A request ready to write; cached per (method, URL) when the call has no per-request options."""
+
+    method: str
+    target: Target
+    origin: str  # the pool key, copied from target: one attribute hop less per request
+    url: str
+    headers: dict[str, tuple[str, str]]  # lower-case name -> (name as given, value)
+    body: bytes | None
+    head: bytes  # without the blank line, so a Cookie line can be appended
+    data: bytes  # the whole request when no cookie applies
+    cookie_path: str
+    head_only: bool
+    idempotent: bool
+
+    @classmethod
+    def build(
+        cls, method: str, target: Target, headers: dict[str, tuple[str, str]], body: bytes | None
+    ) -> Prepared:
+        head = build_head(method, target, headers, body)
+        data = head + b"\r\n" + body if body else head + b"\r\n"
+        cookie_path = target.path.split("?", 1)[0]
+        return cls(
+            method,
+            target,
+            target.origin,
+            target.url,
+            headers,
+            body,
+            head,
+            data,
+            cookie_path,
+            method == "HEAD",
+            method in IDEMPOTENT,
+        )
+
+    def with_cookie(self, cookie: str) -> bytes:
+        tail = b"\r\n" + self.body if self.body else b"\r\n"
+        return self.head + f"Cookie: {cookie}\r\n".encode("latin-1") + tail

@@ -1,0 +1,96 @@
+"""The fast client's :class:`Response`: the shared contract, with its costly parts built on first use.
+
+Most load-test tasks never look at response headers or ``elapsed``; building a case-insensitive
+multidict and a ``timedelta`` for every response would cost more than parsing the response did. This
+subclass keeps the raw header pairs and reason phrase and builds ``headers``, ``reason``, ``elapsed`` and
+``request_meta`` when first read; everything else (``ok``, ``text``, ``json()``,
+``raise_for_status()``, ``success()``/``failure()``) is inherited unchanged.
+"""
+
+from __future__ import annotations
+
+import datetime
+from collections.abc import Mapping
+from typing import Any
+
+from multidict import CIMultiDict
+
+from horde.clients.response import HTTPError, Response
+
+
+class FastResponse(Response):
+    """A :class:`~horde.clients.response.Response` filled from the fast client's parser."""
+
+    __slots__ = ("_elapsed", "_elapsed_s", "_headers", "_meta", "_raw_headers", "_raw_reason", "_reason")
+
+    def __init__(
+        self,
+        method: str,
+        url: str,
+        status_code: int,
+        raw_reason: bytes,
+        raw_headers: list[tuple[bytes, bytes]],
+        content: bytes,
+        elapsed: float,
+        error: BaseException | None = None,
+    ) -> None:
+        # Response.__init__ is not called on purpose: it builds what this class builds lazily.
+        self.request_method = method
+        self.url = url
+        self.status_code = status_code
+        self._raw_reason = raw_reason
+        self._raw_headers = raw_headers
+        self._reason: str | None = None
+        self._headers: Mapping[str, str] | None = None
+        self.content = content
+        self._elapsed_s = elapsed
+        self._elapsed: datetime.timedelta | None = None
+        self.encoding = None
+        self._meta: dict[str, Any] | None = None
+        self._text = None
+        if error is None and status_code >= 400:
+            error = HTTPError(f"{status_code} {self.reason}".rstrip())
+        self.error = error
+
+    @property
+    def reason(self) -> str:
+        if self._reason is None:
+            self._reason = self._raw_reason.decode("latin-1")
+        return self._reason
+
+    @reason.setter
+    def reason(self, value: str) -> None:
+        self._reason = value
+
+    @property
+    def headers(self) -> Mapping[str, str]:
+        """Case-insensitive response headers (a ``CIMultiDict``: ``getall("Set-Cookie")`` works)."""
+        if self._headers is None:
+            pairs = self._raw_headers
+            self._headers = CIMultiDict((k.decode("latin-1"), v.decode("latin-1")) for k, v in pairs)
+        return self._headers
+
+    @headers.setter
+    def headers(self, value: Mapping[str, str]) -> None:
+        self._headers = value
+
+    @property
+    def elapsed(self) -> datetime.timedelta:
+        """From the start of the request to the last byte of the body, redirects included."""
+        if self._elapsed is None:
+            self._elapsed = datetime.timedelta(seconds=self._elapsed_s)
+        return self._elapsed
+
+    @elapsed.setter
+    def elapsed(self, value: datetime.timedelta) -> None:
+        self._elapsed = value
+
+    @property
+    def request_meta(self) -> dict[str, Any]:
+        if self._meta is None:
+            self._meta = {}
+        return self._meta
+
+    @request_meta.setter
+    def request_meta(self, value: dict[str, Any]) -> None:
+        self._meta = value

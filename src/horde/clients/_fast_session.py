@@ -1,0 +1,565 @@
+"""The fast client's session: preparing requests, the per-request path, redirects, retries, reporting.
+
+``horde.clients.fast`` is the public face (``FastHttpUser``, the retry rule, the overview);
+this module is the machinery behind ``self.client``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import ssl as _ssl
+import time
+import zlib
+from collections.abc import Generator, Mapping
+from dataclasses import dataclass
+from functools import partial
+from time import perf_counter
+from typing import Any
+from urllib.parse import unquote, urljoin, urlsplit
+
+from horde._version import __version__
+from horde.clients._fast_conn import Connection, ProtocolError, ServerDisconnected
+from horde.clients._fast_cookies import CookieJar
+from horde.clients._fast_message import (
+    HeaderDict,
+    Prepared,
+    Target,
+    basic_auth,
+    decode_body,
+    encode_body,
+    header_values,
+    parse_target,
+    with_params,
+)
+from horde.clients._fast_pool import Pool
+from horde.clients._fast_response import FastResponse
+from horde.clients.response import RequestCall, Response
+from horde.clock import Clock
+from horde.user.users import User
+
+_REDIRECT_STATUSES = frozenset((301, 302, 303, 307, 308))
+_FAILURES = (OSError, ValueError, UnicodeError)  # OSError covers ConnectionError, TimeoutError, ssl errors
+_CACHE_LIMIT = 1024
+
+
+class TooManyRedirects(ValueError):
+    """A redirect chain longer than ``max_redirects``."""
+
+
+@dataclass(slots=True)
+class _Options:
+    """The per-request keyword arguments of a call that has any (such calls skip the prepared cache)."""
+
+    params: Any = None
+    headers: Mapping[str, Any] | None = None
+    data: Any = None
+    json: Any = None
+    auth: tuple[str, str] | None = None
+    timeout: float | None = None
+    allow_redirects: bool = True
+    context: dict[str, Any] | None = None
+
+
+_ssl_contexts: dict[bool, _ssl.SSLContext] = {}
+
+
+def _default_ssl_context(verify: bool) -> _ssl.SSLContext:
+    """One context per verification mode per process: loading the CA store takes milliseconds."""
+    ctx = _ssl_contexts.get(verify)
+    if ctx is None:
+        ctx = _ssl.create_default_context()
+        if not verify:
+            ctx.check_hostname = False
+            ctx.verify_mode = _ssl.CERT_NONE
+        _ssl_contexts[verify] = ctx
+    return ctx
+
+
+class _Awaitable:
+    """Makes a request generator awaitable for :class:`RequestCall` (the ``catch_response`` path)."""
+
+    __slots__ = ("_gen",)
+
+    def __init__(self, gen: Generator[Any, None, Any]) -> None:
+        self._gen = gen
+
+    def __await__(self) -> Generator[Any, None, Any]:
+        return self._gen
+
+
+class FastRequestCall:
+    """What ``client.get(...)`` returns: awaitable, or an async context manager for ``catch_response``.
+
+    Plain ``await`` takes a lean path that behaves exactly like
+    :class:`~horde.clients.response.RequestCall` (perform, report once, return the response);
+    ``async with`` delegates to ``RequestCall`` itself, so ``catch_response`` semantics are shared
+    code, not a copy.
+    """
+
+    __slots__ = ("_catch", "_inner", "_method", "_name", "_opts", "_session", "_url")
+
+    def __init__(
+        self,
+        session: FastHttpSession,
+        method: str,
+        url: str,
+        name: str | None,
+        catch_response: bool,
+        opts: _Options | None,
+    ) -> None:
+        self._session = session
+        self._method = method
+        self._url = url
+        self._name = name
+        self._catch = catch_response
+        self._opts = opts
+        self._inner: RequestCall | None = None
+
+    def __await__(self) -> Generator[Any, None, Response]:
+        # the request generator itself, reporting as it ends: no wrapper frame per request
+        return self._session._request(self._method, self._url, self._name, self._opts, True)
+
+    async def __aenter__(self) -> Response:
+        s = self._session
+        request = partial(s._request, self._method, self._url, self._name, self._opts, False)
+        self._inner = RequestCall(lambda: _Awaitable(request()), s._report, self._catch)
+        return await self._inner.__aenter__()
+
+    async def __aexit__(self, exc_type: Any, exc: BaseException | None, tb: Any) -> bool:
+        assert self._inner is not None
+        return await self._inner.__aexit__(exc_type, exc, tb)
+
+
+class FastHttpSession:
+    """The ``client`` of a :class:`FastHttpUser`.
+
+    >>> resp = await self.client.get("/items", params={"page": 2}, name="/items")
+    >>> async with self.client.post("/cart", {"id": 1}, catch_response=True) as resp:
+    ...     if resp.json()["status"] != "ok":
+    ...         resp.failure("cart rejected the item")
+
+    ``headers`` (case-insensitive, mutable) are sent with every request; ``cookies`` is the user's jar.
+    """
+
+    def __init__(
+        self,
+        base_url: str,
+        user: User,
+        *,
+        concurrency: int = 10,
+        connection_timeout: float = 60.0,
+        network_timeout: float = 60.0,
+        insecure: bool = False,
+        ssl_context: _ssl.SSLContext | None = None,
+        max_redirects: int = 30,
+        headers: Mapping[str, str] | None = None,
+    ) -> None:
+        self.user = user
+        env = user.environment
+        self._hook = env.events.request
+        # listeners are called directly when the hook has the internals that makes safe (see _report)
+        self._direct = all(hasattr(self._hook, a) for a in ("handlers", "listener_failed", "schedule_result"))
+        # the system clock's time() is time.time; calling it directly spares a method frame
+        self._clock_time = time.time if type(env.clock) is Clock else env.clock.time
+        # a user that does not override context() gets a fresh empty dict without the call
+        self._context = None if type(user).context is User.context else user.context
+        self.connection_timeout = connection_timeout
+        self.network_timeout = network_timeout
+        self.max_redirects = max_redirects
+        self._ssl_context = ssl_context
+        self._insecure = insecure
+        self._cache: dict[tuple[str, str], Prepared] = {}
+        self._base_headers: dict[str, tuple[str, str]] | None = None
+        self._cookies = CookieJar()
+        self._cookie_store = self._cookies._cookies  # a plain dict: its truth test is the per-request check
+        self.headers = HeaderDict(
+            {"User-Agent": f"horde/{__version__}", "Accept": "*/*", "Accept-Encoding": "gzip, deflate"},
+            on_change=self._headers_changed,
+        )
+        self._base_url = self._set_base_url(base_url)
+        if headers:
+            self.headers.update(headers)
+        self._pool = Pool(concurrency)
+        self._loop: asyncio.AbstractEventLoop | None = None
+
+    @property
+    def base_url(self) -> str:
+        """Where relative URLs point; may be changed between requests (the request cache follows)."""
+        return self._base_url
+
+    @base_url.setter
+    def base_url(self, value: str) -> None:
+        self._base_url = self._set_base_url(value)
+        self._cache.clear()
+
+    @property
+    def cookies(self) -> CookieJar:
+        """This user's cookie jar (accepts cookies from IP-address hosts)."""
+        return self._cookies
+
+    @property
+    def cookie_jar(self) -> CookieJar:
+        """Alias of ``cookies``, the name HttpSession uses."""
+        return self._cookies
+
+    # --- calling forms -----------------------------------------------------------------------------
+
+    def request(
+        self,
+        method: str,
+        url: str,
+        *,
+        name: str | None = None,
+        catch_response: bool = False,
+        context: dict[str, Any] | None = None,
+        params: Any = None,
+        headers: Mapping[str, Any] | None = None,
+        data: Any = None,
+        json: Any = None,
+        auth: tuple[str, str] | None = None,
+        timeout: float | None = None,
+        allow_redirects: bool = True,
+    ) -> FastRequestCall:
+        """Make a request; ``name`` groups URLs in the stats (``/item?id=[id]``).
+
+        ``timeout`` bounds connecting and, separately, each exchange up to the last byte of the
+        response; the class's ``connection_timeout`` / ``network_timeout`` apply otherwise.
+        """
+        opts = None
+        if (
+            params is not None
+            or headers is not None
+            or data is not None
+            or json is not None
+            or auth is not None
+            or timeout is not None
+            or not allow_redirects
+            or context
+        ):
+            opts = _Options(params, headers, data, json, auth, timeout, allow_redirects, context)
+        return FastRequestCall(self, method.upper(), url, name, catch_response, opts)
+
+    # the verbs skip request()'s argument handling when called with a URL alone, the common case
+    def get(self, url: str, **kwargs: Any) -> FastRequestCall:
+        if not kwargs:
+            return FastRequestCall(self, "GET", url, None, False, None)
+        return self.request("GET", url, **kwargs)
+
+    def head(self, url: str, **kwargs: Any) -> FastRequestCall:
+        return self.request("HEAD", url, **kwargs)
+
+    def options(self, url: str, **kwargs: Any) -> FastRequestCall:
+        return self.request("OPTIONS", url, **kwargs)
+
+    def delete(self, url: str, **kwargs: Any) -> FastRequestCall:
+        return self.request("DELETE", url, **kwargs)
+
+    def post(self, url: str, data: Any = None, **kwargs: Any) -> FastRequestCall:
+        return self.request("POST", url, data=data, **kwargs)
+
+    def put(self, url: str, data: Any = None, **kwargs: Any) -> FastRequestCall:
+        return self.request("PUT", url, data=data, **kwargs)
+
+    def patch(self, url: str, data: Any = None, **kwargs: Any) -> FastRequestCall:
+        return self.request("PATCH", url, data=data, **kwargs)
+
+    async def close(self) -> None:
+        """Close every connection (``FastHttpUser.teardown`` calls this)."""
+        self._pool.close()
+
+    # --- performing and reporting ------------------------------------------------------------------
+
+    def _report(
+        self,
+        resp: Response,
+        name: str,
+        start_time: float,
+        response_time: float,
+        error: BaseException | None,
+        context: dict[str, Any],
+    ) -> None:
+        """Fire the ``request`` event, calling the listeners with keywords directly.
+
+        ``EventHook.fire(**kwargs)`` packs the nine arguments into a dict and unpacks them again for
+        each listener; calling the listeners here saves about 0.5 µs of the ~13 µs a request costs
+        (1.45 → 0.91 µs per event with the runner's stats listener). A listener that raises or returns an awaitable is handed to the
+        hook's own handling, so the semantics are ``fire()``'s.
+        """
+        hook = self._hook
+        if not self._direct:
+            hook.fire(
+                request_type=resp.request_method,
+                name=name,
+                response_time=response_time,
+                response_length=len(resp.content),
+                response=resp,
+                context=context,
+                exception=error,
+                start_time=start_time,
+                url=resp.url,
+            )
+            return
+        for listener in hook.handlers:  # read each time: listeners may come and go during a test
+            try:
+                result = listener(
+                    request_type=resp.request_method,
+                    name=name,
+                    response_time=response_time,
+                    response_length=len(resp.content),
+                    response=resp,
+                    context=context,
+                    exception=error,
+                    start_time=start_time,
+                    url=resp.url,
+                )
+            except Exception:
+                hook.listener_failed(listener)
+                continue
+            if result is not None and inspect.isawaitable(result):
+                hook.schedule_result(listener, result)
+
+    def _request(
+        self, method: str, url: str, name: str | None, opts: _Options | None, report: bool
+    ) -> Generator[Any, None, Any]:
+        """Make the request. With ``report`` it fires the event and returns the response (plain
+        ``await``); without, it returns what ``RequestCall`` reports later:
+        ``(response, name, start_time, response_time_ms, context)``.
+
+        It is a plain generator so that ``FastRequestCall.__await__`` can return it as is (``__await__``
+        may return a generator, not a coroutine), and the first exchange is written out here rather
+        than in helper coroutines: on the common path (a prepared request, an idle connection, no
+        redirect) each avoided frame is a measurable share of the client's cost per request.
+        """
+        loop = self._loop
+        if loop is None:
+            loop = self._loop = asyncio.get_running_loop()
+        start_time = self._clock_time()
+        t0 = perf_counter()
+        resp: FastResponse
+        try:
+            if opts is None:
+                prep = self._cache.get((method, url))
+                if prep is None:
+                    prep = self._prepare_cached(method, url)
+                timeout = self.network_timeout
+                follow = True
+            else:
+                prep = self._prepare(method, url, opts)
+                timeout = opts.timeout if opts.timeout is not None else self.network_timeout
+                follow = opts.allow_redirects
+            pool = self._pool
+            idle = pool.idle.get(prep.origin)
+            conn = idle.pop() if idle else None
+            if conn is None or conn.closed:
+                conn = yield from self._connection(loop, prep, timeout, conn).__await__()
+            data = prep.data if not self._cookie_store else self._with_cookies(prep)
+            try:
+                status = yield from conn.send(data, timeout, prep.head_only)
+            except ServerDisconnected as e:
+                status, conn = yield from self._retry(loop, prep, timeout, conn, e).__await__()
+            except BaseException:  # failed, timed out, or cancelled: the stream state is unknown
+                pool.discard(conn, abort=True)
+                raise
+            if follow and status in _REDIRECT_STATUSES:
+                resp = yield from self._follow(loop, prep, timeout, status, conn, method, t0).__await__()
+            else:
+                raw = conn.raw_headers
+                if conn.has_cookies:
+                    self._store_cookies(raw, prep)
+                parts = conn.body
+                content = parts[0] if len(parts) == 1 else b"".join(parts)
+                encoding = conn.content_encoding
+                error = None
+                if encoding is not None:
+                    content, error = _decoded(content, encoding)
+                pool.release(conn)
+                resp = FastResponse(
+                    method, prep.url, status, conn.reason, raw, content, conn.done_at - t0, error
+                )
+        except _FAILURES as e:
+            full_url = url if "://" in url else self._join(url)
+            resp = FastResponse(method, full_url, 0, b"", [], b"", perf_counter() - t0, e)
+        ctx = {} if self._context is None else self._context()
+        if opts is not None and opts.context:
+            ctx = {**ctx, **opts.context}
+        if report:
+            self._report(resp, name or url, start_time, resp._elapsed_s * 1000.0, resp.error, ctx)
+            return resp
+        return resp, name or url, start_time, resp._elapsed_s * 1000.0, ctx
+
+    async def _connection(
+        self, loop: asyncio.AbstractEventLoop, prep: Prepared, timeout: float, stale: Connection | None
+    ) -> Connection:
+        """The slow path of picking a connection: skip closed idle ones, open or wait for one."""
+        pool = self._pool
+        if stale is not None:
+            pool.discard(stale)
+        target = prep.target
+        return await pool.acquire(
+            loop,
+            prep.origin,
+            target.host,
+            target.port,
+            self._ssl_for(target),
+            min(self.connection_timeout, timeout),
+        )
+
+    async def _retry(
+        self,
+        loop: asyncio.AbstractEventLoop,
+        prep: Prepared,
+        timeout: float,
+        conn: Connection,
+        error: ServerDisconnected,
+    ) -> tuple[int, Connection]:
+        """Apply the retry rule (module docstring) after the server dropped a connection."""
+        may_retry = conn.reused and not conn.received and prep.idempotent
+        self._pool.discard(conn, abort=True)
+        if not may_retry:
+            raise error
+        conn = await self._connection(loop, prep, timeout, None)
+        data = prep.data if not self._cookie_store else self._with_cookies(prep)
+        try:
+            return await conn.send(data, timeout, prep.head_only), conn
+        except BaseException:
+            self._pool.discard(conn, abort=True)
+            raise
+
+    async def _exchange(
+        self, loop: asyncio.AbstractEventLoop, prep: Prepared, timeout: float
+    ) -> tuple[int, Connection]:
+        """One request/response on a pooled connection (the redirect path; the first hop is inlined)."""
+        pool = self._pool
+        conn = pool.take_idle(prep.origin)
+        if conn is None:
+            conn = await self._connection(loop, prep, timeout, None)
+        data = prep.data if not self._cookie_store else self._with_cookies(prep)
+        try:
+            return await conn.send(data, timeout, prep.head_only), conn
+        except ServerDisconnected as e:
+            return await self._retry(loop, prep, timeout, conn, e)
+        except BaseException:
+            pool.discard(conn, abort=True)
+            raise
+
+    async def _follow(
+        self,
+        loop: asyncio.AbstractEventLoop,
+        prep: Prepared,
+        timeout: float,
+        status: int,
+        conn: Connection,
+        method: str,
+        t0: float,
+    ) -> FastResponse:
+        """Follow redirects from a first response; the result has the final URL and the first method."""
+        hops = 0
+        while True:
+            raw = conn.raw_headers
+            parts = conn.body
+            encoding = conn.content_encoding
+            if conn.has_cookies:
+                self._store_cookies(raw, prep)
+            self._pool.release(conn)
+            locations = header_values(raw, b"location") if status in _REDIRECT_STATUSES else None
+            if not locations:
+                break
+            location = locations[0]
+            hops += 1
+            if hops > self.max_redirects:
+                raise TooManyRedirects(f"more than {self.max_redirects} redirects, the last to {location!r}")
+            prep = self._redirected(prep, status, location)
+            status, conn = await self._exchange(loop, prep, timeout)
+        content = parts[0] if len(parts) == 1 else b"".join(parts)
+        error = None
+        if encoding is not None:
+            content, error = _decoded(content, encoding)
+        return FastResponse(method, prep.url, status, conn.reason, raw, content, conn.done_at - t0, error)
+
+    def _with_cookies(self, prep: Prepared) -> bytes:
+        target = prep.target
+        cookie = self._cookies.header_for(target.host, prep.cookie_path, target.secure)
+        return prep.with_cookie(cookie) if cookie else prep.data
+
+    # --- preparing requests ------------------------------------------------------------------------
+
+    def _set_base_url(self, base_url: str) -> str:
+        parts = urlsplit(base_url)
+        if parts.username is not None:
+            # credentials in the host URL become a session-wide basic auth header
+            self.headers["Authorization"] = basic_auth(unquote(parts.username), unquote(parts.password or ""))
+            netloc = parts.netloc.rpartition("@")[2]
+            base_url = parts._replace(netloc=netloc).geturl()
+        return base_url.rstrip("/")
+
+    def _join(self, url: str) -> str:
+        return f"{self._base_url}{url}" if url.startswith("/") else f"{self._base_url}/{url}"
+
+    def _headers_changed(self) -> None:
+        self._base_headers = None
+        self._cache.clear()
+
+    def _session_headers(self) -> dict[str, tuple[str, str]]:
+        if self._base_headers is None:
+            self._base_headers = self.headers.lowered()
+        return self._base_headers
+
+    def _prepare_cached(self, method: str, url: str) -> Prepared:
+        prep = self._prepare(method, url, None)
+        if len(self._cache) >= _CACHE_LIMIT:
+            self._cache.clear()  # URLs with ids in them: keep the cache from growing without bound
+        self._cache[(method, url)] = prep
+        return prep
+
+    def _prepare(self, method: str, url: str, opts: _Options | None) -> Prepared:
+        if "://" not in url:
+            url = self._join(url)
+        headers = self._session_headers()
+        body = None
+        if opts is not None:
+            url = with_params(url, opts.params)
+            headers = dict(headers)
+            body, content_type = encode_body(opts.data, opts.json)
+            if opts.headers:
+                for key, value in opts.headers.items():
+                    if value is None:
+                        headers.pop(key.lower(), None)  # None removes a session header, as in requests
+                    else:
+                        headers[key.lower()] = (key, str(value))
+            if content_type is not None and "content-type" not in headers:
+                headers["content-type"] = ("Content-Type", content_type)
+            if opts.auth is not None:
+                headers["authorization"] = ("Authorization", basic_auth(*opts.auth))
+        return Prepared.build(method, parse_target(url), headers, body)
+
+    def _redirected(self, prep: Prepared, status: int, location: bytes) -> Prepared:
+        """The next hop: 303 (and 301/302 after a POST) become a GET without body, as browsers do."""
+        target = parse_target(urljoin(prep.target.url, location.decode("latin-1")))
+        method, body, headers = prep.method, prep.body, prep.headers
+        if (status == 303 and method != "HEAD") or (status in (301, 302) and method == "POST"):
+            method, body = "GET", None
+            headers = {k: v for k, v in headers.items() if k not in ("content-type", "content-length")}
+        if target.origin != prep.target.origin:
+            # credentials and a forced Host are for the origin they were given for
+            headers = {k: v for k, v in headers.items() if k not in ("authorization", "host")}
+        return Prepared.build(method, target, headers, body)
+
+    def _ssl_for(self, target: Target) -> _ssl.SSLContext | None:
+        if not target.secure:
+            return None
+        if self._ssl_context is not None:
+            return self._ssl_context
+        return _default_ssl_context(not self._insecure)
+
+    def _store_cookies(self, raw: list[tuple[bytes, bytes]], prep: Prepared) -> None:
+        values = [v.decode("latin-1") for v in header_values(raw, b"set-cookie")]
+        self._cookies.extract(values, prep.target.host, prep.cookie_path)
+
+
+def _decoded(content: bytes, encoding: bytes) -> tuple[bytes, BaseException | None]:
+    """The decoded body, or the body as received and the error that makes the request fail."""
+    try:
+        return decode_body(content, encoding), None
+    except zlib.error as e:
+        return content, ProtocolError(f"could not decode the {encoding.decode('latin-1')} response body: {e}")
