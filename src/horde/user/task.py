@@ -13,6 +13,7 @@ import logging
 import random
 import traceback
 from collections.abc import Callable, Iterable
+from types import CoroutineType
 from typing import TYPE_CHECKING, Any, TypeVar, overload
 
 from horde.exceptions import (
@@ -90,7 +91,7 @@ def collect_tasks(cls: type, bases: Iterable[type]) -> list[Any]:
 
 
 def is_taskset_class(obj: Any) -> bool:
-    return inspect.isclass(obj) and issubclass(obj, TaskSet)
+    return isinstance(obj, TaskSetMeta) and issubclass(obj, TaskSet)
 
 
 def filter_tasks_by_tags(
@@ -144,6 +145,7 @@ class TaskSet(metaclass=TaskSetMeta):
         self.user: User = parent.user if isinstance(parent, TaskSet) else parent
         self._task_queue: list[Any] = []
         self._task_started_at: float | None = None
+        self._task_arg: Any = self  # what task functions receive: the task set (the user, for its own tasks)
 
     @property
     def client(self) -> Any:
@@ -179,12 +181,14 @@ class TaskSet(metaclass=TaskSetMeta):
         return random.choice(self.tasks)
 
     async def execute_task(self, task_fn: Any) -> None:
-        if is_taskset_class(task_fn):
-            await task_fn(self).run()
-        else:
-            result = task_fn(self)
-            if inspect.isawaitable(result):
-                await result
+        # the per-task hot path: the common case (a coroutine function) is tested first
+        arg = self._task_arg
+        if isinstance(task_fn, TaskSetMeta):  # a nested TaskSet class (User classes are never tasks)
+            await task_fn(arg).run()
+            return
+        result = task_fn(arg)
+        if result is not None and (type(result) is CoroutineType or inspect.isawaitable(result)):
+            await result
 
     def _wait_seconds(self) -> float:
         own: Callable[..., float] | None = type(self).wait_time
@@ -262,19 +266,15 @@ class SequentialTaskSet(TaskSet):
 class DefaultTaskSet(TaskSet):
     """Runs a User's own tasks: each task function receives the user, not the task set."""
 
+    def __init__(self, parent: TaskSet | User) -> None:
+        super().__init__(parent)
+        self._task_arg = self.user
+
     def get_next_task(self) -> Any:
         tasks = self.user.tasks
         if not tasks:
             return super().get_next_task()
         return random.choice(tasks)
-
-    async def execute_task(self, task_fn: Any) -> None:
-        if is_taskset_class(task_fn):
-            await task_fn(self.user).run()
-        else:
-            result = task_fn(self.user)
-            if inspect.isawaitable(result):
-                await result
 
     def _wait_seconds(self) -> float:
         user_wait = type(self.user).wait_time
