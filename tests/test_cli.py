@@ -158,6 +158,7 @@ def test_sigterm_stops_gracefully_and_keeps_results(tmp_path: Path, target: str)
         ({"syntax.py": "def (:\n"}, ["-f", "syntax.py"], "failed to import syntax.py"),
         ({"empty.py": "x = 1\n"}, ["-f", "empty.py"], "no User class found"),
         ({"locustfile.py": LOCUSTFILE}, [], "Quick has no host"),
+        ({"locustfile.py": LOCUSTFILE.replace("HttpUser", "FastHttpUser")}, [], "Quick has no host"),
         (
             {"locustfile.py": LOCUSTFILE},
             ["Missing", "-H", "http://127.0.0.1:9"],

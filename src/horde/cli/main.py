@@ -15,6 +15,7 @@ import horde
 from horde.cli.loader import Locustfiles, load_locustfiles
 from horde.cli.logging_setup import setup_logging
 from horde.cli.options import parse_options
+from horde.clients.fast import FastHttpUser
 from horde.clients.http import HttpUser, missing_host_message
 from horde.env import Environment
 from horde.exceptions import LocustfileError
@@ -57,8 +58,7 @@ def check_hosts(classes: Sequence[type[horde.User]], host: str | None) -> None:
             raise LocustfileError(f"invalid --host {host!r}: include the scheme, e.g. http://{host}")
         return
     for cls in classes:
-        needs_host = issubclass(cls, HttpUser) or getattr(cls, "_needs_host", False)
-        if needs_host and not cls.host:
+        if issubclass(cls, (HttpUser, FastHttpUser)) and not cls.host:
             raise LocustfileError(missing_host_message(cls))
 
 
