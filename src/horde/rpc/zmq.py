@@ -42,6 +42,8 @@ class Server:
         _tune(self.socket)
         # a worker that reconnects with the same identity takes its route over at once
         self.socket.setsockopt(zmq.ROUTER_HANDOVER, 1)
+        # the default backlog (100) drops connects when hundreds of workers start at once
+        self.socket.setsockopt(zmq.BACKLOG, 4096)
         if ":" in host:
             self.socket.setsockopt(zmq.IPV6, 1)
         try:

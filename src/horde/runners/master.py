@@ -206,11 +206,17 @@ class MasterRunner(Runner):
     # ---- the controller ----------------------------------------------------------------------------
     async def _controller(self) -> None:
         while True:
-            timeout = self._next_timer() - self._now()
+            item: tuple[Any, ...] | None
             try:
-                item = await asyncio.wait_for(self._inbox.get(), max(0.0, timeout))
-            except TimeoutError:
-                item = None
+                item = self._inbox.get_nowait()
+            except asyncio.QueueEmpty:
+                # asyncio.timeout, not wait_for: on 3.11 wait_for can return an item and swallow our
+                # cancellation, leaving quit waiting for this task for ever
+                try:
+                    async with asyncio.timeout(max(0.0, self._next_timer() - self._now())):
+                        item = await self._inbox.get()
+                except TimeoutError:
+                    item = None
             try:
                 if item is None:
                     await self._on_timers()
@@ -238,7 +244,6 @@ class MasterRunner(Runner):
     async def _on_timers(self) -> None:
         now = self._now()
         if now >= self._next_liveness_check:
-            self._next_liveness_check = now + self.heartbeat_interval
             await self._check_liveness(now)
         while self._next_step is not None and self._now() >= self._next_step_at:
             await self._apply_step()
@@ -451,8 +456,10 @@ class MasterRunner(Runner):
             return
         if node is None:
             if msg.type not in ("quit", "client_stopped"):
-                # a worker of an earlier master (or one we forgot): ask it to introduce itself again
-                await self._send(node_id, Message("reregister", {"epoch": self.epoch}))
+                # a worker of an earlier master (or one we forgot): ask it to introduce itself again,
+                # unless this master is on its way out
+                reply = "quit" if self._quitting() else "reregister"
+                await self._send(node_id, Message(reply, {"epoch": self.epoch}))
             return
         node.last_seen = self._now()
         if node.state == RunnerState.MISSING and msg.type not in ("quit",):
@@ -463,7 +470,13 @@ class MasterRunner(Runner):
         else:
             self._handle_custom(msg)
 
+    def _quitting(self) -> bool:
+        return self._quit_task is not None
+
     async def _on_client_ready(self, node_id: str, node: WorkerNode | None, data: dict[str, Any]) -> None:
+        if self._quitting() and node is None:
+            await self._send(node_id, Message("quit", {}))
+            return
         if data["protocol"] != PROTOCOL_VERSION:
             reason = (
                 f"protocol mismatch: this master speaks horde protocol {PROTOCOL_VERSION} (horde {__version__}), "
@@ -618,7 +631,15 @@ class MasterRunner(Runner):
 
     # ---- liveness ------------------------------------------------------------------------------------
     async def _check_liveness(self, now: float) -> None:
+        """Mark every worker silent for longer than the liveness window missing, then re-place once.
+
+        All losses found in one check are handled together: one rebalance, not one per worker, so a
+        rack going down does not keep the master from answering the others. The next check is due when
+        the next worker's window would run out (at most one heartbeat interval away).
+        """
         window = self.heartbeat_interval * self.heartbeat_liveness
+        lost: list[WorkerNode] = []
+        next_due = now + self.heartbeat_interval
         for node in self.clients:
             if node.state == RunnerState.MISSING:
                 if node.missing_since is not None and now - node.missing_since > MISSING_FORGET_AFTER:
@@ -627,24 +648,31 @@ class MasterRunner(Runner):
                     )
                     self.clients.remove(node.id)
                 continue
-            if now - node.last_seen > window:
-                await self._worker_lost(node, now)
+            deadline = node.last_seen + window
+            if now > deadline:
+                lost.append(node)
+            elif deadline < next_due:
+                next_due = deadline
+        self._next_liveness_check = max(now + 0.01, next_due + 0.001)
+        if lost:
+            await self._workers_lost(lost, now)
 
-    async def _worker_lost(self, node: WorkerNode, now: float) -> None:
-        logger.warning(
-            "Worker %s missing: silent for %.1f s; re-placing its %d users",
-            node.id,
-            now - node.last_seen,
-            node.user_count,
-        )
-        node.state = RunnerState.MISSING
-        node.missing_since = now
-        node.user_classes_count = {}
-        node.target = {}
-        self.worker_state_changes += 1
-        self._forget_from_dispatcher(node.id)
-        if self._pending is not None:
+    async def _workers_lost(self, nodes: list[WorkerNode], now: float) -> None:
+        for node in nodes:
+            logger.warning(
+                "Worker %s missing: silent for %.1f s; re-placing its %d users",
+                node.id,
+                now - node.last_seen,
+                node.user_count,
+            )
+            node.state = RunnerState.MISSING
+            node.missing_since = now
+            node.user_classes_count = {}
+            node.target = {}
+            self.worker_state_changes += 1
+            self._forget_from_dispatcher(node.id)
             self._acknowledged(node.id)
+        if self._pending is not None:
             if not self._pending.waiting:
                 await self._finish_pending()
             return
