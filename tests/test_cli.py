@@ -165,6 +165,21 @@ def test_sigterm_stops_gracefully_and_keeps_results(tmp_path: Path, target: str)
             "unknown user class(es) Missing",
         ),
         ({"locustfile.py": LOCUSTFILE}, ["-H", "127.0.0.1:9"], "include the scheme"),
+        (
+            {"locustfile.py": LOCUSTFILE.replace("wait_time", "weight = 0\n    wait_time")},
+            ["-H", "http://127.0.0.1:9"],
+            "weight 0",
+        ),
+        (
+            {"locustfile.py": LOCUSTFILE.replace("wait_time", "fixed_count = 1.5\n    wait_time")},
+            ["-H", "http://127.0.0.1:9"],
+            "fixed_count must be an integer",
+        ),
+        (
+            {"locustfile.py": LOCUSTFILE, "pyproject.toml": "[tool.horde]\nhost = 5\n"},
+            [],
+            "invalid --host '5'",
+        ),
     ],
 )
 def test_bad_input_gives_one_clear_line_and_exit_1(

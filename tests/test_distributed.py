@@ -17,7 +17,7 @@ from horde._version import PROTOCOL_VERSION
 from horde.env import Environment
 from horde.rpc.protocol import Message
 from horde.runners.master import MasterRunner
-from horde.runners.worker import WorkerRefusedError, WorkerRunner
+from horde.runners.worker import HeartbeatThread, WorkerRefusedError, WorkerRunner
 
 HB = 0.1  # heartbeat interval for these tests: a worker is missing after 3 silent intervals
 
@@ -226,17 +226,33 @@ async def test_returning_worker_is_fenced_before_it_runs_users_again(cluster: Cl
         await cluster.add_worker()
     await asyncio.wait_for(cluster.master.start(4, 1000), 5)
     quiet = cluster.workers[1]
+    # a network partition: the worker keeps running its users but nothing it sends arrives
+    real_send = quiet._send
+
+    async def lost(msg: Message) -> None:
+        return None
+
+    quiet._send = lost  # type: ignore[method-assign]
     quiet._heartbeat.stop()  # type: ignore[union-attr]
-    quiet.stats_report_interval = 3600
     await wait_until(lambda: len(cluster.master.clients.missing) == 1, timeout=2)
     await wait_until(lambda: cluster.workers[0].user_count == 4, timeout=3)
-    # it never stopped its users (a partition, not a crash); now it speaks again
-    assert quiet.user_count == 2
-    await quiet.client.send(Message("spawning", {"seq": 0}, quiet.client_id))
-    await wait_until(lambda: not cluster.master.clients.missing, timeout=2)
+    assert quiet.user_count == 2  # still running: a partition, not a crash
+    targets: list[int] = []
+    original_apply = quiet._apply
+
+    async def watch_apply(seq: int) -> None:
+        targets.append(sum(quiet._target.values()))
+        await original_apply(seq)
+
+    quiet._apply = watch_apply  # type: ignore[method-assign]
+    quiet._send = real_send  # type: ignore[method-assign]
+    quiet._heartbeat = HeartbeatThread(quiet, HB)
+    quiet._heartbeat.start()
+    await wait_until(lambda: not cluster.master.clients.missing, timeout=5)
     await wait_until(
         lambda: sum(w.user_count for w in cluster.workers) == 4 and quiet.user_count > 0, timeout=5
     )
+    assert targets[0] == 0  # told its target (zero) before it was given users again
     assert sorted(w.user_count for w in cluster.workers) == [2, 2]
 
 
@@ -262,3 +278,103 @@ async def test_last_worker_quitting_stops_the_test(cluster: Cluster) -> None:
     await asyncio.wait_for(cluster.master.wait_stopped(), 5)
     assert cluster.master.state == "stopped"
     assert cluster.master.environment.stats.total.num_requests == cluster.fired.count
+
+
+async def test_workers_rejoin_a_master_restarted_after_a_long_silence() -> None:
+    fired = Fired()
+    cluster = Cluster(master=new_master(fired), fired=fired)
+    for _ in range(2):
+        await cluster.add_worker()
+    port = cluster.port
+    await cluster.master._cancel_background()
+    cluster.master.server.close()
+    await asyncio.sleep(1.0)  # several liveness windows: the workers reset their sockets meanwhile
+    second = new_master(fired, port=port)
+    try:
+        await wait_until(lambda: len(second.clients) == 2, timeout=8)
+        await asyncio.wait_for(second.start(2, 1000), 5)
+        assert sorted(w.user_count for w in cluster.workers) == [1, 1]
+    finally:
+        for w in cluster.workers:
+            await asyncio.wait_for(w.quit(), 5)
+        await asyncio.wait_for(second.quit(), 10)
+
+
+async def test_slow_master_listener_does_not_make_workers_missing(cluster: Cluster) -> None:
+    async def slow_start(environment: Environment) -> None:
+        await asyncio.sleep(1.0)  # ten heartbeat intervals
+
+    cluster.master.environment.events.test_start.add_listener(slow_start)
+    for _ in range(2):
+        await cluster.add_worker()
+    await asyncio.wait_for(cluster.master.start(4, 1000), 5)
+    assert not cluster.master.clients.missing
+    assert cluster.master.state == "running" and sorted(w.user_count for w in cluster.workers) == [2, 2]
+
+
+async def test_master_listener_awaiting_quit_does_not_deadlock(cluster: Cluster) -> None:
+    master = cluster.master
+
+    async def give_up(**kwargs: object) -> None:
+        await master.quit()  # runs inside the master's controller, which carries out the quit
+
+    master.environment.events.spawning_complete.add_listener(give_up)
+    await cluster.add_worker()
+    master.start(1, 1000)
+    await asyncio.wait_for(master.wait_stopped(), 5)
+    assert master.state == "stopped"
+
+
+async def test_stop_test_in_a_worker_stops_the_whole_cluster(cluster: Cluster) -> None:
+    from horde import StopTest
+
+    class Quitter(User):
+        wait_time = constant(0.05)
+
+        @task
+        async def t(self) -> None:
+            raise StopTest("the data set is exhausted")
+
+    env = Environment(user_classes=[Quitter])
+    worker = env.create_worker_runner("127.0.0.1", cluster.port, heartbeat_interval=HB)
+    await worker.connect(timeout=5)
+    cluster.workers.append(worker)
+    cluster.master.environment.user_classes = [Quitter]
+    cluster.master.start(2, 1000)
+    await asyncio.wait_for(cluster.master.wait_stopped(), 5)
+    assert cluster.master.stop_reason == "the data set is exhausted"
+
+
+async def test_worker_that_cannot_create_users_stops_the_test(cluster: Cluster) -> None:
+    class Broken(User):
+        def __init__(self, environment: Environment) -> None:
+            super().__init__(environment)
+            raise FileNotFoundError("users.csv")
+
+        @task
+        async def t(self) -> None: ...
+
+    env = Environment(user_classes=[Broken])
+    worker = env.create_worker_runner("127.0.0.1", cluster.port, heartbeat_interval=HB)
+    await worker.connect(timeout=5)
+    cluster.workers.append(worker)
+    cluster.master.environment.user_classes = [Broken]
+    cluster.master.start(1, 1000)
+    await asyncio.wait_for(cluster.master.wait_stopped(), 5)
+    assert cluster.master.stop_reason is not None and "users.csv" in cluster.master.stop_reason
+    assert env.events.unhandled_errors == 1
+
+
+async def test_non_finite_numbers_are_rejected(cluster: Cluster) -> None:
+    worker = await cluster.add_worker()
+    bad = {
+        "state": "running",
+        "current_cpu_usage": float("inf"),
+        "current_memory_usage": 1,
+        "loop_lag": 0.0,
+        "user_count": 0,
+    }
+    before = sum(cluster.master.dropped_messages.values())
+    await worker.client.send(Message("heartbeat", bad, worker.client_id))
+    await wait_until(lambda: sum(cluster.master.dropped_messages.values()) > before)
+    assert cluster.master.environment.events.unhandled_errors == 0

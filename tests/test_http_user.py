@@ -221,3 +221,20 @@ async def test_horde_totals_equal_server_count(server: CountingServer) -> None:
     assert env.stats.total.num_failures == server.hits.get("/fail", 0)
     for path in ("/ok", "/fail"):
         assert env.stats.get(path, "GET").num_requests == server.hits[path]
+
+
+async def test_stopping_inside_a_catch_block_is_not_a_failure(server: CountingServer) -> None:
+    class Judge(HttpUser):
+        host = server.url
+
+        @task
+        async def go(self) -> None:
+            async with self.client.get("/ok", catch_response=True):
+                await asyncio.sleep(10)  # stopped here, with stop_timeout 0
+
+    env = Environment(user_classes=[Judge])
+    runner = env.create_local_runner()
+    await runner.start(3, 1000)
+    await asyncio.sleep(0.3)
+    await runner.quit()
+    assert env.stats.total.num_requests == 3 and env.stats.total.num_failures == 0

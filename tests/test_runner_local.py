@@ -361,3 +361,21 @@ async def test_custom_messages_locally() -> None:
     assert got == [({"hi": 1}, "local")]
     with pytest.raises(ValueError):
         runner.register_message("greet", lambda **kw: None)
+
+
+async def test_stop_timeout_holds_even_when_the_ramp_down_is_superseded() -> None:
+    class Long(User):
+        @task
+        async def work(self) -> None:
+            await asyncio.sleep(20)
+
+    env = Environment(user_classes=[Long], stop_timeout=0.3)
+    runner = env.create_local_runner()
+    await runner.start(3, 100)
+    runner.start(0, 100)  # asks the three to stop, waiting up to 0.3 s for their tasks
+    await asyncio.sleep(0.05)
+    await runner.start(1, 100)  # supersedes that ramp while it waits
+    await asyncio.sleep(0.5)
+    assert runner.user_count == 1 and runner.users.running_tasks == 1  # the three were stopped anyway
+    assert runner.users.force_stopped == 3
+    await runner.quit()

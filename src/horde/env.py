@@ -96,6 +96,8 @@ class Environment:
     def create_local_runner(self) -> LocalRunner:
         from horde.runners.local import LocalRunner
 
+        if self.runner is not None:  # before the runner subscribes its listeners
+            raise RunnerAlreadyExistsError(f"this environment already has a runner: {self.runner!r}")
         runner = LocalRunner(self)
         self._attach(runner)
         return runner

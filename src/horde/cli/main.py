@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+import os
 import signal
 import sys
 import time
@@ -17,12 +18,14 @@ from horde.cli.logging_setup import setup_logging
 from horde.cli.options import parse_options
 from horde.clients.fast import FastHttpUser
 from horde.clients.http import HttpUser, missing_host_message
+from horde.dispatch import UsersDispatcher
 from horde.env import Environment
 from horde.exceptions import LocustfileError
 from horde.reports import console
 from horde.reports.json import write_json
 from horde.rpc.zmq import RPCError
 from horde.runners.base import Runner
+from horde.runners.local import LocalNode
 from horde.runners.master import MasterRunner
 
 logger = logging.getLogger("horde.main")
@@ -60,6 +63,15 @@ def check_hosts(classes: Sequence[type[horde.User]], host: str | None) -> None:
     for cls in classes:
         if issubclass(cls, (HttpUser, FastHttpUser)) and not cls.host:
             raise LocustfileError(missing_host_message(cls))
+
+
+PROCESSES_CHILD_ENV = "HORDE_PROCESSES_CHILD"
+
+
+def check_user_classes(user_classes: Sequence[type[horde.User]]) -> None:
+    """Weights, fixed counts and names the dispatcher would reject, found before anything starts."""
+    env = Environment(user_classes=user_classes)
+    UsersDispatcher([LocalNode()], env.user_classes)
 
 
 def main(argv: Sequence[str] | None = None) -> None:
@@ -115,17 +127,23 @@ def run_cli(argv: list[str]) -> int:
             check_hosts(user_classes, options.host)
         except LocustfileError as e:
             return fail(str(e))
+    try:
+        check_user_classes(user_classes)
+    except ValueError as e:
+        return fail(str(e))
+    shape = files.shape_classes[0]() if files.shape_classes else None
+    if os.environ.get(PROCESSES_CHILD_ENV):
+        options.processes = None  # a worker started by --processes never starts workers of its own
     if options.processes is not None:
         from horde.cli.processes import run_processes
 
-        return run_processes(options, argv)
+        return run_processes(options, argv, user_classes, shape)
     if options.worker:
         from horde.cli.worker import run_worker
 
         return int(run_event_loop(run_worker(options, user_classes)))
     if not options.headless:
         logger.info("The web UI is not part of this build yet; running headless")
-    shape = files.shape_classes[0]() if files.shape_classes else None
     return int(run_event_loop(run_headless(options, user_classes, shape)))
 
 
@@ -147,9 +165,11 @@ class _Shutdown:
             return
         logger.warning("Stopping users now")
         self.runner.environment.stop_timeout = 0
+        if isinstance(self.runner, MasterRunner):
+            self.runner.hurry()
         users = getattr(self.runner, "users", None)
         if users is not None:
-            asyncio.get_running_loop().create_task(users.kill_all())
+            self.runner.spawn_background(users.kill_all(), "kill-users")
 
     def install(self) -> None:
         loop = asyncio.get_running_loop()

@@ -273,8 +273,10 @@ def collect_defaults(
                 value = _to_bool(value, key, source)
             elif dest == "user_classes":
                 value = _csv_list(value) if isinstance(value, str) else list(value)
-            elif not isinstance(value, str) and dests[dest].type is not None and not isinstance(value, list):
-                value = str(value)  # let argparse's type conversion validate TOML numbers too
+            elif isinstance(value, list):
+                value = [str(v) for v in value]
+            elif not isinstance(value, str):
+                value = str(value)  # argparse converts (and validates) string defaults with the option's type
             merged[dest] = value
     return merged
 

@@ -6,9 +6,16 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import signal
 import subprocess
 import sys
 import time
+from typing import TYPE_CHECKING, Any
+
+from horde.cli.main import PROCESSES_CHILD_ENV
+
+if TYPE_CHECKING:
+    from horde.user.users import User
 
 logger = logging.getLogger("horde.main")
 
@@ -44,8 +51,10 @@ class WorkerProcesses:
         extra = ["--worker"] if "--worker" not in self.argv else []
         if master_port is not None:
             extra += ["--master-host", master_host or "127.0.0.1", "--master-port", str(master_port)]
+        env = {k: v for k, v in os.environ.items() if k != "HORDE_PROCESSES"}
+        env[PROCESSES_CHILD_ENV] = "1"
         for _ in range(self.count):
-            self.procs.append(subprocess.Popen([sys.executable, "-m", "horde", *self.argv, *extra]))
+            self.procs.append(subprocess.Popen([sys.executable, "-m", "horde", *self.argv, *extra], env=env))
 
     def wait(self, timeout: float = CHILD_EXIT_WAIT) -> int:
         """Wait for every worker (terminating stragglers); the worst exit code."""
@@ -72,27 +81,17 @@ class WorkerProcesses:
                 proc.wait()
 
 
-def run_processes(options: argparse.Namespace, argv: list[str]) -> int:
-    from horde.cli.loader import load_locustfiles
-    from horde.cli.main import run_event_loop, run_headless, select_user_classes
+def run_processes(
+    options: argparse.Namespace, argv: list[str], user_classes: list[type[User]], shape: Any
+) -> int:
+    from horde.cli.main import run_event_loop, run_headless
 
     count = (os.cpu_count() or 1) if options.processes == -1 else options.processes
     workers = WorkerProcesses(count, argv)
     if options.worker:
-        workers.start()
-        try:
-            return workers.wait(timeout=float("inf"))
-        except KeyboardInterrupt:
-            workers.kill()
-            return 1
-        finally:
-            workers.kill()
-    files = load_locustfiles(options.locustfile)
-    user_classes = select_user_classes(files, options.user_classes)
-    shape = files.shape_classes[0]() if files.shape_classes else None
+        return _run_workers_only(workers)
     options.master_bind_host = "127.0.0.1"
     options.master_bind_port = 0
-    code = 1
     try:
         code = int(
             run_event_loop(
@@ -107,4 +106,25 @@ def run_processes(options: argparse.Namespace, argv: list[str]) -> int:
         )
         return max(code, workers.wait())
     finally:
+        workers.kill()
+
+
+def _run_workers_only(workers: WorkerProcesses) -> int:
+    """Workers only (their master is elsewhere): the first Ctrl-C reaches the workers too and they
+    stop gracefully, so keep waiting; a second one kills them."""
+    interrupts = 0
+
+    def on_interrupt(signum: int, frame: Any) -> None:
+        nonlocal interrupts
+        interrupts += 1
+        if interrupts > 1:
+            logger.warning("Killing the worker processes")
+            workers.kill()
+
+    previous = signal.signal(signal.SIGINT, on_interrupt)
+    try:
+        workers.start()
+        return workers.wait(timeout=float("inf"))
+    finally:
+        signal.signal(signal.SIGINT, previous)
         workers.kill()

@@ -14,9 +14,19 @@ import json as jsonlib
 from collections.abc import Awaitable, Callable, Generator, Mapping
 from typing import Any
 
-from horde.exceptions import CatchResponseError, ResponseError
+from horde.exceptions import (
+    CatchResponseError,
+    InterruptTaskSet,
+    RescheduleTask,
+    ResponseError,
+    StopTest,
+    StopUser,
+)
 
 _NO_ERROR: Any = object()
+# leaving a catch_response block by these is not a verdict on the response (the user is stopping, or
+# its task set handed control back): the request keeps its automatic classification
+_CONTROL_FLOW = (StopUser, StopTest, InterruptTaskSet, RescheduleTask)
 
 
 class HTTPError(ResponseError):
@@ -171,8 +181,8 @@ class RequestCall:
         resp, name, start, rt, ctx = self._result
         self._result = None
         verdict = resp.request_meta.pop("catch", _NO_ERROR)
-        if exc is not None and verdict is _NO_ERROR:
-            verdict = exc
+        if verdict is _NO_ERROR and isinstance(exc, Exception) and not isinstance(exc, _CONTROL_FLOW):
+            verdict = exc  # the task failed while judging the response: count the request as failed
         error = resp.error if verdict is _NO_ERROR else verdict
         self._report(resp, name, start, rt, error, ctx)
         # A ResponseError raised in the block only marks the request failed; anything else propagates.

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Any
 
@@ -63,7 +64,19 @@ def _fields(data: Any, **spec: Any) -> str | None:
 
 
 def _number(value: Any) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool)
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def _exception_rows(value: Any) -> bool:
+    return isinstance(value, list) and all(
+        isinstance(r, dict)
+        and isinstance(r.get("msg"), str)
+        and isinstance(r.get("traceback"), str)
+        and isinstance(r.get("count"), int)
+        and not isinstance(r.get("count"), bool)
+        and r["count"] > 0
+        for r in value
+    )
 
 
 def _seq(value: Any) -> bool:
@@ -83,9 +96,10 @@ WORKER_SCHEMAS: dict[str, Any] = {
     "spawning": lambda d: _fields(d, seq=_seq),
     "spawning_complete": lambda d: _fields(d, seq=_seq, user_classes_count=_is_counts),
     "stats": lambda d: _fields(
-        d, seq=_seq, stats=dict, user_classes_count=_is_counts, exceptions=list, logs=list
+        d, seq=_seq, stats=dict, user_classes_count=_is_counts, exceptions=_exception_rows, logs=list
     ),
     "client_stopped": lambda d: _fields(d, stats_seq=_seq),
+    "stop_test": lambda d: _fields(d, reason=str),
     "quit": lambda d: _fields(d, stats_seq=_seq),
 }
 

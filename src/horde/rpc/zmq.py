@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import socket as pysocket
+from typing import Any
 
 import zmq
 import zmq.asyncio
@@ -68,9 +69,20 @@ class Server:
         except zmq.ZMQError as e:
             raise RPCError(f"send to {identity} failed: {e.strerror}") from e
 
+    def send_nowait(self, identity: str, msg: Message) -> None:
+        """Queue a message without waiting (the reader answers heartbeats this way); a failure is
+        logged, never raised."""
+        fut: Any = self.socket.send_multipart([identity.encode(), msg.serialize()], flags=zmq.NOBLOCK)
+        fut.add_done_callback(_log_send_failure)
+
     def close(self) -> None:
         self.socket.close(linger=0)
         self.context.term()
+
+
+def _log_send_failure(fut: Any) -> None:
+    if not fut.cancelled() and fut.exception() is not None:
+        logger.debug("dropped an outgoing message: %s", fut.exception())
 
 
 class Client:
@@ -108,8 +120,9 @@ class Client:
             raise RPCError(f"receive failed: {e.strerror}") from e
         return Message.unserialize(raw)
 
-    def close(self) -> None:
-        self.socket.close(linger=0)
+    def close(self, linger: float = 0.0) -> None:
+        """Close; with ``linger`` seconds, queued frames still get that long to leave."""
+        self.socket.close(linger=int(linger * 1000))
         self.context.term()
 
 

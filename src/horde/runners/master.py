@@ -84,7 +84,10 @@ class MasterRunner(Runner):
         self._rebalancing = False
         self._pending: _Pending | None = None
         self._pending_was_testing = False
-        self._final_nodes: list[WorkerNode] = []  # the workers as they were when the test was stopped
+        self._final_nodes: list[WorkerNode] = []
+        self._controller_task: asyncio.Task[Any] | None = (
+            None  # the workers as they were when the test was stopped
+        )
         self._next_liveness_check = 0.0
         self._options_sent: set[str] = set()
         self.worker_state_changes = 0  # bumped on every worker state change (the console reprints its table)
@@ -110,7 +113,7 @@ class MasterRunner(Runner):
             return
         super().start_background()
         self.spawn_background(self._reader(), "master-reader")
-        self.spawn_background(self._controller(), "master-controller")
+        self._controller_task = self.spawn_background(self._controller(), "master-controller")
 
     def start(
         self, user_count: int, spawn_rate: float, user_classes: list[Any] | None = None
@@ -124,6 +127,22 @@ class MasterRunner(Runner):
         self.target_user_count = user_count
         fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._inbox.put_nowait(("start", user_count, spawn_rate, user_classes, fut))
+        return fut
+
+    def stop(self) -> asyncio.Future[None]:
+        return self._unless_controller(super().stop())
+
+    def quit(self) -> asyncio.Future[None]:
+        return self._unless_controller(super().quit())
+
+    def _unless_controller(self, fut: asyncio.Future[None]) -> asyncio.Future[None]:
+        """A listener running inside the controller (test_start, spawning_complete, …) that awaits
+        stop or quit would wait for the very task it blocks: hand it a finished future instead; the
+        request is queued and carried out as soon as the listener returns."""
+        if self._controller_task is not None and asyncio.current_task() is self._controller_task:
+            done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+            done.set_result(None)
+            return done
         return fut
 
     async def _stop(self, caller: asyncio.Task[Any] | None) -> None:
@@ -192,6 +211,14 @@ class MasterRunner(Runner):
                 self._drop("invalid", f"{msg.type!r} on the heartbeat channel of {sender}")
                 return
             sender = sender[: -len(HEARTBEAT_SUFFIX)]
+        node = self.clients.get(sender)
+        if node is not None:
+            # hearing from a worker proves it alive even while the controller is busy (a slow
+            # test_start listener, a long ramp step): liveness never waits for the controller
+            node.last_seen = self._now()
+            if msg.type == "heartbeat" and node.state != RunnerState.MISSING:
+                self._on_heartbeat(node, msg.data)
+                return
         # the transport identity says who sent it, whatever the payload claims
         self._inbox.put_nowait(("msg", Message(msg.type, msg.data, sender)))
 
@@ -227,9 +254,12 @@ class MasterRunner(Runner):
                     await self._on_timers()
             except asyncio.CancelledError:
                 raise
-            except Exception:
-                self.environment.events.unhandled_errors += 1
-                logger.exception("master controller failed to handle %r", item[:2] if item else "a timer")
+            except Exception as e:
+                if item is not None and item[0] == "msg":
+                    self._drop("handler error", f"{item[1].type!r} from {item[1].node_id}: {e!r}")
+                else:
+                    self.environment.events.unhandled_errors += 1
+                    logger.exception("master controller failed to handle %r", item[:2] if item else "a timer")
 
     def _next_timer(self) -> float:
         timers = [self._next_liveness_check]
@@ -442,6 +472,16 @@ class MasterRunner(Runner):
             if not fut.done():
                 fut.set_result(None)
 
+    def hurry(self) -> None:
+        """Stop without waiting for running tasks: workers kill their users and report at once."""
+        self.environment.stop_timeout = 0
+        pending = self._pending
+        if pending is None:
+            return
+        pending.deadline = min(pending.deadline, self._now() + 1.0)
+        for node_id in pending.waiting:
+            self.server.send_nowait(node_id, Message(pending.kind, {"now": True}))
+
     def _acknowledged(self, node_id: str) -> None:
         if self._pending is not None:
             self._pending.waiting.discard(node_id)
@@ -536,10 +576,15 @@ class MasterRunner(Runner):
             "user_classes_count": counts,
             "host": self.environment.host or "",
             "stop_timeout": self.environment.stop_timeout,
+            "fence": True,  # apply completely before any later spawn: no users beyond this target
         }
         await self._send(node.id, Message("spawn", data))
 
     async def _msg_heartbeat(self, node: WorkerNode, data: dict[str, Any]) -> None:
+        self._on_heartbeat(node, data)
+
+    def _on_heartbeat(self, node: WorkerNode, data: dict[str, Any]) -> None:
+        """Record a heartbeat and echo it at once (called from the reader)."""
         state = data["state"]
         if node.state != RunnerState.MISSING and state in ("ready", "spawning", "running"):
             if node.state != state:
@@ -555,9 +600,14 @@ class MasterRunner(Runner):
                 node.id,
                 node.cpu_usage,
             )
-        now = time.time()
-        self.environment.events.heartbeat_sent.fire(client_id=node.id, timestamp=now)
-        await self._send(node.id, Message("heartbeat", {"epoch": self.epoch}))
+        self.environment.events.heartbeat_sent.fire(client_id=node.id, timestamp=time.time())
+        self.server.send_nowait(node.id, Message("heartbeat", {"epoch": self.epoch}))
+
+    async def _msg_stop_test(self, node: WorkerNode, data: dict[str, Any]) -> None:
+        reason = data["reason"]
+        logger.error("Worker %s stopped the test: %s", node.id, reason)
+        if self.state in (RunnerState.SPAWNING, RunnerState.RUNNING):
+            self.stop_test(reason)
 
     async def _msg_spawning(self, node: WorkerNode, data: dict[str, Any]) -> None:
         if node.state != RunnerState.SPAWNING:
@@ -685,10 +735,12 @@ class MasterRunner(Runner):
         node.missing_since = None
         self.worker_state_changes += 1
         testing = self.state in (RunnerState.SPAWNING, RunnerState.RUNNING) and self._dispatcher is not None
+        if not testing:
+            await self._send(node.id, Message("stop", {}))
+            return
         await self._send_full_target(node, {})
-        if testing:
-            self._dispatcher.add_worker(node)
-            await self._rebalance()
+        self._dispatcher.add_worker(node)
+        await self._rebalance()
 
     # ---- sending -------------------------------------------------------------------------------------
     async def _send(self, node_id: str, msg: Message) -> None:

@@ -97,18 +97,29 @@ class UserGroup:
             waiting.append(task)
         if not waiting:
             return
+        deadline = None
         if stop_timeout > 0:
-            _, pending = await asyncio.wait(waiting, timeout=stop_timeout)
-            if pending:
-                self.force_stopped += len(pending)
-                logger.info(
-                    "%d user(s) had not finished their task %s s after the stop request; stopping them now",
-                    len(pending),
-                    f"{stop_timeout:g}",
-                )
-                for task in pending:
-                    task.cancel()
-        await asyncio.gather(*waiting, return_exceptions=True)
+            # the deadline is armed on the loop, not kept by this coroutine: if whoever awaits this
+            # stop is cancelled (a new ramp step, a new spawn message), the users still get stopped
+            deadline = asyncio.get_running_loop().call_later(
+                stop_timeout, self._deadline, waiting, stop_timeout
+            )
+        await asyncio.wait(waiting)  # unlike gather, being cancelled here does not cancel the users
+        if deadline is not None:
+            deadline.cancel()
+
+    def _deadline(self, tasks: list[asyncio.Task[None]], stop_timeout: float) -> None:
+        pending = [t for t in tasks if not t.done()]
+        if not pending:
+            return
+        self.force_stopped += len(pending)
+        logger.info(
+            "%d user(s) had not finished their task %s s after the stop request; stopping them now",
+            len(pending),
+            f"{stop_timeout:g}",
+        )
+        for task in pending:
+            task.cancel()
 
     async def kill_all(self) -> None:
         """Cancel every user task at once and wait for them (their on_stop still runs)."""

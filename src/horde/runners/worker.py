@@ -23,6 +23,7 @@ import msgpack
 import zmq
 
 from horde._version import PROTOCOL_VERSION, __version__
+from horde.exceptions import StopTest
 from horde.rpc.protocol import Message
 from horde.rpc.zmq import Client, RPCError, _endpoint, resolve
 from horde.runners.base import Runner, RunnerState
@@ -33,6 +34,13 @@ from horde.stats import RequestStats
 logger = logging.getLogger(__name__)
 
 MAX_FORWARDED_LOG_LINES = 50  # per report; the rest is counted, not sent
+MAX_EXCEPTION_ROWS_PER_REPORT = 100
+
+
+def _being_cancelled() -> bool:
+    """True when our own task is being cancelled (not merely a socket operation under it)."""
+    task = asyncio.current_task()
+    return task is not None and task.cancelling() > 0
 
 
 class WorkerRefusedError(Exception):
@@ -104,19 +112,21 @@ class HeartbeatThread(threading.Thread):
                         loop.call_soon_threadsafe(self._probe_done)
                     except RuntimeError:
                         return  # the loop is closed
-                sample = runner.monitor.latest
-                payload = {
-                    "state": runner.worker_state,
-                    "current_cpu_usage": sample.cpu_percent,
-                    "current_memory_usage": sample.memory_rss,
-                    "loop_lag": self._lag,
-                    "user_count": runner.user_count,
-                }
-                if runner.connected.is_set():
-                    try:
+                try:
+                    sample = runner.monitor.latest
+                    payload = {
+                        "state": runner.worker_state,
+                        "current_cpu_usage": sample.cpu_percent,
+                        "current_memory_usage": sample.memory_rss,
+                        "loop_lag": self._lag,
+                        "user_count": runner.users.running_tasks,
+                    }
+                    if runner.connected.is_set():
                         sock.send(msgpack.packb(("heartbeat", payload, runner.client_id)), zmq.NOBLOCK)
-                    except zmq.ZMQError:
-                        pass  # queue full while the master is away: the next beat will do
+                except zmq.ZMQError:
+                    pass  # queue full while the master is away: the next beat will do
+                except Exception:  # a read racing the event loop must not end the heartbeats
+                    logger.debug("heartbeat skipped", exc_info=True)
                 self._stop_event.wait(self.interval)
         finally:
             sock.close(linger=0)
@@ -232,6 +242,10 @@ class WorkerRunner(Runner):
     async def _send(self, msg: Message) -> None:
         try:
             await self.client.send(msg)
+        except asyncio.CancelledError:
+            if _being_cancelled():
+                raise
+            logger.debug("a %r message was dropped by a socket reset", msg.type)
         except RPCError as e:
             logger.warning("%s", e)
 
@@ -239,6 +253,10 @@ class WorkerRunner(Runner):
         while True:
             try:
                 msg = await self.client.recv()
+            except asyncio.CancelledError:
+                if _being_cancelled():
+                    raise
+                continue  # the socket was reset under us (reconnecting): read from the new one
             except ValueError as e:
                 logger.warning("Ignored an undecodable message from the master: %s", e)
                 continue
@@ -268,6 +286,10 @@ class WorkerRunner(Runner):
                     client_id=self.client_id, timestamp=time.time()
                 )
             else:
+                if msg.type in ("stop", "quit") and isinstance(msg.data, dict) and msg.data.get("now"):
+                    # the master's user pressed Ctrl-C twice: do not let running tasks finish
+                    self.environment.stop_timeout = 0
+                    self.spawn_background(self.users.kill_all(), "worker-kill-users")
                 self._commands.put_nowait(msg)
 
     async def _watchdog(self) -> None:
@@ -340,10 +362,14 @@ class WorkerRunner(Runner):
             env.host = str(data["host"])
         env.stop_timeout = float(data.get("stop_timeout") or 0.0)
         options = data.get("options")
-        if isinstance(options, dict) and env.parsed_options is not None:
-            for key in ("tags", "exclude_tags", "reset_stats"):
-                if key in options:
-                    setattr(env.parsed_options, key, options[key])
+        if isinstance(options, dict):
+            # the master's selection of tasks and its reset policy apply to the whole cluster
+            if "tags" in options:
+                env.tags = set(options["tags"]) if options["tags"] else None
+            if "exclude_tags" in options:
+                env.exclude_tags = set(options["exclude_tags"]) if options["exclude_tags"] else None
+            if "reset_stats" in options:
+                env.reset_stats = bool(options["reset_stats"])
         if self.worker_state not in ("spawning", "running"):
             self._exceptions.clear()
             await self._begin_test()
@@ -361,13 +387,26 @@ class WorkerRunner(Runner):
             previous.cancel()
             await asyncio.gather(previous, return_exceptions=True)
         self._apply_task = asyncio.get_running_loop().create_task(self._apply(seq), name="worker-apply")
+        if data.get("fence"):
+            # a fence (after this worker was missing) is applied in full before the next command,
+            # so users the master re-placed elsewhere never run twice
+            await asyncio.shield(self._apply_task)
 
     async def _apply(self, seq: int) -> None:
         current = self.users.counts()
         by_name = self.environment.user_classes_by_name()
-        for name, n in self._target.items():
-            if n > current.get(name, 0):
-                self.users.spawn(by_name[name], n - current.get(name, 0))
+        try:
+            for name, n in self._target.items():
+                if n > current.get(name, 0):
+                    self.users.spawn(by_name[name], n - current.get(name, 0))
+        except StopTest as e:
+            logger.error("%s", e)
+            self.stop_test(str(e))
+        except Exception as e:
+            # a user that cannot even be created (a data file missing on this machine, say)
+            self.environment.events.unhandled_errors += 1
+            logger.exception("could not start users: %s", e)
+            self.stop_test(f"a worker could not start users: {e!r}")
         removals = {
             name: have - self._target.get(name, 0)
             for name, have in current.items()
@@ -405,12 +444,23 @@ class WorkerRunner(Runner):
             self._stopped.set()
             await env.events.test_stop.fire_async(environment=env)
 
+    def stop_test(self, reason: str) -> None:
+        """A worker cannot end the test alone: ask the master to stop the whole cluster."""
+        self.stop_reason = reason
+        asyncio.get_running_loop().create_task(
+            self._send(Message("stop_test", {"reason": reason}, self.client_id))
+        )
+
     # ---- reports -------------------------------------------------------------------------------------
     def _on_user_error(self, user_instance: Any, exception: BaseException, tb: Any, **_: Any) -> None:
         text = "".join(traceback.format_exception(type(exception), exception, tb))
         row = self._exceptions.get(text)
         if row is None:
-            row = self._exceptions[text] = {"msg": repr(exception), "traceback": text, "count": 0}
+            if len(self._exceptions) >= MAX_EXCEPTION_ROWS_PER_REPORT:
+                text = "(more distinct exceptions in this report than forwarded)"
+                row = self._exceptions.setdefault(text, {"msg": text, "traceback": text, "count": 0})
+            else:
+                row = self._exceptions[text] = {"msg": repr(exception), "traceback": text, "count": 0}
         row["count"] += 1
 
     async def _reporter(self) -> None:
@@ -446,12 +496,11 @@ class WorkerRunner(Runner):
     async def _quit(self, caller: asyncio.Task[Any] | None) -> None:
         await self._stop_users_and_report()
         await self._send(Message("quit", {"stats_seq": self._stats_seq}, self.client_id))
-        await asyncio.sleep(0.05)  # let ZeroMQ hand the last frames to the kernel
         if self._heartbeat is not None:
             self._heartbeat.stop()
         await self._cancel_background()
         logging.getLogger().removeHandler(self._logs)
-        self.client.close()
+        self.client.close(linger=2.0)  # the final stats and quit must still reach the master
         self._quit_event.set()
 
     def send_message(self, msg_type: str, data: Any = None, client_id: str | None = None) -> None:
