@@ -378,3 +378,34 @@ async def test_non_finite_numbers_are_rejected(cluster: Cluster) -> None:
     await worker.client.send(Message("heartbeat", bad, worker.client_id))
     await wait_until(lambda: sum(cluster.master.dropped_messages.values()) > before)
     assert cluster.master.environment.events.unhandled_errors == 0
+
+
+async def test_reset_stats_drops_reports_measured_before_the_reset() -> None:
+    fired = Fired()
+    env = Environment(user_classes=user_classes(fired), reset_stats=True)
+    master = env.create_master_runner("127.0.0.1", 0, heartbeat_interval=HB)
+    master.start_background()
+    cluster = Cluster(master=master, fired=fired)
+    try:
+        worker = await cluster.add_worker()
+        worker.environment.stats.record("GET", "/before-reset", 1.0, 1, None)
+        await asyncio.wait_for(master.start(2, 1000), 5)
+        worker._stats_seq += 1  # a report the worker made before it heard of the reset
+        stale = {
+            "seq": worker._stats_seq,
+            "stats": {"stats": [], "stats_total": {}, "errors": {}},
+            "user_classes_count": worker.user_classes_count,
+            "exceptions": [],
+            "logs": [],
+            "stats_generation": 0,
+        }
+        stale["stats"] = Environment(user_classes=user_classes(fired)).stats.serialize()
+        await worker.client.send(Message("stats", stale, worker.client_id))
+        await wait_until(lambda: master.dropped_messages["stats from before a reset"] == 1)
+        await asyncio.sleep(0.5)
+        assert master.environment.stats.get("/before-reset", "GET").num_requests == 0
+        assert master.environment.stats.total.num_requests > 0  # reports after the reset are merged
+    finally:
+        for w in cluster.workers:
+            await asyncio.wait_for(w.quit(), 5)
+        await asyncio.wait_for(master.quit(), 10)

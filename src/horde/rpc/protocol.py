@@ -63,6 +63,13 @@ def _fields(data: Any, **spec: Any) -> str | None:
     return None
 
 
+def _optional(data: dict[str, Any], **spec: Any) -> str | None:
+    for key, check in spec.items():
+        if key in data and not check(data[key]):
+            return f"field {key!r} has the wrong type ({type(data[key]).__name__})"
+    return None
+
+
 def _number(value: Any) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
 
@@ -95,8 +102,9 @@ WORKER_SCHEMAS: dict[str, Any] = {
     ),
     "spawning": lambda d: _fields(d, seq=_seq),
     "spawning_complete": lambda d: _fields(d, seq=_seq, user_classes_count=_is_counts),
-    "stats": lambda d: _fields(
-        d, seq=_seq, stats=dict, user_classes_count=_is_counts, exceptions=_exception_rows, logs=list
+    "stats": lambda d: (
+        _fields(d, seq=_seq, stats=dict, user_classes_count=_is_counts, exceptions=_exception_rows, logs=list)
+        or _optional(d, stats_generation=_seq)
     ),
     "client_stopped": lambda d: _fields(d, stats_seq=_seq),
     "stop_test": lambda d: _fields(d, reason=str),

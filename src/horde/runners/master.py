@@ -84,10 +84,10 @@ class MasterRunner(Runner):
         self._rebalancing = False
         self._pending: _Pending | None = None
         self._pending_was_testing = False
+        self._stats_generation = 0  # bumped at each --reset-stats reset; older worker reports are dropped
+        # the workers as they were when the test was stopped (they may have quit since)
         self._final_nodes: list[WorkerNode] = []
-        self._controller_task: asyncio.Task[Any] | None = (
-            None  # the workers as they were when the test was stopped
-        )
+        self._controller_task: asyncio.Task[Any] | None = None
         self._next_liveness_check = 0.0
         self._options_sent: set[str] = set()
         self.worker_state_changes = 0  # bumped on every worker state change (the console reprints its table)
@@ -397,9 +397,13 @@ class MasterRunner(Runner):
             await env.events.rebalanced.fire_async(user_count=count)
         else:
             logger.info("All users spawned: %s (%d total users)", _fmt(self.target_user_classes_count), count)
+            if env.reset_stats:
+                # reports measured before the workers hear of this reset must not be merged after it
+                self._stats_generation += 1
             await env.events.spawning_complete.fire_async(user_count=count)
             for node in self.clients.active:
-                await self._send(node.id, Message("spawning_complete", {"user_count": count}))
+                data = {"user_count": count, "stats_generation": self._stats_generation}
+                await self._send(node.id, Message("spawning_complete", data))
         waiters, self._ramp_waiters = self._ramp_waiters, []
         for fut in waiters:
             if not fut.done():
@@ -626,7 +630,18 @@ class MasterRunner(Runner):
         if data["seq"] <= node.stats_seq:
             self.dropped_messages["duplicate stats"] += 1
             return
+        if data["seq"] > node.stats_seq + 1 and node.stats_seq >= 0:
+            logger.warning(
+                "Stats reports %d..%d of worker %s never arrived",
+                node.stats_seq + 1,
+                data["seq"] - 1,
+                node.id,
+            )
         node.stats_seq = data["seq"]
+        if data.get("stats_generation", self._stats_generation) < self._stats_generation:
+            self.dropped_messages["stats from before a reset"] += 1
+            node.user_classes_count = dict(data["user_classes_count"])
+            return
         try:
             self.environment.stats.merge(data["stats"])
         except StatsPayloadError as e:
@@ -645,7 +660,16 @@ class MasterRunner(Runner):
                 logger.warning("[%s] %s", node.id, line)
         self.environment.events.worker_report.fire(client_id=node.id, data=data)
 
+    def _check_final_report(self, node: WorkerNode, data: dict[str, Any]) -> None:
+        if data["stats_seq"] > node.stats_seq:
+            logger.warning(
+                "Worker %s sent %d stats reports that never arrived; their numbers are missing",
+                node.id,
+                data["stats_seq"] - node.stats_seq,
+            )
+
     async def _msg_client_stopped(self, node: WorkerNode, data: dict[str, Any]) -> None:
+        self._check_final_report(node, data)
         node.user_classes_count = {}
         node.target = {}
         if node.state != RunnerState.READY:
@@ -656,6 +680,7 @@ class MasterRunner(Runner):
             await self._finish_pending()
 
     async def _msg_quit(self, node: WorkerNode, data: dict[str, Any]) -> None:
+        self._check_final_report(node, data)
         self.clients.remove(node.id)
         self.worker_state_changes += 1
         self._forget_from_dispatcher(node.id)

@@ -20,6 +20,7 @@ import uuid
 from typing import Any
 
 import msgpack
+import psutil
 import zmq
 
 from horde._version import PROTOCOL_VERSION, __version__
@@ -101,6 +102,8 @@ class HeartbeatThread(threading.Thread):
         sock.connect(_endpoint(resolve(runner.master_host), runner.master_port))
         loop = runner.loop
         assert loop is not None, "the heartbeat thread starts after the worker's event loop is known"
+        process = psutil.Process()
+        process.cpu_percent()
         try:
             while not self._stop_event.is_set():
                 # loop lag: how long a callback scheduled now waits before the loop runs it
@@ -113,11 +116,10 @@ class HeartbeatThread(threading.Thread):
                     except RuntimeError:
                         return  # the loop is closed
                 try:
-                    sample = runner.monitor.latest
                     payload = {
                         "state": runner.worker_state,
-                        "current_cpu_usage": sample.cpu_percent,
-                        "current_memory_usage": sample.memory_rss,
+                        "current_cpu_usage": process.cpu_percent(),  # since the previous beat
+                        "current_memory_usage": process.memory_info().rss,
                         "loop_lag": self._lag,
                         "user_count": runner.users.running_tasks,
                     }
@@ -176,6 +178,7 @@ class WorkerRunner(Runner):
         self._last_spawn_seq = -1
         self._target: dict[str, int] = {}
         self._stats_seq = 0
+        self._stats_generation = 0
         self._exceptions: dict[str, dict[str, Any]] = {}
         self._logs = _WarningBuffer()
         self._last_master_contact = time.monotonic()
@@ -334,6 +337,11 @@ class WorkerRunner(Runner):
         if msg.type == "spawn":
             await self._on_spawn(data)
         elif msg.type == "spawning_complete":
+            generation = data.get("stats_generation")
+            if isinstance(generation, int) and generation != self._stats_generation:
+                # the master reset its stats: what this worker measured so far belongs to before it
+                self._stats_generation = generation
+                self.environment.stats.reset_all()
             await self.environment.events.spawning_complete.fire_async(
                 user_count=int(data.get("user_count", 0))
             )
@@ -481,6 +489,7 @@ class WorkerRunner(Runner):
             "user_count": self.user_count,
             "exceptions": exceptions,
             "logs": self._logs.take(),
+            "stats_generation": self._stats_generation,
         }
         self.environment.events.report_to_master.fire(client_id=self.client_id, data=data)
         await self._send(Message("stats", data, self.client_id))
