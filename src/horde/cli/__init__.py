@@ -1,1 +1,1 @@
-"""horde.cli"""
+"""The command line: options and their sources, locustfile loading, and the run modes."""

@@ -1,1 +1,1 @@
-"""horde.clients"""
+"""HTTP clients: HttpUser on aiohttp and FastHttpUser on httptools, sharing one response contract."""

@@ -1,1 +1,1 @@
-"""horde.rpc"""
+"""Master-worker messaging: the message codec and schemas, and the ZeroMQ transport."""
