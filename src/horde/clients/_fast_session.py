@@ -34,7 +34,7 @@ from horde.clients._fast_message import (
 )
 from horde.clients._fast_pool import Pool
 from horde.clients._fast_response import FastResponse
-from horde.clients.response import RequestCall, Response
+from horde.clients.response import HttpVerbs, RequestCall, Response
 from horde.clock import Clock
 from horde.user.users import User
 
@@ -131,7 +131,7 @@ class FastRequestCall:
         return await self._inner.__aexit__(exc_type, exc, tb)
 
 
-class FastHttpSession:
+class FastHttpSession(HttpVerbs):
     """The ``client`` of a :class:`FastHttpUser`.
 
     >>> resp = await self.client.get("/items", params={"page": 2}, name="/items")
@@ -240,29 +240,11 @@ class FastHttpSession:
             opts = _Options(params, headers, data, json, auth, timeout, allow_redirects, context)
         return FastRequestCall(self, method.upper(), url, name, catch_response, opts)
 
-    # the verbs skip request()'s argument handling when called with a URL alone, the common case
+    # get skips request()'s argument handling when called with a URL alone, the common case
     def get(self, url: str, **kwargs: Any) -> FastRequestCall:
         if not kwargs:
             return FastRequestCall(self, "GET", url, None, False, None)
         return self.request("GET", url, **kwargs)
-
-    def head(self, url: str, **kwargs: Any) -> FastRequestCall:
-        return self.request("HEAD", url, **kwargs)
-
-    def options(self, url: str, **kwargs: Any) -> FastRequestCall:
-        return self.request("OPTIONS", url, **kwargs)
-
-    def delete(self, url: str, **kwargs: Any) -> FastRequestCall:
-        return self.request("DELETE", url, **kwargs)
-
-    def post(self, url: str, data: Any = None, **kwargs: Any) -> FastRequestCall:
-        return self.request("POST", url, data=data, **kwargs)
-
-    def put(self, url: str, data: Any = None, **kwargs: Any) -> FastRequestCall:
-        return self.request("PUT", url, data=data, **kwargs)
-
-    def patch(self, url: str, data: Any = None, **kwargs: Any) -> FastRequestCall:
-        return self.request("PATCH", url, data=data, **kwargs)
 
     async def close(self) -> None:
         """Close every connection (``FastHttpUser.teardown`` calls this)."""

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 import aiohttp
 
-from horde.clients.response import RequestCall, Response
+from horde.clients.response import HttpVerbs, RequestCall, Response
 from horde.clock import Clock
 from horde.exceptions import StopTest
 from horde.user.users import User
@@ -41,7 +41,7 @@ def missing_host_message(cls: type) -> str:
     )
 
 
-class HttpSession:
+class HttpSession(HttpVerbs):
     """The ``client`` of an :class:`HttpUser`: requests-like calls that record every request.
 
     >>> resp = await self.client.get("/items", name="/items")
@@ -154,27 +154,6 @@ class HttpSession:
             start_time=start_time,
             url=resp.url,
         )
-
-    def get(self, url: str, **kwargs: Any) -> RequestCall:
-        return self.request("GET", url, **kwargs)
-
-    def head(self, url: str, **kwargs: Any) -> RequestCall:
-        return self.request("HEAD", url, **kwargs)
-
-    def options(self, url: str, **kwargs: Any) -> RequestCall:
-        return self.request("OPTIONS", url, **kwargs)
-
-    def delete(self, url: str, **kwargs: Any) -> RequestCall:
-        return self.request("DELETE", url, **kwargs)
-
-    def post(self, url: str, data: Any = None, **kwargs: Any) -> RequestCall:
-        return self.request("POST", url, data=data, **kwargs)
-
-    def put(self, url: str, data: Any = None, **kwargs: Any) -> RequestCall:
-        return self.request("PUT", url, data=data, **kwargs)
-
-    def patch(self, url: str, data: Any = None, **kwargs: Any) -> RequestCall:
-        return self.request("PATCH", url, data=data, **kwargs)
 
     async def close(self) -> None:
         await self._session.close()

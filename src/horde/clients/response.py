@@ -187,3 +187,33 @@ class RequestCall:
         self._report(resp, name, start, rt, error, ctx)
         # A ResponseError raised in the block only marks the request failed; anything else propagates.
         return isinstance(exc, ResponseError)
+
+
+class HttpVerbs:
+    """``get``/``post``/... in terms of ``request(method, url, **kwargs)``, for both clients.
+
+    The body of ``post``/``put``/``patch`` is the second positional argument, as in requests.
+    """
+
+    request: Callable[..., Any]  # each client defines request(method, url, **options)
+
+    def get(self, url: str, **kwargs: Any) -> Any:
+        return self.request("GET", url, **kwargs)
+
+    def head(self, url: str, **kwargs: Any) -> Any:
+        return self.request("HEAD", url, **kwargs)
+
+    def options(self, url: str, **kwargs: Any) -> Any:
+        return self.request("OPTIONS", url, **kwargs)
+
+    def delete(self, url: str, **kwargs: Any) -> Any:
+        return self.request("DELETE", url, **kwargs)
+
+    def post(self, url: str, data: Any = None, **kwargs: Any) -> Any:
+        return self.request("POST", url, data=data, **kwargs)
+
+    def put(self, url: str, data: Any = None, **kwargs: Any) -> Any:
+        return self.request("PUT", url, data=data, **kwargs)
+
+    def patch(self, url: str, data: Any = None, **kwargs: Any) -> Any:
+        return self.request("PATCH", url, data=data, **kwargs)
