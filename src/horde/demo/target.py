@@ -73,13 +73,13 @@ def make_app(failure_rate: float = 0.05, slow_ms: tuple[int, int] = (20, 120)) -
     return app
 
 
-async def serve(port: int) -> None:
+async def serve(port: int, host: str = "127.0.0.1") -> None:
     runner = web.AppRunner(make_app(), access_log=None)
     await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", port)
+    site = web.TCPSite(runner, host, port)
     await site.start()
     bound = runner.addresses[0][1]
-    print(f"listening on http://127.0.0.1:{bound}", flush=True)
+    print(f"listening on http://{host}:{bound}", flush=True)
     try:
         await asyncio.Event().wait()
     finally:
@@ -89,13 +89,14 @@ async def serve(port: int) -> None:
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description="horde's demo system under test (loopback only)")
     parser.add_argument("--port", type=int, default=0)
+    parser.add_argument("--host", default="127.0.0.1", help="address to listen on (default loopback)")
     args = parser.parse_args(argv)
     try:
         import uvloop
 
-        uvloop.run(serve(args.port))
+        uvloop.run(serve(args.port, args.host))
     except ImportError:
-        asyncio.run(serve(args.port))
+        asyncio.run(serve(args.port, args.host))
     except KeyboardInterrupt:
         sys.exit(0)
 
