@@ -238,3 +238,25 @@ async def test_stopping_inside_a_catch_block_is_not_a_failure(server: CountingSe
     await asyncio.sleep(0.3)
     await runner.quit()
     assert env.stats.total.num_requests == 3 and env.stats.total.num_failures == 0
+
+
+async def test_request_context_merges_user_context_and_call_context(server: CountingServer) -> None:
+    class Tagged(HttpUser):
+        def context(self) -> dict[str, Any]:
+            return {"tenant": "acme"}
+
+        @task
+        async def go(self) -> None:
+            await self.client.get("/ok", context={"step": 1})
+            raise StopUser()
+
+    class Plain(HttpUser):
+        @task
+        async def go(self) -> None:
+            await self.client.get("/ok")
+            raise StopUser()
+
+    _, tagged = await run_once(Tagged, server.url)
+    _, plain = await run_once(Plain, server.url)
+    assert tagged.events[0]["context"] == {"tenant": "acme", "step": 1}
+    assert plain.events[0]["context"] == {}

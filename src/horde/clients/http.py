@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import inspect
 import time
+from functools import partial
 from typing import TYPE_CHECKING, Any
 
 import aiohttp
@@ -54,7 +56,8 @@ class HttpSession(HttpVerbs):
         self.base_url = base_url.rstrip("/")
         self.user = user
         env = user.environment
-        self._fire = env.events.request.fire
+        self._hook = env.events.request
+        self._user_context = type(user).context is not User.context  # only ask users that override it
         # the system clock's wall time is time.time itself: skip the method call per request
         self._wall = time.time if type(env.clock) is Clock else env.clock.time
         connector = aiohttp.TCPConnector(limit=0, ttl_dns_cache=300)
@@ -102,7 +105,7 @@ class HttpSession(HttpVerbs):
         session = self._session
         wall = self._wall
 
-        async def perform() -> tuple[Response, str, float, float, dict[str, Any]]:
+        async def perform(report: bool = False) -> Any:
             start_time = wall()
             t0 = time.perf_counter()
             try:
@@ -127,12 +130,15 @@ class HttpSession(HttpVerbs):
                 if isinstance(e, asyncio.TimeoutError) and not str(e):
                     e = TimeoutError(f"no complete response within the timeout ({elapsed:.1f}s)")
                 resp = Response(method=method, url=full_url, elapsed=elapsed, error=e)
-            ctx = self.user.context()
+            ctx = self.user.context() if self._user_context else {}
             if context:
                 ctx = {**ctx, **context}
+            if report:
+                self._report(resp, label, start_time, elapsed * 1000.0, resp.error, ctx)
+                return resp
             return resp, label, start_time, elapsed * 1000.0, ctx
 
-        return RequestCall(perform, self._report, catch_response)
+        return RequestCall(perform, self._report, catch_response, partial(perform, True))
 
     def _report(
         self,
@@ -143,17 +149,25 @@ class HttpSession(HttpVerbs):
         error: BaseException | None,
         context: dict[str, Any],
     ) -> None:
-        self._fire(
-            request_type=resp.request_method,
-            name=name,
-            response_time=response_time,
-            response_length=len(resp.content),
-            response=resp,
-            context=context,
-            exception=error,
-            start_time=start_time,
-            url=resp.url,
-        )
+        hook = self._hook
+        for listener in hook.handlers:  # called directly: no keyword dict built per request
+            try:
+                result = listener(
+                    request_type=resp.request_method,
+                    name=name,
+                    response_time=response_time,
+                    response_length=len(resp.content),
+                    response=resp,
+                    context=context,
+                    exception=error,
+                    start_time=start_time,
+                    url=resp.url,
+                )
+            except Exception:
+                hook.listener_failed(listener)
+                continue
+            if result is not None and inspect.isawaitable(result):
+                hook.schedule_result(listener, result)
 
     async def close(self) -> None:
         await self._session.close()

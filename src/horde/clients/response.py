@@ -144,21 +144,28 @@ class RequestCall:
     still counted exactly once.
     """
 
-    __slots__ = ("_catch", "_perform", "_report", "_response", "_result")
+    __slots__ = ("_catch", "_perform", "_report", "_reporting_perform", "_response", "_result")
 
     def __init__(
         self,
         perform: Callable[[], Awaitable[tuple[Response, str, float, float, dict[str, Any]]]],
         report: Reporter,
         catch_response: bool,
+        reporting_perform: Callable[[], Awaitable[Response]] | None = None,
     ) -> None:
+        """``perform`` makes the request and returns ``(response, name, start_time, ms, context)``;
+        ``reporting_perform``, if given, does the same but reports the request itself and returns the
+        response: the lean path a plain ``await`` takes."""
         self._perform = perform
+        self._reporting_perform = reporting_perform if not catch_response else None
         self._report = report
         self._catch = catch_response
         self._response: Response | None = None
         self._result: tuple[Response, str, float, float, dict[str, Any]] | None = None
 
     def __await__(self) -> Generator[Any, None, Response]:
+        if self._reporting_perform is not None:
+            return self._reporting_perform().__await__()  # one coroutine per request, no wrapper
         return self._run().__await__()
 
     async def _run(self) -> Response:
