@@ -141,7 +141,6 @@ def test_sigterm_stops_gracefully_and_keeps_results(tmp_path: Path, target: str)
     stdout, stderr = proc.communicate(timeout=30)
     assert proc.returncode == 0, stderr
     assert "Aggregated" in stdout
-    assert json.loads(out.read_text())["stats"][-1]["num_requests"] > 0 or True
     agg = next(s for s in json.loads(out.read_text())["stats"] if s["name"] == "Aggregated")
     assert agg["num_requests"] > 0
 

@@ -112,7 +112,9 @@ def test_master_and_three_workers_count_exactly_what_the_server_served(tmp: Path
     for w in workers:
         assert finish(w, 20)[0] == 0
     assert aggregated(tmp)["num_requests"] == served(target) - before > 50
-    assert out.count(" running ") >= 3 or "Workers:" in out
+    final_table = out.split("Workers:")[-1]
+    rows = [line.split() for line in final_table.splitlines() if "_" in line]  # ids are <host>_<hex>
+    assert sorted(int(r[2]) for r in rows) == [2, 2, 2]  # each worker ran 2 of the 6 users
 
 
 def test_killed_worker_is_replaced_and_the_others_are_all_counted(tmp: Path, target: str) -> None:
