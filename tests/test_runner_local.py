@@ -63,16 +63,18 @@ async def test_retarget_cancels_the_unfinished_ramp() -> None:
     clock = FakeClock()
     env = Environment(user_classes=[Idle], clock=clock)
     runner = env.create_local_runner()
-    runner.start(10, 5)
+    runner.start(10, 2)  # 2 users a second: 2, 4, 6, 8, 10
     await settle()
     clock.advance(1)
     await settle()
-    assert runner.user_count == 10 or runner.user_count == 5 * 2
+    assert runner.user_count == 4
     runner.start(5, 5)
     await settle()
-    clock.advance(1)
-    await settle()
     assert runner.user_count == 5
+    for _ in range(5):  # the abandoned ramp must not keep adding users
+        clock.advance(1)
+        await settle()
+    assert runner.user_count == 5 and runner.target_user_count == 5
     await runner.quit()
 
 
