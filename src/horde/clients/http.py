@@ -8,14 +8,13 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import inspect
 import time
 from functools import partial
 from typing import TYPE_CHECKING, Any
 
 import aiohttp
 
-from horde.clients.response import HttpVerbs, RequestCall, Response
+from horde.clients.response import HttpVerbs, RequestCall, Response, report_request
 from horde.clock import Clock
 from horde.exceptions import StopTest
 from horde.user.users import User
@@ -56,7 +55,7 @@ class HttpSession(HttpVerbs):
         self.base_url = base_url.rstrip("/")
         self.user = user
         env = user.environment
-        self._hook = env.events.request
+        self._report = partial(report_request, env.events.request)
         self._user_context = type(user).context is not User.context  # only ask users that override it
         # the system clock's wall time is time.time itself: skip the method call per request
         self._wall = time.time if type(env.clock) is Clock else env.clock.time
@@ -139,35 +138,6 @@ class HttpSession(HttpVerbs):
             return resp, label, start_time, elapsed * 1000.0, ctx
 
         return RequestCall(perform, self._report, catch_response, partial(perform, True))
-
-    def _report(
-        self,
-        resp: Response,
-        name: str,
-        start_time: float,
-        response_time: float,
-        error: BaseException | None,
-        context: dict[str, Any],
-    ) -> None:
-        hook = self._hook
-        for listener in hook.handlers:  # called directly: no keyword dict built per request
-            try:
-                result = listener(
-                    request_type=resp.request_method,
-                    name=name,
-                    response_time=response_time,
-                    response_length=len(resp.content),
-                    response=resp,
-                    context=context,
-                    exception=error,
-                    start_time=start_time,
-                    url=resp.url,
-                )
-            except Exception:
-                hook.listener_failed(listener)
-                continue
-            if result is not None and inspect.isawaitable(result):
-                hook.schedule_result(listener, result)
 
     async def close(self) -> None:
         await self._session.close()

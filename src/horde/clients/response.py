@@ -10,10 +10,12 @@ lets the task decide.
 from __future__ import annotations
 
 import datetime
+import inspect
 import json as jsonlib
 from collections.abc import Awaitable, Callable, Generator, Mapping
 from typing import Any
 
+from horde.event import EventHook
 from horde.exceptions import (
     CatchResponseError,
     InterruptTaskSet,
@@ -130,6 +132,41 @@ def _charset(headers: Mapping[str, str]) -> str | None:
 
 Reporter = Callable[[Response, str, float, float, BaseException | None, dict[str, Any]], None]
 """``report(response, name, start_time, response_time_ms, exception, context)`` fires one request event."""
+
+
+def report_request(
+    hook: EventHook,
+    resp: Response,
+    name: str,
+    start_time: float,
+    response_time: float,
+    error: BaseException | None,
+    context: dict[str, Any],
+) -> None:
+    """Fire the ``request`` event for one finished request, as both clients count it.
+
+    The listeners are called with keywords directly: ``EventHook.fire(**kwargs)`` would pack the nine
+    arguments into a dict and unpack them again per listener, about 0.5 µs of a request that costs
+    ~13 µs with FastHttpUser. A listener that raises or returns an awaitable gets ``fire()``'s handling.
+    """
+    for listener in hook.handlers:  # read each time: listeners may come and go during a test
+        try:
+            result = listener(
+                request_type=resp.request_method,
+                name=name,
+                response_time=response_time,
+                response_length=len(resp.content),
+                response=resp,
+                context=context,
+                exception=error,
+                start_time=start_time,
+                url=resp.url,
+            )
+        except Exception:
+            hook.listener_failed(listener)
+            continue
+        if result is not None and inspect.isawaitable(result):
+            hook.schedule_result(listener, result)
 
 
 class RequestCall:
