@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 from horde.monitor import UsageMonitor
 from horde.rpc.protocol import Message
+from horde.runners.user_group import UserGroup
 
 if TYPE_CHECKING:
     from horde.env import Environment
@@ -292,6 +293,22 @@ class Runner:
     ) -> asyncio.Future[None]:
         """Ramp to ``user_count`` at ``spawn_rate``; returns at once with an awaitable for the ramp."""
         raise NotImplementedError
+
+
+class UserRunner(Runner):
+    """A runner that runs users in this process (local and worker); the master runs none."""
+
+    def __init__(self, environment: Environment) -> None:
+        super().__init__(environment)
+        self.users = UserGroup(environment)
+
+    @property
+    def user_classes_count(self) -> dict[str, int]:
+        return self.users.counts()
+
+    @property
+    def user_count(self) -> int:
+        return self.users.count
 
 
 def _caller() -> asyncio.Task[Any] | None:

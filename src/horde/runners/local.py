@@ -9,8 +9,7 @@ from typing import Any
 
 from horde.exceptions import StopTest
 from horde.rpc.protocol import Message
-from horde.runners.base import Runner, RunnerState
-from horde.runners.user_group import UserGroup
+from horde.runners.base import RunnerState, UserRunner
 
 logger = logging.getLogger(__name__)
 
@@ -24,7 +23,7 @@ class LocalNode:
     id: str = LOCAL_NODE_ID
 
 
-class LocalRunner(Runner):
+class LocalRunner(UserRunner):
     """Runs users in this process.
 
     >>> runner = env.create_local_runner()
@@ -34,17 +33,8 @@ class LocalRunner(Runner):
 
     def __init__(self, environment: Any) -> None:
         super().__init__(environment)
-        self.users = UserGroup(environment)
         self._dispatcher: Any = None
         self._ramp_task: asyncio.Task[None] | None = None
-
-    @property
-    def user_classes_count(self) -> dict[str, int]:
-        return self.users.counts()
-
-    @property
-    def user_count(self) -> int:
-        return self.users.count
 
     def start(
         self, user_count: int, spawn_rate: float, user_classes: list[Any] | None = None
@@ -92,12 +82,13 @@ class LocalRunner(Runner):
                 self._dispatcher = env.dispatcher_class([LocalNode()], env.user_classes)
             self._dispatcher.new_dispatch(user_count, spawn_rate, user_classes)
             clock = env.clock
+            classes = env.user_classes_by_name()
             last: float | None = None
             for step in self._dispatcher:
                 if last is not None:
                     await clock.sleep(step.delay - (clock.monotonic() - last))
                 last = clock.monotonic()
-                await self._apply(step.users.get(LOCAL_NODE_ID, {}))
+                await self.users.apply(step.users.get(LOCAL_NODE_ID, {}), classes, env.stop_timeout)
             self.target_user_classes_count = self.users.counts()
             logger.info(
                 "Ramp complete: %s (%d total users)",
@@ -126,17 +117,6 @@ class LocalRunner(Runner):
                         else ""
                     )
                 )
-
-    async def _apply(self, targets: dict[str, int]) -> None:
-        current = self.users.counts()
-        by_name = self.environment.user_classes_by_name()
-        removals = {name: current.get(name, 0) - n for name, n in targets.items() if current.get(name, 0) > n}
-        for name, n in targets.items():
-            missing = n - current.get(name, 0)
-            if missing > 0:
-                self.users.spawn(by_name[name], missing)
-        if removals:
-            await self.users.stop(removals, self.environment.stop_timeout)
 
     async def _stop(self, caller: asyncio.Task[Any] | None) -> None:
         idle = self._ramp_task is None and self._shape_task is None and self.users.running_tasks == 0

@@ -65,6 +65,24 @@ class UserGroup:
         if not task.cancelled() and task.exception() is not None:
             logger.error("user task of %s crashed: %r", type(user).__name__, task.exception())
 
+    async def apply(
+        self, targets: dict[str, int], classes: dict[str, type[User]], stop_timeout: float
+    ) -> None:
+        """Start and stop users until each class runs ``targets[name]`` (absent classes: 0).
+
+        New users start first, then surplus ones stop (which may wait up to stop_timeout). If creating
+        a user raises, the surplus is still stopped before the exception propagates.
+        """
+        current = self.counts()
+        surplus = {name: n - targets.get(name, 0) for name, n in current.items() if n > targets.get(name, 0)}
+        try:
+            for name, n in targets.items():
+                if n > current.get(name, 0):
+                    self.spawn(classes[name], n - current.get(name, 0))
+        finally:
+            if surplus:
+                await self.stop(surplus, stop_timeout)
+
     async def stop(
         self, counts: dict[str, int], stop_timeout: float, caller: asyncio.Task | None = None
     ) -> None:

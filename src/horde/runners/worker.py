@@ -27,9 +27,8 @@ from horde._version import PROTOCOL_VERSION, __version__
 from horde.exceptions import StopTest
 from horde.rpc.protocol import Message
 from horde.rpc.zmq import Client, RPCError, _endpoint, resolve
-from horde.runners.base import Runner, RunnerState
+from horde.runners.base import RunnerState, UserRunner
 from horde.runners.master import HEARTBEAT_SUFFIX
-from horde.runners.user_group import UserGroup
 from horde.stats import RequestStats
 
 logger = logging.getLogger(__name__)
@@ -135,7 +134,7 @@ class HeartbeatThread(threading.Thread):
             context.term()
 
 
-class WorkerRunner(Runner):
+class WorkerRunner(UserRunner):
     """Connects to a master and runs the users it is told to run.
 
     >>> worker = env.create_worker_runner("127.0.0.1", 5557)
@@ -164,7 +163,6 @@ class WorkerRunner(Runner):
         self.stats_report_interval = stats_report_interval
         self.master_timeout = master_timeout
         self.protocol_version = protocol_version
-        self.users = UserGroup(environment)
         self.client = Client(master_host, master_port, self.client_id)
         self.worker_state = "ready"
         self.worker_index: int | None = None
@@ -184,14 +182,6 @@ class WorkerRunner(Runner):
         self._last_master_contact = time.monotonic()
         self._heartbeat: HeartbeatThread | None = None
         self.loop: asyncio.AbstractEventLoop | None = None  # set when the background work starts
-
-    @property
-    def user_classes_count(self) -> dict[str, int]:
-        return self.users.counts()
-
-    @property
-    def user_count(self) -> int:
-        return self.users.count
 
     def start(
         self, user_count: int, spawn_rate: float, user_classes: list[Any] | None = None
@@ -401,12 +391,9 @@ class WorkerRunner(Runner):
             await asyncio.shield(self._apply_task)
 
     async def _apply(self, seq: int) -> None:
-        current = self.users.counts()
-        by_name = self.environment.user_classes_by_name()
+        env = self.environment
         try:
-            for name, n in self._target.items():
-                if n > current.get(name, 0):
-                    self.users.spawn(by_name[name], n - current.get(name, 0))
+            await self.users.apply(self._target, env.user_classes_by_name(), env.stop_timeout)
         except StopTest as e:
             logger.error("%s", e)
             self.stop_test(str(e))
@@ -415,13 +402,6 @@ class WorkerRunner(Runner):
             self.environment.events.unhandled_errors += 1
             logger.exception("could not start users: %s", e)
             self.stop_test(f"a worker could not start users: {e!r}")
-        removals = {
-            name: have - self._target.get(name, 0)
-            for name, have in current.items()
-            if have > self._target.get(name, 0)
-        }
-        if removals:
-            await self.users.stop(removals, self.environment.stop_timeout)
         self.worker_state = "running"
         self.state = RunnerState.RUNNING
         await self._send(
