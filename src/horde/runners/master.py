@@ -84,6 +84,7 @@ class MasterRunner(Runner):
         self._rebalancing = False
         self._pending: _Pending | None = None
         self._pending_was_testing = False
+        self._unconfirmed: set[str] = set()  # workers that have not yet applied their latest spawn
         self._stats_generation = 0  # bumped at each --reset-stats reset; older worker reports are dropped
         # the workers as they were when the test was stopped (they may have quit since)
         self._final_nodes: list[WorkerNode] = []
@@ -278,7 +279,7 @@ class MasterRunner(Runner):
         while self._next_step is not None and self._now() >= self._next_step_at:
             await self._apply_step()
         if self._ramp_acks_deadline is not None and self._now() >= self._ramp_acks_deadline:
-            missing = [n.id for n in self.clients.active if n.spawn_seq_done < n.spawn_seq_sent]
+            missing = sorted(self._unconfirmed)
             logger.warning(
                 "Ramp complete, but %d worker(s) had not confirmed it: %s", len(missing), ", ".join(missing)
             )
@@ -368,8 +369,7 @@ class MasterRunner(Runner):
             if not changed and not first:
                 continue
             node.target = {k: v for k, v in target.items() if v}
-            self._spawn_seq += 1
-            node.spawn_seq_sent = self._spawn_seq
+            self._next_spawn_seq(node)
             data: dict[str, Any] = {
                 "seq": self._spawn_seq,
                 "user_classes_count": changed,
@@ -381,10 +381,15 @@ class MasterRunner(Runner):
                 data["options"] = _plain_options(env.parsed_options)
             await self._send(worker_id, Message("spawn", data))
 
+    def _next_spawn_seq(self, node: WorkerNode) -> None:
+        """Number the next spawn message to ``node``; it stays unconfirmed until the worker applies it."""
+        self._spawn_seq += 1
+        node.spawn_seq_sent = self._spawn_seq
+        self._unconfirmed.add(node.id)
+
     async def _check_ramp_acks(self) -> None:
-        if self._ramp_acks_deadline is None:
-            return
-        if all(n.spawn_seq_done >= n.spawn_seq_sent for n in self.clients.active):
+        # a set of workers yet to confirm, not a scan of all workers per acknowledgement (O(N²) a ramp)
+        if self._ramp_acks_deadline is not None and not self._unconfirmed:
             await self._ramp_complete()
 
     async def _ramp_complete(self) -> None:
@@ -571,8 +576,7 @@ class MasterRunner(Runner):
 
     async def _send_full_target(self, node: WorkerNode, target: dict[str, int]) -> None:
         """Tell a worker its whole target (every class), e.g. to fence a worker that was missing."""
-        self._spawn_seq += 1
-        node.spawn_seq_sent = self._spawn_seq
+        self._next_spawn_seq(node)
         node.target = {k: v for k, v in target.items() if v}
         counts = {cls.__name__: target.get(cls.__name__, 0) for cls in self.environment.user_classes}
         data = {
@@ -624,6 +628,8 @@ class MasterRunner(Runner):
         node.state = RunnerState.RUNNING
         node.user_classes_count = dict(data["user_classes_count"])
         node.spawn_seq_done = max(node.spawn_seq_done, data["seq"])
+        if node.spawn_seq_done >= node.spawn_seq_sent:
+            self._unconfirmed.discard(node.id)
         await self._check_ramp_acks()
 
     async def _msg_stats(self, node: WorkerNode, data: dict[str, Any]) -> None:
@@ -701,6 +707,7 @@ class MasterRunner(Runner):
             await self._rebalance()
 
     def _forget_from_dispatcher(self, node_id: str) -> None:
+        self._unconfirmed.discard(node_id)  # a worker that left confirms nothing
         if self._dispatcher is not None:
             self._dispatcher.remove_worker(node_id)
 
