@@ -57,8 +57,9 @@ class Cluster:
     workers: list[WorkerRunner] = field(default_factory=list)
     fired: Fired = field(default_factory=Fired)
 
-    async def add_worker(self, **kwargs: object) -> WorkerRunner:
-        env = Environment(user_classes=user_classes(self.fired))
+    async def add_worker(self, classes: list[type[User]] | None = None, **kwargs: object) -> WorkerRunner:
+        """A connected worker running ``classes`` (default: the counting Alpha and Beta users)."""
+        env = Environment(user_classes=classes or user_classes(self.fired))
         worker = env.create_worker_runner(
             "127.0.0.1", self.master.server.port, heartbeat_interval=HB, stats_report_interval=0.2, **kwargs
         )
@@ -335,10 +336,7 @@ async def test_stop_test_in_a_worker_stops_the_whole_cluster(cluster: Cluster) -
         async def t(self) -> None:
             raise StopTest("the data set is exhausted")
 
-    env = Environment(user_classes=[Quitter])
-    worker = env.create_worker_runner("127.0.0.1", cluster.port, heartbeat_interval=HB)
-    await worker.connect(timeout=5)
-    cluster.workers.append(worker)
+    await cluster.add_worker([Quitter])
     cluster.master.environment.user_classes = [Quitter]
     cluster.master.start(2, 1000)
     await asyncio.wait_for(cluster.master.wait_stopped(), 5)
@@ -354,15 +352,12 @@ async def test_worker_that_cannot_create_users_stops_the_test(cluster: Cluster) 
         @task
         async def t(self) -> None: ...
 
-    env = Environment(user_classes=[Broken])
-    worker = env.create_worker_runner("127.0.0.1", cluster.port, heartbeat_interval=HB)
-    await worker.connect(timeout=5)
-    cluster.workers.append(worker)
+    worker = await cluster.add_worker([Broken])
     cluster.master.environment.user_classes = [Broken]
     cluster.master.start(1, 1000)
     await asyncio.wait_for(cluster.master.wait_stopped(), 5)
     assert cluster.master.stop_reason is not None and "users.csv" in cluster.master.stop_reason
-    assert env.events.unhandled_errors == 1
+    assert worker.environment.events.unhandled_errors == 1
 
 
 async def test_non_finite_numbers_are_rejected(cluster: Cluster) -> None:
