@@ -381,3 +381,59 @@ async def test_stop_timeout_holds_even_when_the_ramp_down_is_superseded() -> Non
     assert runner.user_count == 1 and runner.users.running_tasks == 1  # the three were stopped anyway
     assert runner.users.force_stopped == 3
     await runner.quit()
+
+
+async def test_local_runner_public_api_for_the_session() -> None:
+    env = Environment(user_classes=[Idle])
+    runner = env.create_local_runner()
+    assert await runner.wait_for_workers(5, 0.1) is True
+    assert runner.worker_count == 1 and list(runner.clients) == ["local"]
+    await runner.start(3, 100)
+    runner.monitor.sample(12.5, 4096, 0.002)
+    (row,) = runner.worker_statuses()
+    assert row.to_dict() == {
+        "id": "local",
+        "index": 0,
+        "state": "running",
+        "user_count": 3,
+        "user_classes_count": {"Idle": 3},
+        "cpu_percent": 12.5,
+        "memory_rss": 4096,
+        "loop_lag": 0.002,
+        "last_heartbeat": None,
+    }
+    assert runner.summary_warnings() == []
+    await runner.quit()
+
+
+async def test_hurry_kills_users_still_in_a_task() -> None:
+    class Long(User):
+        @task
+        async def work(self) -> None:
+            await asyncio.sleep(20)
+
+    env = Environment(user_classes=[Long], stop_timeout=30)
+    runner = env.create_local_runner()
+    await runner.start(2, 100)
+    await asyncio.sleep(0.01)
+    stopping = runner.stop()
+    await asyncio.sleep(0.01)
+    runner.hurry()
+    await asyncio.wait_for(stopping, 1)
+    assert env.stop_timeout == 0 and runner.users.running_tasks == 0
+    await runner.quit()
+
+
+async def test_force_stopped_users_are_a_summary_warning() -> None:
+    class Long(User):
+        @task
+        async def work(self) -> None:
+            await asyncio.sleep(20)
+
+    env = Environment(user_classes=[Long], stop_timeout=0.05)
+    runner = env.create_local_runner()
+    await runner.start(2, 100)
+    await asyncio.sleep(0.01)
+    await runner.quit()
+    (line,) = runner.summary_warnings()
+    assert line.startswith("2 user(s) were still in a task at the stop deadline")

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 from horde.monitor import UsageMonitor
 from horde.rpc.protocol import Message
+from horde.runners.status import WorkerStatus
 from horde.runners.user_group import UserGroup
 
 if TYPE_CHECKING:
@@ -22,6 +23,7 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 MAX_EXCEPTION_ROWS = 1000
+LOCAL_NODE_ID = "local"  # the id of the one row a process running its own users reports
 
 
 class RunnerState(StrEnum):
@@ -98,6 +100,27 @@ class Runner:
     @property
     def cpu_warning_emitted(self) -> bool:
         return self.monitor.cpu_warning_emitted
+
+    @property
+    def worker_count(self) -> int:
+        """Processes generating load (1 here; the master counts its active workers)."""
+        return 1
+
+    def worker_statuses(self) -> list[WorkerStatus]:
+        """One row per load-generating process (none in the base; see UserRunner and the master)."""
+        return []
+
+    def summary_warnings(self) -> list[str]:
+        """Warnings to repeat in the final summary: a saturated generator, and what subclasses add."""
+        return self.monitor.summary_warnings()
+
+    async def wait_for_workers(self, count: int, max_wait: float | None = None) -> bool:
+        """Wait until ``count`` workers are ready; a runner without workers is ready at once."""
+        return True
+
+    def hurry(self) -> None:
+        """Second Ctrl-C: stop without waiting for running tasks (a stop under way stops them now)."""
+        self.environment.stop_timeout = 0
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} state={self.state.value} users={self.user_count}>"
@@ -309,6 +332,47 @@ class UserRunner(Runner):
     @property
     def user_count(self) -> int:
         return self.users.count
+
+    @property
+    def node_id(self) -> str:
+        """The id of this process's row in :meth:`worker_statuses` and of its user exceptions."""
+        return LOCAL_NODE_ID
+
+    @property
+    def clients(self) -> tuple[str, ...]:
+        """Ids of the processes generating load: just this one."""
+        return (self.node_id,)
+
+    def worker_statuses(self) -> list[WorkerStatus]:
+        sample = self.monitor.latest
+        return [
+            WorkerStatus(
+                id=self.node_id,
+                index=0,
+                state=self.state.value,
+                user_count=self.user_count,
+                user_classes_count=self.user_classes_count,
+                cpu_percent=sample.cpu_percent,
+                memory_rss=sample.memory_rss,
+                loop_lag=sample.loop_lag,
+                last_heartbeat=None,
+            )
+        ]
+
+    def summary_warnings(self) -> list[str]:
+        lines = super().summary_warnings()
+        if self.users.force_stopped:
+            lines.append(
+                f"{self.users.force_stopped} user(s) were still in a task at the stop deadline and were "
+                "interrupted; raise --stop-timeout to let tasks finish"
+            )
+        return lines
+
+    def hurry(self) -> None:
+        """Stop at once: no stop_timeout any more, and every user of this process is cancelled now."""
+        super().hurry()
+        if self.users.running_tasks:
+            self.spawn_background(self.users.kill_all(), "kill-users")
 
 
 def _caller() -> asyncio.Task[Any] | None:
