@@ -46,8 +46,11 @@ KINDS = {
     "reference": "reference loop (bare httptools client)",
     "fast": "horde FastHttpUser",
     "http": "horde HttpUser",
+    "fast-before": "horde FastHttpUser (--before-src)",
+    "http-before": "horde HttpUser (--before-src)",
     "locust": "Locust FastHttpUser",
 }
+BEFORE_KINDS = {"fast-before": "fast", "http-before": "http"}
 
 LOCUST_CHILD = """
 import json, os, sys, time
@@ -536,11 +539,19 @@ def pick_cpus() -> tuple[int | None, int | None]:
     return (cpus[0], cpus[-1]) if len(cpus) >= 2 else (None, None)
 
 
-def run_child(cmd: list[str], cpu: int | None, timeout: float) -> dict[str, float] | str:
+def run_child(
+    cmd: list[str], cpu: int | None, timeout: float, src: str | None = None
+) -> dict[str, float] | str:
+    """Run one measured child; ``src``: import horde from that source tree instead of this one."""
     sys.path.insert(0, str(HERE))
     from _targets import pinned
 
-    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, preexec_fn=pinned(cpu))
+    env = None
+    if src is not None:
+        env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [src, os.environ.get("PYTHONPATH")]))}
+    proc = subprocess.run(
+        cmd, capture_output=True, text=True, timeout=timeout, preexec_fn=pinned(cpu), env=env
+    )
     lines = proc.stdout.strip().splitlines()
     if proc.returncode != 0 or not lines:
         return (proc.stderr.strip().splitlines() or [f"exit code {proc.returncode}"])[-1]
@@ -589,6 +600,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--locust-python", help="a Python with locust installed, to run Locust's FastHttpUser too"
     )
+    parser.add_argument(
+        "--before-src",
+        metavar="DIR",
+        help="a second horde source tree (e.g. `git archive HEAD~1 src | tar -x -C /tmp/before`, then"
+        " /tmp/before/src): its FastHttpUser and HttpUser run interleaved with this tree's, as"
+        " 'fast-before' and 'http-before', for a before/after comparison in one session",
+    )
     parser.add_argument("--profile", action="store_true", help="profile FastHttpUser with cProfile instead")
     parser.add_argument(
         "--processes",
@@ -629,6 +647,10 @@ def main(argv: list[str] | None = None) -> int:
         kinds = [k for k in args.only.split(",") if k in KINDS]
         if "locust" in kinds and not args.locust_python:
             kinds.remove("locust")
+        if args.before_src:
+            kinds += [b for b, k in BEFORE_KINDS.items() if k in kinds and b not in kinds]
+        else:
+            kinds = [k for k in kinds if k not in BEFORE_KINDS]
         print(f"target: {desc}; generator on CPU {gen_cpu if gen_cpu is not None else 'any'}")
         print(
             f"{args.users} users, no wait, {args.seconds:g} s measured per run, {args.rounds} interleaved rounds, horde on {args.loop}"
@@ -647,9 +669,11 @@ def main(argv: list[str] | None = None) -> int:
                         str(WARMUP),
                     ]
                 else:
-                    cmd = [sys.executable, str(Path(__file__).resolve()), "--child", kind, "--url", url]
+                    child = BEFORE_KINDS.get(kind, kind)
+                    cmd = [sys.executable, str(Path(__file__).resolve()), "--child", child, "--url", url]
                     cmd += ["--seconds", str(args.seconds), "--users", str(args.users), "--loop", args.loop]
-                outcome = run_child(cmd, gen_cpu, timeout=args.seconds * 3 + 60)
+                src = args.before_src if kind in BEFORE_KINDS else None
+                outcome = run_child(cmd, gen_cpu, timeout=args.seconds * 3 + 60, src=src)
                 if isinstance(outcome, str):
                     print(f"  round {rnd + 1}: {KINDS[kind]} failed: {outcome}")
                     continue
@@ -689,10 +713,16 @@ def report(results: dict[str, list[dict[str, float]]]) -> None:
             f" {capacity[kind]:>20,.0f} {fails:>9}"
         )
     print()
+    for kind, before in (("fast", "fast-before"), ("http", "http-before")):
+        if kind in medians and before in medians:
+            print(
+                f"{KINDS[kind]} after / before: {medians[kind] / medians[before]:.3f} (median req/s),"
+                f" {capacity[kind] / capacity[before]:.3f} (per busy core)"
+            )
     for base in ("reference", "locust"):
         if base not in medians:
             continue
-        for kind in ("fast", "http"):
+        for kind in ("fast", "http", "fast-before", "http-before"):
             if kind in medians:
                 print(
                     f"{KINDS[kind]} / {KINDS[base]}: {medians[kind] / medians[base]:.2f} (median req/s),"

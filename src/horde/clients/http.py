@@ -108,7 +108,7 @@ class HttpSession(HttpVerbs):
             start_time = wall()
             t0 = time.perf_counter()
             try:
-                r = await session._request(method, full_url, **kwargs)
+                r = await session.request(method, full_url, **kwargs)
                 try:
                     body = await r.read()
                 finally:
