@@ -1,0 +1,189 @@
+"""The JSON bodies of Locust's REST endpoints, built from horde's stats and the run status (pure: no I/O).
+
+Field names, types and row order follow Locust 2.46 (``/stats/requests``, ``/exceptions``, ``/tasks``) so
+scripts and exporters written against Locust read horde unchanged. Differences, each on purpose:
+
+* Response times are milliseconds as floats everywhere (horde measures microseconds; Locust rounds
+  ``median`` and the percentiles to integers, which shows a 0.4 ms service as 0).
+* The legacy top-level ``current_response_time_percentile_50``/``_95`` keys that old exporters still read
+  (Locust dropped them in 2.15.1) are emitted again, next to the modern ``current_response_time_percentiles``.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Iterable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any
+
+from horde.stats import PERCENTILES_TO_REPORT
+
+if TYPE_CHECKING:
+    from horde.runners.status import WorkerStatus
+    from horde.stats import RequestStats, StatsEntry
+
+#: Per-entry cumulative percentiles in ``/stats/requests`` (Locust's PERCENTILES_TO_STATISTICS).
+PERCENTILES_TO_STATISTICS: tuple[float, ...] = (0.95, 0.99)
+#: Current-window percentiles of the total in ``/stats/requests`` (Locust's PERCENTILES_TO_CHART).
+PERCENTILES_TO_CHART: tuple[float, ...] = (0.5, 0.95)
+#: Percentiles the charts can show; the user picks any of them in the page.
+CHART_PERCENTILES: tuple[float, ...] = tuple(p for p in PERCENTILES_TO_REPORT if p < 1.0)
+#: Rows of ``stats`` and ``errors`` sent at most (Locust's cap; the Aggregated row comes on top).
+MAX_ROWS = 500
+
+
+def percentile_key(p: float) -> str:
+    return f"response_time_percentile_{p}"
+
+
+def entry_dict(entry: StatsEntry) -> dict[str, Any]:
+    """One ``stats[]`` row: Locust's 15 keys (13 plus one per PERCENTILES_TO_STATISTICS)."""
+    row: dict[str, Any] = {
+        "method": entry.method,
+        "name": entry.name,
+        "num_requests": entry.num_requests,
+        "num_failures": entry.num_failures,
+        "avg_response_time": entry.avg_response_time,
+        "min_response_time": entry.min_response_time or 0,
+        "max_response_time": entry.max_response_time,
+        "current_rps": entry.current_rps,
+        "current_fail_per_sec": entry.current_fail_per_sec,
+        "median_response_time": entry.median_response_time,
+        "total_rps": entry.total_rps,
+        "total_fail_per_sec": entry.total_fail_per_sec,
+        "avg_content_length": entry.avg_content_length,
+    }
+    values = entry.get_response_time_percentiles(PERCENTILES_TO_STATISTICS)
+    for p, value in zip(PERCENTILES_TO_STATISTICS, values, strict=True):
+        row[percentile_key(p)] = value
+    return row
+
+
+def _current_percentiles(entry: StatsEntry, percents: Sequence[float]) -> list[float | None]:
+    try:
+        values = entry.get_current_response_time_percentiles(percents)
+    except ValueError:  # stats without the response-time cache (never on a local runner or master)
+        values = None
+    return [None] * len(percents) if values is None else list(values)
+
+
+def stats_requests(
+    stats: RequestStats,
+    *,
+    state: str,
+    user_count: int,
+    workers: Sequence[WorkerStatus] | None = None,
+) -> dict[str, Any]:
+    """The ``GET /stats/requests`` body. ``workers`` is given on a master only (Locust shows it there only)."""
+    total = stats.total
+    entries = stats.sorted_entries()[:MAX_ROWS]
+    rows = [entry_dict(e) for e in entries]
+    rows.append(entry_dict(total))
+    errors = [error_dict(row) for _, row in zip(range(MAX_ROWS), stats.errors.values(), strict=False)]
+    chart = set(PERCENTILES_TO_CHART) | {0.5, 0.95}
+    ordered = sorted(chart)
+    current = dict(zip(ordered, _current_percentiles(total, ordered), strict=True))
+    body: dict[str, Any] = {
+        "stats": rows,
+        "errors": errors,
+        "total_rps": total.total_rps,
+        "total_fail_per_sec": total.total_fail_per_sec,
+        "fail_ratio": total.fail_ratio,
+        "current_rps": total.current_rps,
+        "current_fail_per_sec": total.current_fail_per_sec,
+        "current_response_time_percentiles": {percentile_key(p): current[p] for p in PERCENTILES_TO_CHART},
+        # legacy names (Locust <= 2.15.0) that community exporters still scrape
+        "current_response_time_percentile_50": current[0.5],
+        "current_response_time_percentile_95": current[0.95],
+        "state": state,
+        "user_count": user_count,
+    }
+    if workers is not None:
+        body["workers"] = [worker_dict(w) for w in workers]
+        body["worker_count"] = len(workers)
+    return body
+
+
+def error_dict(row: Any) -> dict[str, Any]:
+    return {
+        "method": row.method,
+        "name": row.name,
+        "error": row.error,
+        "occurrences": row.occurrences,
+        "first_seen": row.first_seen,
+        "last_seen": row.last_seen,
+    }
+
+
+def worker_dict(w: WorkerStatus) -> dict[str, Any]:
+    """Locust's worker row (id, state, user_count, cpu_usage, memory_usage) plus horde's health fields."""
+    return {
+        "id": w.id,
+        "state": str(w.state),
+        "user_count": w.user_count,
+        "cpu_usage": w.cpu_percent,
+        "memory_usage": w.memory_rss,
+        "loop_lag": w.loop_lag,
+        "last_heartbeat": w.last_heartbeat,
+        "user_classes_count": dict(w.user_classes_count),
+    }
+
+
+def exceptions(rows: Iterable[Mapping[str, Any]]) -> dict[str, Any]:
+    """``GET /exceptions``: ``{"exceptions": [{count, msg, traceback, nodes}]}``, nodes joined by ", "."""
+    out = []
+    for row in rows:
+        nodes = row.get("nodes", ())
+        out.append(
+            {
+                "count": row["count"],
+                "msg": row["msg"],
+                "traceback": row["traceback"],
+                "nodes": nodes if isinstance(nodes, str) else ", ".join(sorted(nodes)),
+            }
+        )
+    return {"exceptions": out}
+
+
+def _task_name(task: Any) -> str:
+    return str(getattr(task, "__name__", None) or type(task).__name__)
+
+
+def _task_ratios(tasks: Sequence[Any], scale: float) -> dict[str, Any]:
+    """``{name: {"ratio": r[, "tasks": {...}]}}``: a task's share of the weighted list, times ``scale``."""
+    out: dict[str, Any] = {}
+    if not tasks:
+        return out
+    counts: dict[str, tuple[int, Any]] = {}
+    for task in tasks:
+        name = _task_name(task)
+        n, _ = counts.get(name, (0, task))
+        counts[name] = (n + 1, task)
+    for name, (n, task) in counts.items():
+        ratio = n / len(tasks) * scale
+        node: dict[str, Any] = {"ratio": ratio}
+        nested = getattr(task, "tasks", None) if isinstance(task, type) else None
+        if nested:
+            node["tasks"] = _task_ratios(nested, ratio)
+        out[name] = node
+    return out
+
+
+def tasks(user_classes: Sequence[type], user_classes_count: Mapping[str, int]) -> dict[str, Any]:
+    """``GET /tasks``: per class (tasks summing to 1) and total (scaled by the class's share of users)."""
+    spawned = sum(user_classes_count.values())
+    per_class: dict[str, Any] = {}
+    total: dict[str, Any] = {}
+    for cls in user_classes:
+        name = cls.__name__
+        share = user_classes_count.get(name, 0) / spawned if spawned else 0.0
+        class_tasks = list(getattr(cls, "tasks", []) or [])
+        per_class[name] = {"ratio": share, "tasks": _task_ratios(class_tasks, 1.0)}
+        total[name] = {"ratio": share, "tasks": _task_ratios(class_tasks, share)}
+    return {"per_class": per_class, "total": total}
+
+
+def is_master(runner: Any) -> bool:
+    """True for a MasterRunner, without importing the master (and pyzmq) when no master exists."""
+    module = sys.modules.get("horde.runners.master")
+    cls = getattr(module, "MasterRunner", None) if module is not None else None
+    return cls is not None and isinstance(runner, cls)
