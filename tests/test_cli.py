@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from horde.demo.run import start_target
+from horde.demo.target import start_target
 
 LOCUSTFILE = textwrap.dedent(
     """

@@ -18,7 +18,7 @@ import msgpack
 import pytest
 import zmq
 
-from horde.demo.run import start_target
+from horde.demo.target import start_target
 
 LOCUSTFILE = textwrap.dedent(
     """

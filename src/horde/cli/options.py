@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from horde._version import __version__
+from horde.web.options import add_web_arguments
 
 ENV_PREFIX = "HORDE_"
 CONF_FILES = ("~/.horde.conf", "horde.conf")
@@ -131,6 +132,32 @@ def build_parser() -> argparse.ArgumentParser:
         "--only-summary", action="store_true", default=None, help="print only the final tables, not every 2 s"
     )
     add("--json", dest="json_file", metavar="FILE", help="write the final statistics as JSON to FILE")
+    reports = parser.add_argument_group("reports")
+    reports.add_argument(
+        "--csv",
+        dest="csv_prefix",
+        metavar="PREFIX",
+        help="write PREFIX_stats.csv, PREFIX_stats_history.csv, PREFIX_failures.csv, PREFIX_exceptions.csv",
+    )
+    reports.add_argument(
+        "--csv-full-history",
+        action="store_true",
+        default=None,
+        help="also append every entry (not only Aggregated) to PREFIX_stats_history.csv each second",
+    )
+    reports.add_argument(
+        "--html",
+        dest="html_file",
+        metavar="FILE",
+        help="write a self-contained HTML report at the end ({u}, {r}, {t}: users, spawn rate, run time)",
+    )
+    reports.add_argument(
+        "--prometheus-port",
+        type=int,
+        default=None,
+        metavar="PORT",
+        help="serve Prometheus metrics on 127.0.0.1:PORT/metrics while the test runs (headless, master)",
+    )
     add("--print-stats-interval", type=_positive_float, default=2.0, help=argparse.SUPPRESS)
     dist = parser.add_argument_group("distributed runs")
     dist.add_argument(
@@ -180,14 +207,24 @@ def build_parser() -> argparse.ArgumentParser:
         default=60.0,
         help="(worker) quit after the master has been unreachable this long",
     )
+    add_web_arguments(parser)
     add("-V", "--version", action="version", version=f"horde {__version__}")
     return parser
 
 
-# destinations whose values come from store_true flags: config text like "true"/"false" must become bools
-_BOOL_DESTS = {"headless", "list_commands", "reset_stats", "only_summary", "master", "worker"}
 # config keys that differ from their destination
-_KEY_ALIASES = {"list": "list_commands", "json": "json_file", "locustfiles": "locustfile"}
+_KEY_ALIASES = {
+    "list": "list_commands",
+    "json": "json_file",
+    "locustfiles": "locustfile",
+    "csv": "csv_prefix",
+    "html": "html_file",
+}
+
+
+def _bool_dests(parser: argparse.ArgumentParser) -> set[str]:
+    """Destinations of store_true flags: config text like "true"/"false" must become bools."""
+    return {a.dest for a in parser._actions if isinstance(a, argparse._StoreTrueAction)}
 
 
 def _dest_map(parser: argparse.ArgumentParser) -> dict[str, argparse.Action]:
@@ -245,6 +282,7 @@ def collect_defaults(
 ) -> dict[str, Any]:
     """Merge the non-flag sources, lowest precedence first, into parser defaults."""
     dests = _dest_map(parser)
+    bool_dests = _bool_dests(parser)
     layers: list[tuple[str, dict[str, Any]]] = []
     pyproject = cwd / "pyproject.toml"
     if pyproject.is_file():
@@ -269,7 +307,7 @@ def collect_defaults(
                 if source == "environment":
                     continue  # unrelated HORDE_* variables are not ours to reject
                 raise ConfigError(f"{source}: unknown option {key!r}")
-            if dest in _BOOL_DESTS:
+            if dest in bool_dests:
                 value = _to_bool(value, key, source)
             elif dest == "user_classes":
                 value = _csv_list(value) if isinstance(value, str) else list(value)
@@ -303,7 +341,7 @@ def parse_options(
     options = parser.parse_args(argv)
     if not options.user_classes and user_classes_default:
         options.user_classes = user_classes_default
-    for dest in _BOOL_DESTS:
+    for dest in _bool_dests(parser):
         if getattr(options, dest) is None:
             setattr(options, dest, False)
     return options

@@ -10,12 +10,9 @@ import signal
 import subprocess
 import sys
 import time
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from horde.cli.main import PROCESSES_CHILD_ENV
-
-if TYPE_CHECKING:
-    from horde.user.users import User
+from horde.cli.common import PROCESSES_CHILD_ENV, LoadedTest
 
 logger = logging.getLogger("horde.main")
 
@@ -81,10 +78,12 @@ class WorkerProcesses:
                 proc.wait()
 
 
-def run_processes(
-    options: argparse.Namespace, argv: list[str], user_classes: list[type[User]], shape: Any
-) -> int:
-    from horde.cli.main import run_event_loop, run_headless
+def run_processes(options: argparse.Namespace, argv: list[str], loaded: LoadedTest) -> int:
+    from horde.cli.common import run_event_loop
+    from horde.cli.headless import run_headless
+    from horde.cli.webui import run_web
+
+    run_front_end = run_headless if options.headless else run_web
 
     count = (os.cpu_count() or 1) if options.processes == -1 else options.processes
     workers = WorkerProcesses(count, argv)
@@ -95,10 +94,9 @@ def run_processes(
     try:
         code = int(
             run_event_loop(
-                run_headless(
+                run_front_end(
                     options,
-                    user_classes,
-                    shape,
+                    loaded,
                     expect_workers=count,
                     on_master=lambda port: workers.start("127.0.0.1", port),
                 )

@@ -7,7 +7,7 @@ import asyncio
 import logging
 
 import horde
-from horde.cli.main import _first, _Shutdown, fail, make_environment
+from horde.cli.common import Shutdown, fail, first_of, make_environment
 from horde.rpc.zmq import RPCError
 from horde.runners.worker import WorkerRefusedError
 
@@ -30,13 +30,13 @@ async def run_worker(options: argparse.Namespace, user_classes: list[type[horde.
         )
     except RPCError as e:
         return fail(str(e))
-    shutdown = _Shutdown(runner)
+    shutdown = Shutdown(runner.hurry)
     shutdown.install()
     code = 0
     try:
         await env.events.init.fire_async(environment=env, runner=runner, web_ui=None)
         connecting = asyncio.ensure_future(runner.connect(timeout=options.master_timeout))
-        done = await _first(connecting, shutdown.requested.wait())
+        done = await first_of(connecting, shutdown.requested.wait())
         if connecting in done:
             try:
                 connecting.result()
@@ -48,7 +48,7 @@ async def run_worker(options: argparse.Namespace, user_classes: list[type[horde.
             except WorkerRefusedError as e:
                 code = fail(f"the master refused this worker: {e}")
             else:
-                await _first(runner.wait_quit(), shutdown.requested.wait())
+                await first_of(runner.wait_quit(), shutdown.requested.wait())
         await runner.quit()
     finally:
         shutdown.uninstall()

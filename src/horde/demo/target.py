@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import random
+import subprocess
 import sys
 
 from aiohttp import web
@@ -84,6 +85,22 @@ async def serve(port: int, host: str = "127.0.0.1") -> None:
         await asyncio.Event().wait()
     finally:
         await runner.cleanup()
+
+
+def start_target(port: int = 0) -> tuple[subprocess.Popen[str], str]:
+    """Start the target in a child process (so it never shares the load generator's event loop);
+    returns the process and its base URL once it listens."""
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "horde.demo.target", "--port", str(port)],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    assert proc.stdout is not None
+    line = proc.stdout.readline().strip()
+    if not line.startswith("listening on "):
+        proc.kill()
+        raise RuntimeError(f"the demo target did not start (it said {line!r})")
+    return proc, line.removeprefix("listening on ")
 
 
 def main(argv: list[str] | None = None) -> None:

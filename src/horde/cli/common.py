@@ -1,0 +1,177 @@
+"""What every ``horde`` mode shares: loading and checking the locustfile, building the Environment, the
+event loop, one-line errors, and the signal handling that turns Ctrl-C into a graceful stop."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import signal
+import sys
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from horde.cli.loader import Locustfiles, load_locustfiles
+from horde.clients.fast import FastHttpUser
+from horde.clients.http import HttpUser, missing_host_message
+from horde.dispatch import UsersDispatcher
+from horde.env import Environment
+from horde.exceptions import ConfigurationError, LocustfileError
+from horde.shape import LoadTestShape
+from horde.user.users import User
+
+logger = logging.getLogger("horde.main")
+
+#: Set in the environment of the worker processes ``--processes`` starts (they never start their own).
+PROCESSES_CHILD_ENV = "HORDE_PROCESSES_CHILD"
+
+
+def fail(message: str, code: int = 1) -> int:
+    """Print one ``horde: error: …`` line and return the exit code to use."""
+    print(f"horde: error: {message}", file=sys.stderr)
+    return code
+
+
+def run_event_loop(coro: Any) -> Any:
+    """Run on uvloop when it is installed (the default on Linux and macOS)."""
+    try:
+        import uvloop
+    except ImportError:
+        return asyncio.run(coro)
+    return uvloop.run(coro)
+
+
+@dataclass
+class LoadedTest:
+    """The locustfile's classes, selected and checked, ready to build an Environment from."""
+
+    files: Locustfiles
+    user_classes: list[type[User]]
+    shape: LoadTestShape | None
+
+
+def select_user_classes(files: Locustfiles, names: Sequence[str]) -> list[type[User]]:
+    if not names:
+        return list(files.user_classes.values())
+    unknown = [n for n in names if n not in files.user_classes]
+    if unknown:
+        known = ", ".join(sorted(files.user_classes)) or "none"
+        raise LocustfileError(f"unknown user class(es) {', '.join(unknown)}; the locustfile defines: {known}")
+    return [files.user_classes[n] for n in names]
+
+
+def check_hosts(classes: Sequence[type[User]], host: str | None) -> None:
+    if host:
+        if "://" not in host:
+            raise LocustfileError(f"invalid --host {host!r}: include the scheme, e.g. http://{host}")
+        return
+    for cls in classes:
+        if issubclass(cls, (HttpUser, FastHttpUser)) and not cls.host:
+            raise LocustfileError(missing_host_message(cls))
+
+
+def check_user_classes(user_classes: Sequence[type[User]]) -> None:
+    """Weights, fixed counts and names the dispatcher would reject, found before anything starts."""
+
+    class _Probe:
+        id = "probe"
+
+    env = Environment(user_classes=user_classes)
+    UsersDispatcher([_Probe()], env.user_classes)
+
+
+def check_roles(options: argparse.Namespace) -> str | None:
+    if options.master and options.worker:
+        return "--master and --worker cannot be combined"
+    if options.processes is not None:
+        if options.processes == 0 or options.processes < -1:
+            return f"--processes must be a positive number or -1 (one per core), got {options.processes}"
+        if options.master:
+            return "--processes already runs a master; drop --master"
+    if options.expect_workers < 1:
+        return f"--expect-workers must be at least 1, got {options.expect_workers}"
+    if options.heartbeat_liveness < 1:
+        return f"--heartbeat-liveness must be at least 1, got {options.heartbeat_liveness}"
+    return None
+
+
+def load_test(options: argparse.Namespace, *, needs_host: bool = True) -> LoadedTest:
+    """Import the locustfile(s) and check the classes; raises ConfigurationError with one clear line."""
+    files = load_locustfiles(options.locustfile)
+    user_classes = select_user_classes(files, options.user_classes)
+    if options.list_commands:
+        return LoadedTest(files, user_classes, None)
+    if not user_classes:
+        raise LocustfileError(
+            f"no User class found in {options.locustfile}: define a subclass of horde.User or HttpUser"
+        )
+    if len(files.shape_classes) > 1:
+        names = ", ".join(c.__name__ for c in files.shape_classes)
+        raise LocustfileError(f"more than one LoadTestShape class ({names}); keep one per run")
+    if needs_host:
+        check_hosts(user_classes, options.host)
+    try:
+        check_user_classes(user_classes)
+    except ValueError as e:
+        raise ConfigurationError(str(e)) from None
+    shape = files.shape_classes[0]() if files.shape_classes else None
+    return LoadedTest(files, user_classes, shape)
+
+
+def make_environment(
+    options: argparse.Namespace, user_classes: list[type[User]], shape: LoadTestShape | None
+) -> Environment:
+    return Environment(
+        user_classes=user_classes,
+        shape_class=shape,
+        tags=options.tags,
+        exclude_tags=options.exclude_tags,
+        host=options.host,
+        reset_stats=options.reset_stats,
+        stop_timeout=options.stop_timeout,
+        parsed_options=options,
+    )
+
+
+class Shutdown:
+    """The first Ctrl-C/SIGTERM stops gracefully (honouring stop_timeout); a second one stops at once.
+
+    ``on_hurry`` is what "at once" means for this front end (the runner's or the run session's ``hurry``).
+    """
+
+    def __init__(self, on_hurry: Callable[[], None]) -> None:
+        self.requested = asyncio.Event()
+        self.signals = 0
+        self.on_hurry = on_hurry
+
+    def __call__(self, signum: int) -> None:
+        self.signals += 1
+        if self.signals == 1:
+            logger.info(
+                "Received %s, stopping (press Ctrl-C again to stop at once)", signal.Signals(signum).name
+            )
+            self.requested.set()
+            return
+        logger.warning("Stopping users now")
+        self.on_hurry()
+
+    def install(self) -> None:
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, self, sig)
+
+    def uninstall(self) -> None:
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.remove_signal_handler(sig)
+
+
+async def first_of(*aws: Any) -> set[asyncio.Task[Any]]:
+    """Wait for the first of several awaitables; cancel the rest and wait for them to end."""
+    tasks = [asyncio.ensure_future(a) for a in aws]
+    done, pending = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+    for task in pending:
+        task.cancel()
+    await asyncio.gather(*pending, return_exceptions=True)
+    return done

@@ -1,0 +1,90 @@
+"""``horde --headless`` (and a master): run one test through the run session, print it, write the outputs,
+and turn the result into the exit code."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+from collections.abc import Callable
+
+from horde.cli.common import LoadedTest, Shutdown, fail, first_of, make_environment
+from horde.cli.outputs import build_outputs
+from horde.env import Environment
+from horde.exceptions import HordeError
+from horde.runners.base import Runner
+from horde.session import StartRequest, TestRun
+
+logger = logging.getLogger("horde.main")
+
+
+def create_runner(
+    env: Environment, options: argparse.Namespace, distributed: bool, on_master: Callable[[int], None] | None
+) -> Runner:
+    """A master when the run is distributed (``--master``, ``--processes``), else a local runner."""
+    if not distributed:
+        return env.create_local_runner()
+    master = env.create_master_runner(
+        options.master_bind_host,
+        options.master_bind_port,
+        heartbeat_interval=options.heartbeat_interval,
+        heartbeat_liveness=options.heartbeat_liveness,
+    )
+    if on_master is not None:
+        on_master(master.port)
+    return master
+
+
+def start_request(options: argparse.Namespace) -> StartRequest:
+    """The test the flags ask for (``-u``, ``-r``, ``-t``, ``-H``, positional user classes)."""
+    return StartRequest(
+        user_count=options.users if options.users is not None else 1,
+        spawn_rate=options.spawn_rate or 1.0,
+        host=options.host,
+        run_time=options.run_time or None,
+    )
+
+
+async def run_headless(
+    options: argparse.Namespace,
+    loaded: LoadedTest,
+    expect_workers: int | None = None,
+    on_master: Callable[[int], None] | None = None,
+) -> int:
+    """Run a local or master test to its end and report; the exit code reflects what was measured."""
+    env = make_environment(options, loaded.user_classes, loaded.shape)
+    distributed = bool(options.master or expect_workers)
+    try:
+        runner = create_runner(env, options, distributed, on_master)
+        outputs = build_outputs(options)
+    except (HordeError, OSError) as e:
+        return fail(str(e))
+    run = TestRun(env, outputs=outputs, locustfile=options.locustfile)
+    shutdown = Shutdown(run.hurry)
+    shutdown.install()
+    gave_up: str | None = None
+    try:
+        await env.events.init.fire_async(environment=env, runner=runner, web_ui=None)
+        await run.open()
+        if distributed:
+            wanted = expect_workers or options.expect_workers
+            waiting = run.wait_for_workers(wanted, options.expect_workers_max_wait or None)
+            done = await first_of(waiting, shutdown.requested.wait())
+            if not shutdown.requested.is_set() and not next(iter(done)).result():
+                ready = sum(1 for w in runner.worker_statuses() if w.state == "ready")
+                gave_up = f"Gave up waiting for workers to connect ({ready} of {wanted} ready)"
+                logger.error("%s", gave_up)
+        if gave_up is None and not shutdown.requested.is_set():
+            if loaded.shape is not None and (options.users or options.spawn_rate):
+                logger.warning(
+                    "-u/--users and -r/--spawn-rate are ignored: %s decides", type(loaded.shape).__name__
+                )
+            run.start(start_request(options))
+            await first_of(shutdown.requested.wait(), run.wait())
+            if runner.stop_reason:
+                logger.info("Test stopped: %s", runner.stop_reason)
+    finally:
+        result = await run.close(gave_up=gave_up)
+        shutdown.uninstall()
+        await env.events.quit.fire_async(exit_code=result.exit_code)
+        await env.events.drain()
+    return result.exit_code

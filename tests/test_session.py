@@ -1,0 +1,224 @@
+"""The run session: one test from request to result, on a real LocalRunner, with time on a FakeClock."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import pytest
+
+from horde import LoadTestShape, User, task
+from horde.clock import FakeClock
+from horde.env import Environment
+from horde.event import Events
+from horde.exceptions import ConfigurationError
+from horde.session import RunResult, StartRequest, TestRun
+from horde.stats.snapshot import StatsSnapshot
+
+
+class Worker(User):
+    """Records one 5 ms request per task, as a non-HTTP user would (manual reporting)."""
+
+    @task
+    async def work(self) -> None:
+        self.environment.events.request.fire(
+            request_type="job", name="work", response_time=5.0, response_length=10, exception=None, context={}
+        )
+        await asyncio.sleep(0.001)
+
+
+class Other(User):
+    weight = 3
+
+    @task
+    async def idle(self) -> None:
+        await asyncio.sleep(0.01)
+
+
+class Recorder:
+    """A test-only Output plugged in through the public seam: it sees what every output sees."""
+
+    def __init__(self) -> None:
+        self.started: list[Any] = []
+        self.ticks: list[StatsSnapshot] = []
+        self.results: list[RunResult] = []
+
+    def start(self, run: Any) -> None:
+        self.started.append(run)
+
+    def on_tick(self, snapshot: StatsSnapshot) -> None:
+        self.ticks.append(snapshot)
+
+    def stop(self, result: RunResult) -> None:
+        self.results.append(result)
+
+
+def make_run(
+    *classes: type[User], shape: LoadTestShape | None = None, **kw: Any
+) -> tuple[TestRun, FakeClock]:
+    clock = FakeClock()
+    env = Environment(user_classes=list(classes) or [Worker], events=Events(), clock=clock, shape_class=shape)
+    env.create_local_runner()
+    return TestRun(env, **kw), clock
+
+
+async def settle(clock: FakeClock, seconds: float) -> None:
+    """Advance the fake clock in small steps, giving real I/O and user tasks time to run between."""
+    steps = max(1, int(seconds / 0.05))
+    for _ in range(steps):
+        clock.advance(seconds / steps)
+        await asyncio.sleep(0.002)
+
+
+async def test_outputs_see_start_every_tick_and_one_result_with_the_final_totals() -> None:
+    out = Recorder()
+    run, clock = make_run(outputs=[out])
+    await run.open()
+    run.start(StartRequest(user_count=3, spawn_rate=100))
+    await settle(clock, 3.0)
+    assert run.status().state == "running"
+    result = await run.close()
+    assert out.started == [run]
+    assert len(out.ticks) >= 3
+    assert len(out.results) == 1 and out.results[0] is result
+    assert result.snapshot.total.num_requests == run.env.stats.total.num_requests > 0
+    assert out.ticks[-1].total.num_requests == result.snapshot.total.num_requests  # the final tick
+    assert result.exit_code == 0
+    assert await run.close() is result  # once only
+    assert len(out.results) == 1
+
+
+async def test_history_keeps_every_tick_and_the_markers_say_what_happened() -> None:
+    run, clock = make_run()
+    await run.open()
+    run.start(StartRequest(user_count=2, spawn_rate=100))
+    await settle(clock, 2.0)
+    run.edit(4, 100)
+    await settle(clock, 2.0)
+    await run.stop()
+    assert len(run.history) >= 3  # one point per second of fake time
+    assert [m["kind"] for m in run.markers] == ["start", "edit", "stop"]
+    await run.close()
+
+
+async def test_run_time_stops_the_test_and_says_why() -> None:
+    run, clock = make_run()
+    await run.open()
+    run.start(StartRequest(user_count=1, spawn_rate=10, run_time=5))
+    await settle(clock, 4.0)
+    assert run.status().state == "running"
+    await settle(clock, 1.5)
+    await asyncio.wait_for(run.wait(), 2)
+    assert run.status().stop_reason == "the run time limit was reached"
+    assert run.status().run_time == 5
+    await run.close()
+
+
+async def test_stopping_cancels_the_timer_so_a_new_test_is_not_cut_short() -> None:
+    run, clock = make_run()
+    await run.open()
+    run.start(StartRequest(user_count=1, spawn_rate=10, run_time=3))
+    await settle(clock, 1.0)
+    await run.stop()
+    run.start(StartRequest(user_count=1, spawn_rate=10))
+    await settle(clock, 5.0)
+    assert run.status().state == "running"
+    assert run.status().stop_reason is None
+    await run.close()
+
+
+async def test_every_problem_of_a_request_is_reported_at_once_and_nothing_starts() -> None:
+    run, _ = make_run(Worker, Other)
+    await run.open()
+    bad = StartRequest(
+        user_count=-1, spawn_rate=float("nan"), host="example.com", run_time=0, user_classes=("Nope",)
+    )
+    with pytest.raises(ConfigurationError) as e:
+        run.start(bad)
+    text = str(e.value)
+    for part in ("user count", "spawn rate", "host", "run time", "Nope"):
+        assert part in text
+    assert run.status().state == "ready"
+    await run.close()
+
+
+async def test_status_version_moves_only_when_something_changed() -> None:
+    run, clock = make_run(Worker, Other)
+    await run.open()
+    first = run.status()
+    assert run.status().version == first.version
+    run.start(StartRequest(user_count=4, spawn_rate=100, run_time=60))
+    await settle(clock, 1.0)
+    status = run.status()
+    assert status.version > first.version
+    assert status.user_count == 4 and status.target_user_count == 4
+    assert status.load == "4 users at 100/s, weights Worker 1 : Other 3, for 1m"
+    assert [w.id for w in status.workers] == ["local"]
+    data = status.to_dict()
+    assert data["worker_count"] == 1 and data["workers"][0]["id"] == "local"
+    await run.close()
+
+
+async def test_reset_stats_zeroes_numbers_and_fires_the_event() -> None:
+    run, clock = make_run()
+    fired: list[bool] = []
+    run.env.events.reset_stats.add_listener(lambda **kw: fired.append(True))
+    await run.open()
+    run.start(StartRequest(user_count=2, spawn_rate=100))
+    await settle(clock, 1.0)
+    assert run.env.stats.total.num_requests > 0
+    run.reset_stats()
+    assert run.env.stats.total.num_requests == 0
+    assert fired == [True]
+    await run.close()
+
+
+async def test_a_shape_decides_instead_of_the_user_count() -> None:
+    class TwoSteps(LoadTestShape):
+        def tick(self) -> tuple[int, float] | None:
+            t = self.get_run_time()
+            return None if t > 3 else ((1, 10) if t < 2 else (3, 10))
+
+    clock = FakeClock()
+    shape = TwoSteps(clock=clock)
+    env = Environment(user_classes=[Worker], events=Events(), clock=clock, shape_class=shape)
+    env.create_local_runner()
+    run = TestRun(env)
+    await run.open()
+    run.start(StartRequest(user_count=50, spawn_rate=50))
+    await settle(clock, 1.0)
+    assert run.status().user_count == 1
+    await settle(clock, 1.5)
+    assert run.status().user_count == 3
+    await settle(clock, 2.0)
+    await asyncio.wait_for(run.wait(), 2)
+    assert run.status().stop_reason == "the load shape ended"
+    assert run.status().load == "load shape TwoSteps"
+    await run.close()
+
+
+async def test_exit_code_policy_in_order() -> None:
+    run, _ = make_run()
+    await run.open()
+    assert run.exit_code() == 0
+    assert run.exit_code(gave_up=True) == 1
+    run.env.events.unhandled_errors += 1
+    assert run.exit_code() == 2
+    run.env.stats.record("GET", "/x", 1.0, 0, RuntimeError("boom"))
+    assert run.exit_code() == 1
+    run.env.process_exit_code = 7
+    assert run.exit_code() == 7
+    await run.close()
+
+
+async def test_an_output_that_fails_at_the_end_turns_a_pass_into_exit_2() -> None:
+    class Broken(Recorder):
+        def stop(self, result: RunResult) -> None:
+            raise OSError("disk full")
+
+    good = Recorder()
+    run, _ = make_run(outputs=[Broken(), good])
+    await run.open()
+    result = await run.close()
+    assert result.exit_code == 2
+    assert len(good.results) == 1  # the other outputs still got the result
