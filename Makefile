@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint typecheck unit bench clean
+.PHONY: demo test test-fast lint typecheck layers unit unit-fast browser bench clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -25,10 +25,27 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(BIN)/mypy
 
-unit: $(STAMP)
+# the architecture, written down once (pyproject [tool.importlinter]) and checked on every run
+layers: $(STAMP)
+	$(BIN)/lint-imports
+
+unit: $(STAMP) browser
 	$(BIN)/python -m pytest
 
-test: lint typecheck unit
+unit-fast: $(STAMP)
+	$(BIN)/python -m pytest -m "not slow"
+
+# the browser tests drive Debian's chromium through Playwright (its own browser download is unreachable);
+# install it when missing and we may (root with apt-get), otherwise those tests skip with the reason
+browser:
+	@command -v chromium >/dev/null 2>&1 || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1 && \
+		(apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null) || \
+		echo "chromium is not installed and cannot be installed here: browser tests will skip"; }
+
+test: lint typecheck layers unit
+
+# the quick loop: everything but real-time, subprocess, browser and namespace tests
+test-fast: lint typecheck layers unit-fast
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/stats_record.py

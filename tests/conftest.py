@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
 
 import pytest
@@ -104,3 +104,15 @@ def free_port_url() -> str:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     return f"http://127.0.0.1:{port}"
+
+
+@pytest.fixture(autouse=True)
+def _fresh_process_events() -> Iterator[None]:
+    """An Environment built without ``events=`` listens on the process-wide ``horde.events`` (as in
+    Locust); give every test a clean set so one test's runner never hears another test's requests."""
+    from horde.event import events
+
+    yield
+    for name in events.HOOKS:
+        getattr(events, name).handlers.clear()
+    events.unhandled_errors = 0

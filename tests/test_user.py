@@ -24,7 +24,8 @@ from horde import (
 )
 from horde.clock import FakeClock
 from horde.env import Environment
-from horde.user.task import DefaultTaskSet, filter_tasks_by_tags
+from horde.event import Events
+from horde.user.task import DefaultTaskSet, select_tasks_by_tags
 
 
 def make_env(*classes: type[User], **kwargs) -> Environment:
@@ -292,12 +293,11 @@ def test_tags_select_and_exclude() -> None:
         @task
         async def untagged(self): ...
 
-    filter_tasks_by_tags(Tagged, {"a"}, None)
-    assert [t.__name__ for t in Tagged.tasks] == ["only_a"]
-    filter_tasks_by_tags(Tagged, None, {"a"})
-    assert sorted(t.__name__ for t in Tagged.tasks) == ["only_b", "untagged"]
-    filter_tasks_by_tags(Tagged, None, None)
-    assert len(Tagged.tasks) == 3
+    assert [t.__name__ for t in select_tasks_by_tags(Tagged, {"a"}, None)[Tagged]] == ["only_a"]
+    kept = select_tasks_by_tags(Tagged, None, {"a"})[Tagged]
+    assert sorted(t.__name__ for t in kept) == ["only_b", "untagged"]
+    assert len(select_tasks_by_tags(Tagged, None, None)[Tagged]) == 3
+    assert len(Tagged.tasks) == 3  # selecting never changes the class
 
 
 def test_tags_apply_inside_tasksets() -> None:
@@ -312,6 +312,30 @@ def test_tags_apply_inside_tasksets() -> None:
     class Outer(User):
         tasks = [Nested]
 
-    filter_tasks_by_tags(Outer, {"x"}, None)
-    assert Outer.tasks == [Nested]
-    assert [t.__name__ for t in Nested.tasks] == ["tagged"]
+    selection = select_tasks_by_tags(Outer, {"x"}, None)
+    assert selection[Outer] == [Nested]
+    assert [t.__name__ for t in selection[Nested]] == ["tagged"]
+    assert len(Nested.tasks) == 2  # the class keeps every task; only this selection is narrowed
+
+
+def test_a_tag_selection_applies_to_instances_not_classes() -> None:
+    class Nested(TaskSet):
+        @tag("x")
+        @task
+        async def tagged(self): ...
+
+        @task
+        async def other(self): ...
+
+    class Outer(User):
+        tasks = [Nested]
+
+    env = Environment(user_classes=[Outer], tags=["x"], events=Events())
+    env.prepare_run()
+    user = Outer(env)
+    assert user.tasks == [Nested]
+    assert [t.__name__ for t in Nested(user).tasks] == ["tagged"]
+    assert len(Nested.tasks) == 2 and Outer.tasks == [Nested]
+    plain = Environment(user_classes=[Outer], events=Events())
+    plain.prepare_run()
+    assert len(Nested(Outer(plain)).tasks) == 2

@@ -12,9 +12,17 @@ The public API lives here; everything else is an implementation detail.
             await self.client.get("/items")
 """
 
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
 from horde._version import __version__
-from horde.event import EventHook, Events
+from horde.clients.fast import FastHttpUser
+from horde.clients.http import HttpUser
+from horde.env import Environment
+from horde.event import EventHook, Events, events
 from horde.exceptions import (
+    HordeError,
     InterruptTaskSet,
     RescheduleTask,
     RescheduleTaskImmediately,
@@ -22,17 +30,8 @@ from horde.exceptions import (
     StopTest,
     StopUser,
 )
-
-#: The process-wide event hooks, as in Locust: ``@events.test_start.add_listener`` in a locustfile
-#: attaches to the Environment the CLI builds. Library users may give an Environment its own Events.
-events = Events()
-
-from horde.clients.fast import FastHttpUser  # noqa: E402
-from horde.clients.http import HttpUser  # noqa: E402
-from horde.env import Environment  # noqa: E402
-from horde.runners import LocalRunner, Runner  # noqa: E402
-from horde.shape import LoadTestShape  # noqa: E402
-from horde.user import (  # noqa: E402
+from horde.shape import LoadTestShape
+from horde.user import (
     SequentialTaskSet,
     TaskSet,
     User,
@@ -44,11 +43,31 @@ from horde.user import (  # noqa: E402
     task,
 )
 
+if TYPE_CHECKING:
+    from horde.runners import LocalRunner, Runner
+
+# The runners pull in pyzmq (the master and worker); a locustfile that only defines users should not pay
+# for it, so they load on first use.
+_LAZY = {"LocalRunner": "horde.runners", "Runner": "horde.runners"}
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'horde' has no attribute {name!r}")
+    import importlib
+
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
 __all__ = [
     "Environment",
     "EventHook",
     "Events",
     "FastHttpUser",
+    "HordeError",
     "HttpUser",
     "InterruptTaskSet",
     "LoadTestShape",

@@ -8,9 +8,10 @@ from typing import TYPE_CHECKING, Any
 
 from horde.clock import SYSTEM_CLOCK, Clock
 from horde.event import Events
-from horde.exceptions import RunnerAlreadyExistsError
+from horde.event import events as process_events
+from horde.exceptions import ConfigurationError, RunnerAlreadyExistsError
 from horde.stats import RequestStats
-from horde.user.task import filter_tasks_by_tags
+from horde.user.task import select_tasks_by_tags
 from horde.user.users import User
 
 if TYPE_CHECKING:
@@ -46,7 +47,8 @@ class Environment:
     ) -> None:
         from horde.dispatch import UsersDispatcher
 
-        self.events = events if events is not None else Events()
+        # without events=, the process-wide hooks: a listener on ``horde.events`` is never silently ignored
+        self.events = events if events is not None else process_events
         self.clock = clock or SYSTEM_CLOCK
         self.user_classes = self._checked_user_classes(user_classes or [])
         self.shape_class = shape_class
@@ -65,21 +67,26 @@ class Environment:
         self.process_exit_code: int | None = None
         self.web_ui: Any = None
         self.worker_logs: dict[str, list[str]] = {}
+        #: per-run task lists under the tag selection (``{class: tasks}``); ``None`` when no tags are
+        #: selected. Users and task sets read it at construction; user classes are never modified.
+        self.task_selection: dict[type, list[Any]] | None = None
         if shape_class is not None:
             from horde.shape import LoadTestShape
 
             if not isinstance(shape_class, LoadTestShape):
-                raise ValueError(f"shape_class must be a LoadTestShape instance, got {shape_class!r}")
+                raise ConfigurationError(f"shape_class must be a LoadTestShape instance, got {shape_class!r}")
 
     @staticmethod
     def _checked_user_classes(classes: Sequence[type[User]]) -> list[type[User]]:
         names = [c.__name__ for c in classes]
         duplicates = sorted({n for n in names if names.count(n) > 1})
         if duplicates:
-            raise ValueError(f"user class names must be unique; duplicated: {', '.join(duplicates)}")
+            raise ConfigurationError(f"user class names must be unique; duplicated: {', '.join(duplicates)}")
         kept = [c for c in classes if (c.weight or 0) > 0 or (c.fixed_count or 0) > 0]
         if classes and not kept:
-            raise ValueError("every user class has weight 0 and no fixed_count: there are no users to run")
+            raise ConfigurationError(
+                "every user class has weight 0 and no fixed_count: there are no users to run"
+            )
         return kept
 
     def user_classes_by_name(self) -> dict[str, type[User]]:
@@ -124,15 +131,30 @@ class Environment:
         self._attach(runner)
         return runner
 
-    def apply_tag_filter(self) -> None:
-        """Restrict every user class's tasks to ``tags`` minus ``exclude_tags`` (re-applied each fresh test)."""
+    def prepare_run(self) -> None:
+        """Fix this run's per-class choices (the tag selection) before its users are created.
+
+        Called by the runners at every fresh test, so a change of ``tags``/``exclude_tags`` between tests
+        (a worker told by its master, a new start from the UI) takes effect. The host override needs no
+        preparation: each user reads ``environment.host`` when it is created.
+        """
         if self.tags is None and self.exclude_tags is None:
+            self.task_selection = None
             return
+        selection: dict[type, list[Any]] = {}
         for cls in self.user_classes:
-            filter_tasks_by_tags(cls, self.tags, self.exclude_tags)
+            select_tasks_by_tags(cls, self.tags, self.exclude_tags, selection)
+        self.task_selection = selection
+
+    def tasks_for(self, cls: type) -> list[Any]:
+        """The tasks ``cls`` runs in this run (its own, narrowed by the tag selection)."""
+        if self.task_selection is not None and cls in self.task_selection:
+            return self.task_selection[cls]
+        return list(getattr(cls, "tasks", None) or [])
+
+    # transitional names, kept until every runner calls prepare_run (they change no class any more)
+    def apply_tag_filter(self) -> None:
+        self.prepare_run()
 
     def apply_host(self) -> None:
-        """A host given on the command line or in the UI overrides each class's own (empty string does not)."""
-        if self.host:
-            for cls in self.user_classes:
-                cls.host = self.host
+        """No-op: users read ``environment.host`` when created (kept for runners not yet updated)."""

@@ -12,13 +12,24 @@ import asyncio
 import inspect
 import logging
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar
+
+if TYPE_CHECKING:
+    from horde.env import Environment
+    from horde.runners.base import Runner
+    from horde.stats.snapshot import StatsSnapshot
 
 logger = logging.getLogger(__name__)
 
 
-class EventHook:
+L = TypeVar("L", bound=Callable[..., Any])
+
+
+class EventHook(Generic[L]):
     """A list of listeners fired with keyword arguments.
+
+    ``EventHook[L]`` is generic over the listener's signature (a Protocol below), so a listener with the
+    wrong parameter names fails the type check instead of failing at run time.
 
     >>> hook = EventHook("demo")
     >>> hook.add_listener(lambda **kw: print(kw["n"]))  # doctest: +ELLIPSIS
@@ -34,7 +45,7 @@ class EventHook:
         self._handlers: list[Callable[..., Any]] = []
         self._events = events
 
-    def add_listener(self, handler: Callable[..., Any]) -> Callable[..., Any]:
+    def add_listener(self, handler: L) -> L:
         self._handlers.append(handler)
         return handler
 
@@ -106,17 +117,94 @@ class EventHook:
                 self._failed(handler)
 
 
+# ---- listener signatures --------------------------------------------------------------------------------
+# Each Protocol is what a listener of that hook must accept; ``**kwargs`` keeps listeners forward compatible
+# (new arguments may be added), exactly as Locust recommends.
+
+
+class InitListener(Protocol):
+    def __call__(self, *, environment: Environment, runner: Runner, web_ui: Any, **kwargs: Any) -> Any: ...
+
+
+class EnvironmentListener(Protocol):
+    """``test_start``, ``test_stopping``, ``test_stop`` and ``quitting``."""
+
+    def __call__(self, *, environment: Environment, **kwargs: Any) -> Any: ...
+
+
+class RequestListener(Protocol):
+    def __call__(
+        self,
+        *,
+        request_type: str,
+        name: str,
+        response_time: float | None,
+        response_length: int,
+        exception: BaseException | str | None,
+        **kwargs: Any,
+    ) -> Any: ...
+
+
+class UserErrorListener(Protocol):
+    def __call__(self, *, user_instance: Any, exception: BaseException, tb: Any, **kwargs: Any) -> Any: ...
+
+
+class UserCountListener(Protocol):
+    """``spawning_complete`` and ``rebalanced``."""
+
+    def __call__(self, *, user_count: int, **kwargs: Any) -> Any: ...
+
+
+class QuitListener(Protocol):
+    def __call__(self, *, exit_code: int, **kwargs: Any) -> Any: ...
+
+
+class UsageListener(Protocol):
+    def __call__(
+        self, *, environment: Environment, cpu_usage: float, memory_usage: int, **kwargs: Any
+    ) -> Any: ...
+
+
+class CpuWarningListener(Protocol):
+    def __call__(self, *, environment: Environment, cpu_usage: float, message: str, **kwargs: Any) -> Any: ...
+
+
+class ReportListener(Protocol):
+    """``report_to_master`` and ``worker_report``."""
+
+    def __call__(self, *, client_id: str, data: dict[str, Any], **kwargs: Any) -> Any: ...
+
+
+class ClientListener(Protocol):
+    def __call__(self, *, client_id: str, **kwargs: Any) -> Any: ...
+
+
+class HeartbeatListener(Protocol):
+    def __call__(self, *, client_id: str, timestamp: float, **kwargs: Any) -> Any: ...
+
+
+class StatsTickListener(Protocol):
+    def __call__(self, *, environment: Environment, snapshot: StatsSnapshot, **kwargs: Any) -> Any: ...
+
+
+class AnyListener(Protocol):
+    def __call__(self, **kwargs: Any) -> Any: ...
+
+
 class Events:
     """All event hooks of one Environment.
 
     Arguments each hook is fired with (listeners should accept ``**kwargs`` for forward compatibility):
 
     - ``init(environment, runner, web_ui)`` — the environment and its runner exist.
+    - ``init_command_line_parser(parser)`` — add your own flags (fired by the CLI).
     - ``test_start(environment)`` / ``test_stopping(environment)`` / ``test_stop(environment)``.
     - ``request(request_type, name, response_time, response_length, response, context, exception,
       start_time, url)`` — one per request; ``exception`` is None for a success.
     - ``user_error(user_instance, exception, tb)`` — a task raised.
     - ``spawning_complete(user_count)`` — a ramp reached its target.
+    - ``stats_tick(environment, snapshot)`` — once per second while a test runs, with the
+      :class:`~horde.stats.snapshot.StatsSnapshot` every output receives (merged cluster-wide on a master).
     - ``quitting(environment)`` — the process is about to exit; ``quit(exit_code)`` right before.
     - ``usage_monitor(environment, cpu_usage, memory_usage, loop_lag)`` — every monitor sample.
     - ``cpu_warning(environment, cpu_usage, message)`` — the generator may be saturated.
@@ -135,6 +223,7 @@ class Events:
         "request",
         "user_error",
         "spawning_complete",
+        "stats_tick",
         "quitting",
         "quit",
         "usage_monitor",
@@ -148,25 +237,26 @@ class Events:
         "rebalanced",
     )
 
-    init: EventHook
-    init_command_line_parser: EventHook
-    test_start: EventHook
-    test_stopping: EventHook
-    test_stop: EventHook
-    request: EventHook
-    user_error: EventHook
-    spawning_complete: EventHook
-    quitting: EventHook
-    quit: EventHook
-    usage_monitor: EventHook
-    cpu_warning: EventHook
-    report_to_master: EventHook
-    worker_report: EventHook
-    reset_stats: EventHook
-    worker_connect: EventHook
-    heartbeat_sent: EventHook
-    heartbeat_received: EventHook
-    rebalanced: EventHook
+    init: EventHook[InitListener]
+    init_command_line_parser: EventHook[AnyListener]
+    test_start: EventHook[EnvironmentListener]
+    test_stopping: EventHook[EnvironmentListener]
+    test_stop: EventHook[EnvironmentListener]
+    request: EventHook[RequestListener]
+    user_error: EventHook[UserErrorListener]
+    spawning_complete: EventHook[UserCountListener]
+    stats_tick: EventHook[StatsTickListener]
+    quitting: EventHook[EnvironmentListener]
+    quit: EventHook[QuitListener]
+    usage_monitor: EventHook[UsageListener]
+    cpu_warning: EventHook[CpuWarningListener]
+    report_to_master: EventHook[ReportListener]
+    worker_report: EventHook[ReportListener]
+    reset_stats: EventHook[AnyListener]
+    worker_connect: EventHook[ClientListener]
+    heartbeat_sent: EventHook[HeartbeatListener]
+    heartbeat_received: EventHook[HeartbeatListener]
+    rebalanced: EventHook[UserCountListener]
 
     def __init__(self) -> None:
         self.unhandled_errors = 0
@@ -183,3 +273,8 @@ class Events:
         """Wait for coroutine listeners started by ``fire``; used before exit so none is lost."""
         while self._pending:
             await asyncio.gather(*list(self._pending), return_exceptions=True)
+
+
+#: The process-wide hooks, as in Locust (``from horde import events``): an Environment built without
+#: ``events=`` uses these, so a listener a locustfile attaches here is never silently ignored.
+events = Events()

@@ -1,21 +1,34 @@
-"""Exceptions a locustfile can raise or catch, named as Locust names them."""
+"""Every exception horde raises or lets a locustfile raise, in one tree rooted at :class:`HordeError`.
+
+The names are Locust's. Where a builtin meaning fits, it is a second parent (a bad locustfile is also a
+``ValueError``), so code that catches by meaning keeps working. Catch ``HordeError`` to catch all of horde's.
+
+    HordeError
+    ├── StopUser, StopTest, RescheduleTask (RescheduleTaskImmediately), InterruptTaskSet   control flow
+    ├── ConfigurationError (also ValueError)
+    │   ├── LocustfileError
+    │   └── RunnerAlreadyExistsError (also RuntimeError)
+    ├── CatchResponseError (also RuntimeError)
+    ├── ResponseError
+    └── (rpc) RPCError, (runners) WorkerRefusedError …
+"""
 
 from __future__ import annotations
 
 
 class HordeError(Exception):
-    """Base class of horde's own errors."""
+    """Base class of every exception horde defines."""
 
 
-class StopUser(Exception):
+class StopUser(HordeError):
     """Raised inside a task to end this user (its ``on_stop`` still runs)."""
 
 
-class StopTest(Exception):
+class StopTest(HordeError):
     """Raised to end the whole test (for example when a class lacks a host)."""
 
 
-class RescheduleTask(Exception):
+class RescheduleTask(HordeError):
     """Raised inside a task to skip the wait and pick the next task at once."""
 
 
@@ -23,7 +36,7 @@ class RescheduleTaskImmediately(RescheduleTask):
     """Alias kept for locustfiles ported from Locust."""
 
 
-class InterruptTaskSet(Exception):
+class InterruptTaskSet(HordeError):
     """Raised by ``TaskSet.interrupt()`` to return control to the parent."""
 
     def __init__(self, reschedule: bool = True) -> None:
@@ -31,21 +44,21 @@ class InterruptTaskSet(Exception):
         self.reschedule = reschedule
 
 
-class MissingWaitTimeError(HordeError):
-    """Kept for API parity; horde users without ``wait_time`` wait 0 s."""
+class ConfigurationError(HordeError, ValueError):
+    """Options, user classes or a load model that cannot run; the message is one clear line."""
 
 
-class RunnerAlreadyExistsError(HordeError):
+class LocustfileError(ConfigurationError):
+    """A locustfile that is missing, fails to import, or defines no User."""
+
+
+class RunnerAlreadyExistsError(ConfigurationError, RuntimeError):
     """An Environment holds at most one runner."""
 
 
-class CatchResponseError(HordeError):
+class CatchResponseError(HordeError, RuntimeError):
     """Raised by ``response.failure()`` outside a ``catch_response`` block."""
 
 
 class ResponseError(HordeError):
     """A response marked failed (status >= 400) by ``raise_for_status()``."""
-
-
-class LocustfileError(HordeError):
-    """A locustfile that is missing, fails to import, or defines no User."""

@@ -94,33 +94,33 @@ def is_taskset_class(obj: Any) -> bool:
     return isinstance(obj, TaskSetMeta) and issubclass(obj, TaskSet)
 
 
-def filter_tasks_by_tags(
-    cls: type, tags: set[str] | None, exclude_tags: set[str] | None, _seen: set[type] | None = None
-) -> None:
-    """Restrict ``cls.tasks`` (and nested task sets) to the selected tags; reversible via ``_all_tasks``.
+def select_tasks_by_tags(
+    root: type, tags: set[str] | None, exclude_tags: set[str] | None, out: dict[type, list[Any]] | None = None
+) -> dict[type, list[Any]]:
+    """The tasks each class reachable from ``root`` keeps under a tag selection, without changing any class.
 
-    A tagged TaskSet counts as tagged as a whole; an untagged one is kept if any of its tasks is.
+    Returns ``{class: kept tasks}`` for ``root`` and every nested TaskSet. A tagged TaskSet counts as
+    tagged as a whole (only ``exclude_tags`` then apply inside it); an untagged one is kept if any of its
+    tasks is. A class reached twice keeps its first selection.
     """
-    seen = _seen if _seen is not None else set()
-    if cls in seen:
-        return
-    seen.add(cls)
-    if "_all_tasks" not in cls.__dict__:
-        cls._all_tasks = list(cls.tasks)  # type: ignore[attr-defined]
+    selected = out if out is not None else {}
+    if root in selected:
+        return selected
     kept: list[Any] = []
-    for t in cls._all_tasks:  # type: ignore[attr-defined]
+    selected[root] = kept  # before recursing: a task set that contains itself terminates
+    for t in getattr(root, "tasks", None) or []:
         own: set[str] = getattr(t, "locust_tag_set", set())
         if exclude_tags and own & exclude_tags:
             continue
         if tags is None or own & tags:
             if is_taskset_class(t):
-                filter_tasks_by_tags(t, None, exclude_tags, seen)
+                select_tasks_by_tags(t, None, exclude_tags, selected)
             kept.append(t)
         elif is_taskset_class(t):
-            filter_tasks_by_tags(t, tags, exclude_tags, seen)
-            if t.tasks:
+            select_tasks_by_tags(t, tags, exclude_tags, selected)
+            if selected[t]:
                 kept.append(t)
-    cls.tasks = kept  # type: ignore[attr-defined]
+    return selected
 
 
 class TaskSetMeta(type):
@@ -146,6 +146,9 @@ class TaskSet(metaclass=TaskSetMeta):
         self._task_queue: list[Any] = []
         self._task_started_at: float | None = None
         self._task_arg: Any = self  # what task functions receive: the task set (the user, for its own tasks)
+        selection = getattr(getattr(self.user, "environment", None), "task_selection", None)
+        if selection:  # a tag selection of this run: an instance attribute, the class stays untouched
+            self.tasks = selection.get(type(self), type(self).tasks)
 
     @property
     def client(self) -> Any:

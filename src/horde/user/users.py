@@ -49,6 +49,12 @@ class User(metaclass=UserMeta):
 
     def __init__(self, environment: Environment) -> None:
         self.environment = environment
+        # the run's choices live on the environment and apply to this instance; the class is never changed
+        if environment.host:
+            self.host = environment.host  # type: ignore[misc]
+        selection = environment.task_selection
+        if selection:
+            self.tasks = selection.get(type(self), type(self).tasks)  # type: ignore[misc]
         self._state = RUNNING
         self._task: asyncio.Task[None] | None = None
         self._task_started_at: float | None = None
