@@ -8,6 +8,7 @@ import logging
 from collections.abc import Callable
 
 from horde.cli.common import LoadedTest, Shutdown, fail, first_of, make_environment
+from horde.cli.keyboard import keyboard_control
 from horde.cli.outputs import build_outputs
 from horde.env import Environment
 from horde.exceptions import HordeError
@@ -79,7 +80,8 @@ async def run_headless(
                     "-u/--users and -r/--spawn-rate are ignored: %s decides", type(loaded.shape).__name__
                 )
             run.start(start_request(options))
-            await first_of(shutdown.requested.wait(), run.wait())
+            with keyboard_control(run):
+                await first_of(shutdown.requested.wait(), run.wait())
             if runner.stop_reason:
                 logger.info("Test stopped: %s", runner.stop_reason)
     finally:

@@ -10,6 +10,7 @@ from collections.abc import Callable
 
 from horde.cli.common import LoadedTest, Shutdown, fail, first_of, make_environment
 from horde.cli.headless import create_runner, start_request
+from horde.cli.keyboard import keyboard_control
 from horde.cli.outputs import build_outputs
 from horde.exceptions import HordeError
 from horde.session import TestRun
@@ -57,10 +58,11 @@ async def run_web(
             code = fail(str(e))
             return code
         logger.info("%s", server.startup_line())
-        if options.autostart:
-            await _autostart(run, options, shutdown, expect_workers)
-        else:
-            await shutdown.requested.wait()
+        with keyboard_control(run):
+            if options.autostart:
+                await _autostart(run, options, shutdown, expect_workers)
+            else:
+                await shutdown.requested.wait()
     finally:
         await server.stop()
         result = await run.close(exit_code=code)
