@@ -1,0 +1,71 @@
+"""Load models as plug-ins: how much load to generate, planned per worker and paced by one driver.
+
+    model.py     the LoadModel and Planner protocols, PlanStep, PlanContext
+    closed.py    ClosedUsers: N users at a spawn rate (plan kind "users", wraps the UsersDispatcher)
+    shape.py     ShapeModel: a LoadTestShape's tick() once per second re-targets closed users
+    driver.py    StepDriver: paces any planner on a clock (pure core for timers, run() for awaiting)
+    registry.py  plan kind -> applier (what a process does with a payload), model name -> factory
+
+A new model is a new module that defines a LoadModel and its Planner, and registers its plan kind's applier
+with :func:`register_kind` (and its name with :func:`register_model`) when imported; no runner changes.
+"""
+
+from horde.load.closed import ClosedPlanner, ClosedUsers, UsersApplier
+from horde.load.driver import StepDriver
+from horde.load.model import (
+    LoadModel,
+    LocalNode,
+    Node,
+    PlanContext,
+    Planner,
+    PlanStep,
+    format_duration,
+    format_rate,
+)
+from horde.load.registry import (
+    REGISTRY,
+    Applier,
+    ApplierFactory,
+    LoadHost,
+    Registry,
+    UnknownPlanKind,
+    applier_factory,
+    create_model,
+    register_kind,
+    register_model,
+    unregister_kind,
+    unregister_model,
+)
+from horde.load.shape import SHAPE_ENDED, ShapeModel, ShapePlanner, ShapeTick, ShapeTicker
+
+__all__ = [
+    "REGISTRY",
+    "SHAPE_ENDED",
+    "Applier",
+    "ApplierFactory",
+    "ClosedPlanner",
+    "ClosedUsers",
+    "LoadHost",
+    "LoadModel",
+    "LocalNode",
+    "Node",
+    "PlanContext",
+    "PlanStep",
+    "Planner",
+    "Registry",
+    "ShapeModel",
+    "ShapePlanner",
+    "ShapeTick",
+    "ShapeTicker",
+    "StepDriver",
+    "UnknownPlanKind",
+    "UsersApplier",
+    "applier_factory",
+    "create_model",
+    "format_duration",
+    "format_rate",
+    "register_kind",
+    "register_model",
+    "unregister_kind",
+    "unregister_model",
+]
