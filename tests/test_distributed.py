@@ -15,6 +15,7 @@ import zmq.asyncio
 from horde import User, constant, task
 from horde._version import PROTOCOL_VERSION
 from horde.env import Environment
+from horde.event import Events
 from horde.rpc.protocol import Message
 from horde.runners.master import MasterRunner
 from horde.runners.worker import HeartbeatThread, WorkerRefusedError, WorkerRunner
@@ -59,7 +60,7 @@ class Cluster:
 
     async def add_worker(self, classes: list[type[User]] | None = None, **kwargs: object) -> WorkerRunner:
         """A connected worker running ``classes`` (default: the counting Alpha and Beta users)."""
-        env = Environment(user_classes=classes or user_classes(self.fired))
+        env = Environment(events=Events(), user_classes=classes or user_classes(self.fired))
         worker = env.create_worker_runner(
             "127.0.0.1", self.master.server.port, heartbeat_interval=HB, stats_report_interval=0.2, **kwargs
         )
@@ -81,7 +82,7 @@ async def wait_until(predicate, timeout: float = 5.0) -> None:  # type: ignore[n
 
 
 def new_master(fired: Fired, port: int = 0, stop_timeout: float = 0.5) -> MasterRunner:
-    env = Environment(user_classes=user_classes(fired), stop_timeout=stop_timeout)
+    env = Environment(events=Events(), user_classes=user_classes(fired), stop_timeout=stop_timeout)
     master = env.create_master_runner("127.0.0.1", port, heartbeat_interval=HB, heartbeat_liveness=3)
     master.start_background()
     return master
@@ -128,7 +129,7 @@ async def test_lost_worker_is_marked_missing_and_its_users_move(cluster: Cluster
     victim._heartbeat.stop()  # type: ignore[union-attr]
     await victim._cancel_background()  # silent from now on, like a killed process
     victim.client.close()
-    await wait_until(lambda: len(cluster.master.clients.missing) == 1, timeout=2)
+    await wait_until(lambda: len(cluster.master.nodes.missing) == 1, timeout=2)
     await wait_until(lambda: sum(w.user_count for w in cluster.workers) == 9, timeout=3)
     assert sorted(w.user_count for w in cluster.workers) == [4, 5]
     assert cluster.master.state == "running"
@@ -170,14 +171,14 @@ async def test_garbage_on_the_master_port_is_counted_and_ignored(cluster: Cluste
 
 
 async def test_incompatible_worker_is_refused_with_both_versions(cluster: Cluster) -> None:
-    env = Environment(user_classes=user_classes(cluster.fired))
+    env = Environment(events=Events(), user_classes=user_classes(cluster.fired))
     worker = env.create_worker_runner("127.0.0.1", cluster.port, protocol_version=PROTOCOL_VERSION + 41)
     with pytest.raises(WorkerRefusedError) as exc:
         await worker.connect(timeout=5)
     assert f"protocol {PROTOCOL_VERSION}" in str(exc.value) and f"protocol {PROTOCOL_VERSION + 41}" in str(
         exc.value
     )
-    assert len(cluster.master.clients) == 0
+    assert len(cluster.master.nodes) == 0
     await worker.quit()
 
 
@@ -211,7 +212,7 @@ async def test_workers_rejoin_a_restarted_master() -> None:
     cluster.master.server.close()
     second = new_master(fired, port=port)
     try:
-        await wait_until(lambda: len(second.clients) == 2, timeout=5)
+        await wait_until(lambda: len(second.nodes) == 2, timeout=5)
         # the new master runs no test, so the leftover users are stopped
         await wait_until(lambda: all(w.user_count == 0 for w in cluster.workers), timeout=5)
         await asyncio.wait_for(second.start(2, 1000), 5)
@@ -235,7 +236,7 @@ async def test_returning_worker_is_fenced_before_it_runs_users_again(cluster: Cl
 
     quiet._send = lost  # type: ignore[method-assign]
     quiet._heartbeat.stop()  # type: ignore[union-attr]
-    await wait_until(lambda: len(cluster.master.clients.missing) == 1, timeout=2)
+    await wait_until(lambda: len(cluster.master.nodes.missing) == 1, timeout=2)
     await wait_until(lambda: cluster.workers[0].user_count == 4, timeout=3)
     assert quiet.user_count == 2  # still running: a partition, not a crash
     targets: list[int] = []
@@ -249,7 +250,7 @@ async def test_returning_worker_is_fenced_before_it_runs_users_again(cluster: Cl
     quiet._send = real_send  # type: ignore[method-assign]
     quiet._heartbeat = HeartbeatThread(quiet, HB)
     quiet._heartbeat.start()
-    await wait_until(lambda: not cluster.master.clients.missing, timeout=5)
+    await wait_until(lambda: not cluster.master.nodes.missing, timeout=5)
     await wait_until(
         lambda: sum(w.user_count for w in cluster.workers) == 4 and quiet.user_count > 0, timeout=5
     )
@@ -292,7 +293,7 @@ async def test_workers_rejoin_a_master_restarted_after_a_long_silence() -> None:
     await asyncio.sleep(1.0)  # several liveness windows: the workers reset their sockets meanwhile
     second = new_master(fired, port=port)
     try:
-        await wait_until(lambda: len(second.clients) == 2, timeout=8)
+        await wait_until(lambda: len(second.nodes) == 2, timeout=8)
         await asyncio.wait_for(second.start(2, 1000), 5)
         assert sorted(w.user_count for w in cluster.workers) == [1, 1]
     finally:
@@ -309,7 +310,7 @@ async def test_slow_master_listener_does_not_make_workers_missing(cluster: Clust
     for _ in range(2):
         await cluster.add_worker()
     await asyncio.wait_for(cluster.master.start(4, 1000), 5)
-    assert not cluster.master.clients.missing
+    assert not cluster.master.nodes.missing
     assert cluster.master.state == "running" and sorted(w.user_count for w in cluster.workers) == [2, 2]
 
 
@@ -377,7 +378,7 @@ async def test_non_finite_numbers_are_rejected(cluster: Cluster) -> None:
 
 async def test_reset_stats_drops_reports_measured_before_the_reset() -> None:
     fired = Fired()
-    env = Environment(user_classes=user_classes(fired), reset_stats=True)
+    env = Environment(events=Events(), user_classes=user_classes(fired), reset_stats=True)
     master = env.create_master_runner("127.0.0.1", 0, heartbeat_interval=HB)
     master.start_background()
     cluster = Cluster(master=master, fired=fired)
@@ -394,7 +395,7 @@ async def test_reset_stats_drops_reports_measured_before_the_reset() -> None:
             "logs": [],
             "stats_generation": 0,
         }
-        stale["stats"] = Environment(user_classes=user_classes(fired)).stats.serialize()
+        stale["stats"] = Environment(events=Events(), user_classes=user_classes(fired)).stats.serialize()
         await worker.client.send(Message("stats", stale, worker.client_id))
         await wait_until(lambda: master.dropped_messages["stats from before a reset"] == 1)
         await asyncio.sleep(0.5)

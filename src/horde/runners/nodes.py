@@ -19,7 +19,8 @@ class WorkerNode:
     cpu_usage: float = 0.0
     memory_usage: int = 0
     loop_lag: float = 0.0
-    last_seen: float = 0.0
+    last_seen: float = 0.0  # clock.monotonic() of its last message (liveness)
+    last_heartbeat: float | None = None  # clock.time() of its last heartbeat (shown in status rows)
     missing_since: float | None = None
     cpu_warning_emitted: bool = False
     stats_seq: int = -1  # highest stats report merged; a report at or below it is a retry and is dropped

@@ -2,9 +2,14 @@
 
 The receive loop only decodes and queues; a command task applies spawn/stop/quit in order, so a slow
 ``test_start`` listener or a long stop_timeout never stops the worker from hearing the master.
-Heartbeats go out from a thread on a socket of their own: a task that blocks the event loop (CPU-bound
-code, a synchronous sleep) delays the users, not the proof that the worker is alive, and the heartbeat
-carries the measured loop lag so the master can show "busy" rather than declaring the worker dead.
+
+Heartbeats go out on the transport's heartbeat channel. On the real clock they are sent from a thread:
+a task that blocks the event loop (CPU-bound code, a synchronous sleep) delays the users, not the proof
+that the worker is alive, and the heartbeat carries the measured loop lag so the master can show "busy"
+rather than declaring the worker dead. On any other clock (a FakeClock in tests) a thread cannot follow
+time, so an async loop on that clock sends them instead (``heartbeat_thread=`` chooses explicitly).
+Everything else that is timed — the watchdog, stats reports, registration retries — runs on the
+environment's clock.
 """
 
 from __future__ import annotations
@@ -17,24 +22,26 @@ import threading
 import time
 import traceback
 import uuid
-from typing import Any
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
 
-import msgpack
 import psutil
-import zmq
 
 from horde._version import PROTOCOL_VERSION, __version__
-from horde.exceptions import StopTest
+from horde.clock import Clock
+from horde.exceptions import HordeError, StopTest
 from horde.rpc.protocol import Message
-from horde.rpc.zmq import Client, RPCError, _endpoint, resolve
+from horde.rpc.transport import BadFrame, ClientTransport, HeartbeatSender, RPCError
 from horde.runners.base import RunnerState, UserRunner
-from horde.runners.master import HEARTBEAT_SUFFIX
-from horde.stats import RequestStats
 
 logger = logging.getLogger(__name__)
 
+T = TypeVar("T")
+
 MAX_FORWARDED_LOG_LINES = 50  # per report; the rest is counted, not sent
 MAX_EXCEPTION_ROWS_PER_REPORT = 100
+READ_ERROR_PAUSE = 0.5  # seconds the receiver waits after a transport failure
+FIRST_RETRY, MAX_RETRY = 0.2, 5.0  # registration back-off, seconds
 
 
 def _being_cancelled() -> bool:
@@ -43,7 +50,7 @@ def _being_cancelled() -> bool:
     return task is not None and task.cancelling() > 0
 
 
-class WorkerRefusedError(Exception):
+class WorkerRefusedError(HordeError, ConnectionError):
     """The master refused this worker (incompatible protocol)."""
 
 
@@ -71,8 +78,19 @@ class _WarningBuffer(logging.Handler):
         return lines
 
 
+def heartbeat_payload(runner: WorkerRunner, process: psutil.Process, lag: float) -> dict[str, Any]:
+    """What a heartbeat says: state, CPU since the previous beat, memory, loop lag and users."""
+    return {
+        "state": runner.worker_state,
+        "current_cpu_usage": process.cpu_percent(),
+        "current_memory_usage": process.memory_info().rss,
+        "loop_lag": lag,
+        "user_count": runner.users.running_tasks,
+    }
+
+
 class HeartbeatThread(threading.Thread):
-    """Sends heartbeats every ``interval`` seconds whatever the event loop is doing."""
+    """Sends heartbeats every ``interval`` seconds (real time) whatever the event loop is doing."""
 
     def __init__(self, runner: WorkerRunner, interval: float) -> None:
         super().__init__(name="horde-heartbeat", daemon=True)
@@ -91,47 +109,42 @@ class HeartbeatThread(threading.Thread):
             self._lag = time.perf_counter() - sent
             self._probe_sent = None
 
+    def _probe(self, loop: asyncio.AbstractEventLoop) -> bool:
+        """Measure loop lag: how long a callback scheduled now waits before the loop runs it."""
+        if self._probe_sent is not None:
+            self._lag = max(self._lag, time.perf_counter() - self._probe_sent)
+            return True
+        self._probe_sent = time.perf_counter()
+        try:
+            loop.call_soon_threadsafe(self._probe_done)
+        except RuntimeError:
+            return False  # the loop is closed
+        return True
+
     def run(self) -> None:
         runner = self.runner
-        context = zmq.Context()
-        sock = context.socket(zmq.DEALER)
-        sock.setsockopt(zmq.LINGER, 0)
-        sock.setsockopt(zmq.IDENTITY, (runner.client_id + HEARTBEAT_SUFFIX).encode())
-        sock.setsockopt(zmq.SNDHWM, 10)
-        sock.connect(_endpoint(resolve(runner.master_host), runner.master_port))
         loop = runner.loop
         assert loop is not None, "the heartbeat thread starts after the worker's event loop is known"
+        channel = runner.transport.open_heartbeat()  # opened here: only this thread touches it
         process = psutil.Process()
         process.cpu_percent()
         try:
             while not self._stop_event.is_set():
-                # loop lag: how long a callback scheduled now waits before the loop runs it
-                if self._probe_sent is not None:
-                    self._lag = max(self._lag, time.perf_counter() - self._probe_sent)
-                else:
-                    self._probe_sent = time.perf_counter()
-                    try:
-                        loop.call_soon_threadsafe(self._probe_done)
-                    except RuntimeError:
-                        return  # the loop is closed
-                try:
-                    payload = {
-                        "state": runner.worker_state,
-                        "current_cpu_usage": process.cpu_percent(),  # since the previous beat
-                        "current_memory_usage": process.memory_info().rss,
-                        "loop_lag": self._lag,
-                        "user_count": runner.users.running_tasks,
-                    }
-                    if runner.connected.is_set():
-                        sock.send(msgpack.packb(("heartbeat", payload, runner.client_id)), zmq.NOBLOCK)
-                except zmq.ZMQError:
-                    pass  # queue full while the master is away: the next beat will do
-                except Exception:  # a read racing the event loop must not end the heartbeats
-                    logger.debug("heartbeat skipped", exc_info=True)
+                if not self._probe(loop):
+                    return
+                self._beat(channel, process)
                 self._stop_event.wait(self.interval)
         finally:
-            sock.close(linger=0)
-            context.term()
+            channel.close()
+
+    def _beat(self, channel: HeartbeatSender, process: psutil.Process) -> None:
+        runner = self.runner
+        try:
+            payload = heartbeat_payload(runner, process, self._lag)
+            if runner.connected.is_set():
+                channel.send(Message("heartbeat", payload, runner.client_id))
+        except Exception:  # a read racing the event loop must not end the heartbeats
+            logger.debug("heartbeat skipped", exc_info=True)
 
 
 class WorkerRunner(UserRunner):
@@ -140,6 +153,9 @@ class WorkerRunner(UserRunner):
     >>> worker = env.create_worker_runner("127.0.0.1", 5557)
     >>> await worker.connect()
     >>> await worker.wait_quit()
+
+    ``connect`` makes the transport from this worker's identity (default: ZeroMQ to
+    ``master_host:master_port``; tests pass ``MemoryNetwork().connect``).
     """
 
     def __init__(
@@ -152,8 +168,10 @@ class WorkerRunner(UserRunner):
         stats_report_interval: float = 3.0,
         master_timeout: float = 60.0,
         protocol_version: int = PROTOCOL_VERSION,
+        connect: Callable[[str], ClientTransport] | None = None,
+        heartbeat_thread: bool | None = None,
     ) -> None:
-        environment.stats = RequestStats(clock=environment.clock, use_response_times_cache=False)
+        _configure_stats(environment, use_response_times_cache=False)
         super().__init__(environment)
         self.master_host = master_host
         self.master_port = master_port
@@ -163,7 +181,15 @@ class WorkerRunner(UserRunner):
         self.stats_report_interval = stats_report_interval
         self.master_timeout = master_timeout
         self.protocol_version = protocol_version
-        self.client = Client(master_host, master_port, self.client_id)
+        self._clock: Clock = environment.clock
+        self._real_time = type(self._clock) is Clock
+        self.heartbeat_thread = self._real_time if heartbeat_thread is None else heartbeat_thread
+        if connect is None:
+            from horde.rpc.zmq import ZmqClient  # pyzmq loads only when a real worker is made
+
+            self.transport: ClientTransport = ZmqClient(master_host, master_port, self.client_id)
+        else:
+            self.transport = connect(self.client_id)
         self.worker_state = "ready"
         self.worker_index: int | None = None
         self.master_epoch: str | None = None
@@ -179,9 +205,18 @@ class WorkerRunner(UserRunner):
         self._stats_generation = 0
         self._exceptions: dict[str, dict[str, Any]] = {}
         self._logs = _WarningBuffer()
-        self._last_master_contact = time.monotonic()
+        self._last_master_contact = self._clock.monotonic()
         self._heartbeat: HeartbeatThread | None = None
         self.loop: asyncio.AbstractEventLoop | None = None  # set when the background work starts
+
+    @property
+    def client(self) -> ClientTransport:
+        """The transport (the name before the seam)."""
+        return self.transport
+
+    @property
+    def node_id(self) -> str:
+        return self.client_id
 
     def start(
         self, user_count: int, spawn_rate: float, user_classes: list[Any] | None = None
@@ -199,42 +234,62 @@ class WorkerRunner(UserRunner):
         self.spawn_background(self._command_loop(), "worker-commands")
         self.spawn_background(self._reporter(), "worker-stats")
         self.spawn_background(self._watchdog(), "worker-watchdog")
-        self._heartbeat = HeartbeatThread(self, self.heartbeat_interval)
-        self._heartbeat.start()
+        self.start_heartbeats()
+
+    def start_heartbeats(self) -> None:
+        """Start sending heartbeats (a thread on the real clock, else a task on the clock)."""
+        if self.heartbeat_thread:
+            self._heartbeat = HeartbeatThread(self, self.heartbeat_interval)
+            self._heartbeat.start()
+        else:
+            self.spawn_background(self._heartbeat_loop(), "worker-heartbeat")
+
+    async def _heartbeat_loop(self) -> None:
+        """Heartbeats on the environment's clock; the loop lag is the usage monitor's latest reading."""
+        channel = self.transport.open_heartbeat()
+        process = psutil.Process()
+        process.cpu_percent()
+        try:
+            while True:
+                if self.connected.is_set():
+                    payload = heartbeat_payload(self, process, self.monitor.latest.loop_lag)
+                    channel.send(Message("heartbeat", payload, self.client_id))
+                await self._clock.sleep(self.heartbeat_interval)
+        finally:
+            channel.close()
 
     async def connect(self, timeout: float | None = None) -> None:
-        """Introduce this worker to the master, retrying with back-off until it answers."""
+        """Introduce this worker to the master, retrying with back-off until it answers.
+
+        Raises TimeoutError after ``timeout`` seconds of the clock, WorkerRefusedError if refused.
+        """
         self.start_background()
-        await asyncio.wait_for(self._register(), timeout)
+        await self._timeout(self._register(), timeout)
 
     async def _register(self) -> None:
         self.connected.clear()
-        delay = 0.2
+        delay = FIRST_RETRY
         while not self.connected.is_set():
-            await self._send(
-                Message(
-                    "client_ready",
-                    {
-                        "version": __version__,
-                        "protocol": self.protocol_version,
-                        "user_classes_count": self.user_classes_count,
-                    },
-                    self.client_id,
-                )
-            )
-            try:
-                await asyncio.wait_for(self.connected.wait(), delay)
-            except TimeoutError:
+            await self._send(self._ready_message())
+            if not await self._within(self.connected.wait(), delay):
                 if self.refusal is not None:
-                    raise WorkerRefusedError(self.refusal) from None
-                delay = min(delay * 2, 5.0) * random.uniform(0.8, 1.2)
+                    raise WorkerRefusedError(self.refusal)
+                delay = min(delay * 2, MAX_RETRY) * random.uniform(0.8, 1.2)
                 logger.debug("No answer from master %s:%s yet; retrying", self.master_host, self.master_port)
             if self.refusal is not None:
                 raise WorkerRefusedError(self.refusal)
 
+    def _ready_message(self) -> Message:
+        data = {
+            "version": __version__,
+            "protocol": self.protocol_version,
+            "user_classes_count": self.user_classes_count,
+        }
+        return Message("client_ready", data, self.client_id)
+
     async def _send(self, msg: Message) -> None:
         try:
-            await self.client.send(msg)
+            await self.transport.send(msg)
         except asyncio.CancelledError:
             if _being_cancelled():
                 raise
@@ -242,55 +297,89 @@ class WorkerRunner(UserRunner):
         except RPCError as e:
             logger.warning("%s", e)
 
+    # ---- time --------------------------------------------------------------------------------------
+    async def _within(self, aw: Awaitable[Any], delay: float) -> bool:
+        """Await ``aw`` for at most ``delay`` seconds of the clock; True if it finished."""
+        try:
+            await self._timeout(aw, delay)
+        except TimeoutError:
+            return False
+        return True
+
+    async def _timeout(self, aw: Awaitable[T], delay: float | None) -> T:
+        """``aw``'s result, or TimeoutError once ``delay`` seconds of the clock pass (None: no limit)."""
+        if delay is None:
+            return await aw
+        if self._real_time:
+            async with asyncio.timeout(max(0.0, delay)):
+                return await aw
+        task = asyncio.ensure_future(aw)
+        sleeper = asyncio.ensure_future(self._clock.sleep(delay))
+        try:
+            await asyncio.wait((task, sleeper), return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            sleeper.cancel()
+            if not task.done():
+                task.cancel()
+                await asyncio.gather(task, return_exceptions=True)
+        if task.cancelled():
+            raise TimeoutError
+        return task.result()
+
+    # ---- receiving -----------------------------------------------------------------------------------
     async def _receiver(self) -> None:
         while True:
             try:
-                msg = await self.client.recv()
+                msg = await self.transport.recv()
             except asyncio.CancelledError:
                 if _being_cancelled():
                     raise
-                continue  # the socket was reset under us (reconnecting): read from the new one
-            except ValueError as e:
-                logger.warning("Ignored an undecodable message from the master: %s", e)
-                continue
+                continue  # the link was reset under us (reconnecting): read from the new one
             except RPCError as e:
                 logger.warning("%s", e)
-                await asyncio.sleep(0.5)
+                await self._clock.sleep(READ_ERROR_PAUSE)
                 continue
-            self._last_master_contact = time.monotonic()
-            if msg.type == "ack":
-                self.worker_index = msg.data.get("index") if isinstance(msg.data, dict) else None
-                epoch = msg.data.get("epoch") if isinstance(msg.data, dict) else None
-                if epoch != self.master_epoch:
-                    self._last_spawn_seq = -1  # a new master numbers its spawns from scratch
-                self.master_epoch = epoch
-                self.connected.set()
-                logger.info(
-                    "Connected to master %s:%s as %s", self.master_host, self.master_port, self.client_id
-                )
-            elif msg.type == "refuse":
-                data = msg.data if isinstance(msg.data, dict) else {}
-                self.refusal = str(data.get("reason", "refused by the master"))
-                logger.error("The master refused this worker: %s", self.refusal)
-                self.exit_code = 1
-                self._quit_event.set()
-            elif msg.type == "heartbeat":
-                self.environment.events.heartbeat_received.fire(
-                    client_id=self.client_id, timestamp=time.time()
-                )
-            else:
-                if msg.type in ("stop", "quit") and isinstance(msg.data, dict) and msg.data.get("now"):
-                    # the master's user pressed Ctrl-C twice: do not let running tasks finish
-                    self.environment.stop_timeout = 0
-                    self.spawn_background(self.users.kill_all(), "worker-kill-users")
-                self._commands.put_nowait(msg)
+            if isinstance(msg, BadFrame):
+                logger.warning("Ignored an undecodable message from the master: %s", msg.detail)
+                continue
+            self._last_master_contact = self._clock.monotonic()
+            self._on_master_message(msg)
+
+    def _on_master_message(self, msg: Message) -> None:
+        data = msg.data if isinstance(msg.data, dict) else {}
+        if msg.type == "ack":
+            self._on_ack(data)
+        elif msg.type == "refuse":
+            self.refusal = str(data.get("reason", "refused by the master"))
+            logger.error("The master refused this worker: %s", self.refusal)
+            self.exit_code = 1
+            self._quit_event.set()
+        elif msg.type == "heartbeat":
+            self.environment.events.heartbeat_received.fire(
+                client_id=self.client_id, timestamp=self._clock.time()
+            )
+        else:
+            if msg.type in ("stop", "quit") and data.get("now"):
+                # the master's user pressed Ctrl-C twice: do not let running tasks finish
+                self.environment.stop_timeout = 0
+                self.spawn_background(self.users.kill_all(), "worker-kill-users")
+            self._commands.put_nowait(msg)
+
+    def _on_ack(self, data: dict[str, Any]) -> None:
+        self.worker_index = data.get("index")
+        epoch = data.get("epoch")
+        if epoch != self.master_epoch:
+            self._last_spawn_seq = -1  # a new master numbers its spawns from scratch
+        self.master_epoch = epoch
+        self.connected.set()
+        logger.info("Connected to master %s:%s as %s", self.master_host, self.master_port, self.client_id)
 
     async def _watchdog(self) -> None:
         """Re-register when the master goes quiet (it may have restarted); give up after master_timeout."""
         window = self.heartbeat_interval * self.heartbeat_liveness
         while True:
-            await asyncio.sleep(self.heartbeat_interval)
-            silent = time.monotonic() - self._last_master_contact
+            await self._clock.sleep(self.heartbeat_interval)
+            silent = self._clock.monotonic() - self._last_master_contact
             if not self.connected.is_set():
                 if silent > self.master_timeout:
                     logger.error("No master for %.0f s; quitting", silent)
@@ -300,7 +389,7 @@ class WorkerRunner(UserRunner):
                 continue
             if silent > window:
                 logger.warning("Master silent for %.1f s; reconnecting", silent)
-                self.client.reset()
+                self.transport.reset()
                 self.connected.clear()
                 self.spawn_background(self._reregister(), "worker-reregister")
 
@@ -310,7 +399,6 @@ class WorkerRunner(UserRunner):
         except WorkerRefusedError:
             self._quit_event.set()
 
-    # ---- commands from the master --------------------------------------------------------------------
     async def _command_loop(self) -> None:
         while True:
             msg = await self._commands.get()
@@ -379,7 +467,8 @@ class WorkerRunner(UserRunner):
                 self._target[name] = int(count)
             else:
                 logger.error("The master asked for unknown user class %r; is the locustfile the same?", name)
-        env.apply_host()
+        if getattr(env, "prepare_run", None) is None:
+            env.apply_host()  # an Environment from before users read env.host themselves
         previous = self._apply_task
         if previous is not None and not previous.done():
             previous.cancel()
@@ -435,8 +524,8 @@ class WorkerRunner(UserRunner):
     def stop_test(self, reason: str) -> None:
         """A worker cannot end the test alone: ask the master to stop the whole cluster."""
         self.stop_reason = reason
-        asyncio.get_running_loop().create_task(
-            self._send(Message("stop_test", {"reason": reason}, self.client_id))
+        self.spawn_background(
+            self._send(Message("stop_test", {"reason": reason}, self.client_id)), "worker-stop-test"
         )
 
     # ---- reports -------------------------------------------------------------------------------------
@@ -453,7 +542,7 @@ class WorkerRunner(UserRunner):
 
     async def _reporter(self) -> None:
         while True:
-            await asyncio.sleep(self.stats_report_interval)
+            await self._clock.sleep(self.stats_report_interval)
             if self.connected.is_set():
                 await self._report()
 
@@ -489,9 +578,20 @@ class WorkerRunner(UserRunner):
             self._heartbeat.stop()
         await self._cancel_background()
         logging.getLogger().removeHandler(self._logs)
-        self.client.close(linger=2.0)  # the final stats and quit must still reach the master
+        self.transport.close(linger=2.0)  # the final stats and quit must still reach the master
         self._quit_event.set()
 
     def send_message(self, msg_type: str, data: Any = None, client_id: str | None = None) -> None:
-        """Send a custom message to the master."""
-        asyncio.get_running_loop().create_task(self._send(Message(msg_type, data, self.client_id)))
+        """Send a custom message to the master (in a task the runner owns)."""
+        self.spawn_background(self._send(Message(msg_type, data, self.client_id)), f"send:{msg_type}")
+
+
+def _configure_stats(environment: Any, **settings: Any) -> None:
+    """Change the environment's stats settings in place (never replace ``env.stats``)."""
+    configure = getattr(environment.stats, "configure", None)
+    if configure is not None:
+        configure(**settings)
+        return
+    # until RequestStats.configure lands (stats helper): the settings are plain attributes
+    for key, value in settings.items():
+        setattr(environment.stats, key, value)

@@ -1,0 +1,129 @@
+"""The master's shared state and the few helpers every part of it uses (time, sending, counting drops).
+
+The master is one object split by job into mixins over this core: :mod:`.controller` (the loop, ramps and
+timers), :mod:`.handlers` (what each worker message does, workers joining, leaving and returning),
+:mod:`.stopping` (the stop/quit handshake) and :mod:`.runner` (the public runner API and the reader).
+Methods one part calls on another are declared here, so each module reads (and type-checks) alone.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import uuid
+from collections import Counter
+from typing import TYPE_CHECKING, Any
+
+from horde.clock import Clock
+from horde.rpc.protocol import Message
+from horde.rpc.transport import RPCError, ServerTransport
+from horde.runners.base import Runner, RunnerState
+from horde.runners.nodes import WorkerNode, WorkerNodes
+
+if TYPE_CHECKING:
+    from horde.runners.master.stopping import Pending
+
+logger = logging.getLogger("horde.runners.master")
+
+STOP_MARGIN = 5.0  # seconds a worker gets beyond stop_timeout to send its final stats
+RAMP_ACK_TIMEOUT = 5.0  # seconds the master waits for workers to confirm the last ramp step
+MISSING_FORGET_AFTER = 60.0  # seconds after which a missing worker is forgotten
+DROP_LOG_INTERVAL = 5.0
+
+
+class MasterCore(Runner):
+    """State shared by the master's parts; see :class:`horde.runners.master.MasterRunner`."""
+
+    def __init__(
+        self,
+        environment: Any,
+        transport: ServerTransport,
+        heartbeat_interval: float,
+        heartbeat_liveness: int,
+    ) -> None:
+        super().__init__(environment)
+        self.transport = transport
+        self.nodes = WorkerNodes()
+        self.heartbeat_interval = heartbeat_interval
+        self.heartbeat_liveness = heartbeat_liveness
+        self.epoch = uuid.uuid4().hex
+        self.dropped_messages: Counter[str] = Counter()
+        self._clock: Clock = environment.clock
+        # the real clock waits with asyncio's own timers; any other clock (a FakeClock) by sleeping on it
+        self._real_time = type(self._clock) is Clock
+        self._last_drop_log = float("-inf")
+        self._inbox: asyncio.Queue[tuple[Any, ...]] = asyncio.Queue()
+        self._dispatcher: Any = None
+        self._steps: Any = None
+        self._next_step: Any = None
+        self._next_step_at = 0.0
+        self._last_step_at: float | None = None
+        self._spawn_seq = 0
+        self._ramp_waiters: list[asyncio.Future[None]] = []
+        self._ramp_acks_deadline: float | None = None
+        self._rebalancing = False
+        self._pending: Pending | None = None
+        self._pending_was_testing = False
+        self._unconfirmed: set[str] = set()  # workers that have not yet applied their latest spawn
+        self._stats_generation = 0  # bumped at each --reset-stats reset; older worker reports are dropped
+        # the workers as they were when the test was stopped (they may have quit since)
+        self._final_nodes: list[WorkerNode] = []
+        self._controller_task: asyncio.Task[Any] | None = None
+        self._next_liveness_check = 0.0
+        self._options_sent: set[str] = set()
+        self.worker_state_changes = 0  # bumped on every worker state change (the console reprints its table)
+        self._nodes_changed = asyncio.Event()
+
+    # ---- shared helpers ------------------------------------------------------------------------------
+    def _now(self) -> float:
+        return self._clock.monotonic()
+
+    def _changed(self) -> None:
+        """A worker joined, left or changed state: bump the counter and wake wait_for_workers."""
+        self.worker_state_changes += 1
+        self._nodes_changed.set()
+
+    async def _send(self, node_id: str, msg: Message) -> None:
+        try:
+            await self.transport.send(node_id, msg)
+        except RPCError as e:
+            logger.warning("%s", e)
+
+    def _drop(self, reason: str, detail: str) -> None:
+        self.dropped_messages[reason] += 1
+        now = self._now()
+        if now - self._last_drop_log >= DROP_LOG_INTERVAL:
+            self._last_drop_log = now
+            total = sum(self.dropped_messages.values())
+            logger.warning("Ignored a bad message (%s); %d ignored so far", detail, total)
+
+    def _testing(self) -> bool:
+        return self.state in (RunnerState.SPAWNING, RunnerState.RUNNING)
+
+    # ---- implemented by the other parts (declared here so each part type-checks alone) ---------------
+    async def _on_timers(self) -> None:
+        raise NotImplementedError  # controller
+
+    async def _rebalance(self) -> None:
+        raise NotImplementedError  # controller
+
+    async def _check_ramp_acks(self) -> None:
+        raise NotImplementedError  # controller
+
+    async def _check_liveness(self, now: float) -> None:
+        raise NotImplementedError  # handlers
+
+    async def _on_message(self, msg: Message) -> None:
+        raise NotImplementedError  # handlers
+
+    def _on_heartbeat(self, node: WorkerNode, data: dict[str, Any]) -> None:
+        raise NotImplementedError  # handlers
+
+    async def _begin_stop(self, kind: str, fut: asyncio.Future[None]) -> None:
+        raise NotImplementedError  # stopping
+
+    async def _finish_pending(self) -> None:
+        raise NotImplementedError  # stopping
+
+    def _acknowledged(self, node_id: str) -> None:
+        raise NotImplementedError  # stopping

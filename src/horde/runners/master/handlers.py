@@ -1,0 +1,288 @@
+"""What each worker message does on the master, and workers joining, going missing and coming back.
+
+Handlers run in the controller task, one message at a time, after the reader validated the payload
+against its schema (``horde.rpc.protocol``): a handler never sees a payload of the wrong shape.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from horde._version import PROTOCOL_VERSION, __version__
+from horde.rpc.protocol import Message
+from horde.runners.base import RunnerState
+from horde.runners.master.controller import ControllerMixin
+from horde.runners.master.core import MISSING_FORGET_AFTER
+from horde.runners.master.liveness import sweep
+from horde.runners.nodes import WorkerNode
+from horde.stats import StatsPayloadError
+
+logger = logging.getLogger("horde.runners.master")
+
+
+class HandlersMixin(ControllerMixin):
+    async def _on_message(self, msg: Message) -> None:
+        node_id = msg.node_id
+        assert node_id is not None
+        node = self.nodes.get(node_id)
+        if msg.type == "client_ready":
+            await self._on_client_ready(node_id, node, msg.data)
+            return
+        if node is None:
+            if msg.type not in ("quit", "client_stopped"):
+                # a worker of an earlier master (or one we forgot): ask it to introduce itself again,
+                # unless this master is on its way out
+                reply = "quit" if self._quitting() else "reregister"
+                await self._send(node_id, Message(reply, {"epoch": self.epoch}))
+            return
+        node.last_seen = self._now()
+        if node.state == RunnerState.MISSING and msg.type != "quit":
+            await self._worker_returned(node)
+        handler = getattr(self, f"_msg_{msg.type}", None)
+        if handler is not None:
+            await handler(node, msg.data)
+        else:
+            self._handle_custom(msg)
+
+    def _quitting(self) -> bool:
+        return self._quit_task is not None
+
+    # ---- joining -------------------------------------------------------------------------------------
+    async def _on_client_ready(self, node_id: str, node: WorkerNode | None, data: dict[str, Any]) -> None:
+        if self._quitting() and node is None:
+            await self._send(node_id, Message("quit", {}))
+            return
+        if data["protocol"] != PROTOCOL_VERSION:
+            await self._refuse(node_id, data)
+            return
+        running = {k: v for k, v in data["user_classes_count"].items() if v}
+        if node is not None:
+            await self._known_worker_ready(node, running)
+        else:
+            await self._new_worker(node_id, running)
+
+    async def _refuse(self, node_id: str, data: dict[str, Any]) -> None:
+        reason = (
+            f"protocol mismatch: this master speaks horde protocol {PROTOCOL_VERSION} (horde {__version__}), "
+            f"the worker speaks protocol {data['protocol']} (horde {data['version']})"
+        )
+        logger.error("Refused worker %s: %s", node_id, reason)
+        refusal = {"reason": reason, "master_version": __version__, "master_protocol": PROTOCOL_VERSION}
+        await self._send(node_id, Message("refuse", refusal))
+
+    async def _new_worker(self, node_id: str, running: dict[str, int]) -> None:
+        node = self.nodes.add(node_id, self._now())
+        node.user_classes_count = running
+        await self._send(node_id, Message("ack", {"index": node.index, "epoch": self.epoch}))
+        self._changed()
+        logger.info("Worker %s connected (%d workers)", node_id, len(self.nodes.active))
+        self.environment.events.worker_connect.fire(client_id=node_id)
+        if self._testing() and self._dispatcher is not None:
+            if running:
+                logger.info("Adopting worker %s and its %d running users", node_id, node.user_count)
+                node.target = dict(running)  # the next targets are sent as changes against what it runs
+            self._dispatcher.add_worker(node)
+            await self._rebalance()
+        elif running:
+            # users left over from a test this master does not run: they must stop
+            logger.info(
+                "Worker %s still runs %d users of an earlier test; stopping them", node_id, node.user_count
+            )
+            await self._send(node_id, Message("stop", {}))
+
+    async def _known_worker_ready(self, node: WorkerNode, running: dict[str, int]) -> None:
+        """A worker we know introduced itself again (it reconnected): keep its slot, re-assert its target."""
+        node.last_seen = self._now()
+        await self._send(node.id, Message("ack", {"index": node.index, "epoch": self.epoch}))
+        if node.state == RunnerState.MISSING:
+            await self._worker_returned(node)
+            return
+        node.user_classes_count = running
+        if running != node.target:
+            await self._send_full_target(node, node.target)
+
+    # ---- heartbeats and state ------------------------------------------------------------------------
+    async def _msg_heartbeat(self, node: WorkerNode, data: dict[str, Any]) -> None:
+        self._on_heartbeat(node, data)
+
+    def _on_heartbeat(self, node: WorkerNode, data: dict[str, Any]) -> None:
+        """Record a heartbeat and echo it at once (called from the reader: the hot path)."""
+        state = data["state"]
+        if node.state != RunnerState.MISSING and state in ("ready", "spawning", "running"):
+            if node.state != state:
+                self._changed()
+            node.state = RunnerState(state)
+        node.cpu_usage = float(data["current_cpu_usage"])
+        node.memory_usage = int(data["current_memory_usage"])
+        node.loop_lag = float(data["loop_lag"])
+        node.last_heartbeat = now = self._clock.time()
+        if node.cpu_usage > 90 and not node.cpu_warning_emitted:
+            node.cpu_warning_emitted = True
+            logger.warning(
+                "Worker %s exceeded the CPU threshold (%.0f%%); its numbers may be distorted",
+                node.id,
+                node.cpu_usage,
+            )
+        self.environment.events.heartbeat_sent.fire(client_id=node.id, timestamp=now)
+        self.transport.send_nowait(node.id, Message("heartbeat", {"epoch": self.epoch}))
+
+    async def _msg_stop_test(self, node: WorkerNode, data: dict[str, Any]) -> None:
+        reason = data["reason"]
+        logger.error("Worker %s stopped the test: %s", node.id, reason)
+        if self._testing():
+            self.stop_test(reason)
+
+    async def _msg_spawning(self, node: WorkerNode, data: dict[str, Any]) -> None:
+        if node.state != RunnerState.SPAWNING:
+            self._changed()
+        node.state = RunnerState.SPAWNING
+
+    async def _msg_spawning_complete(self, node: WorkerNode, data: dict[str, Any]) -> None:
+        if node.state != RunnerState.RUNNING:
+            self._changed()
+        node.state = RunnerState.RUNNING
+        node.user_classes_count = dict(data["user_classes_count"])
+        node.spawn_seq_done = max(node.spawn_seq_done, data["seq"])
+        if node.spawn_seq_done >= node.spawn_seq_sent:
+            self._unconfirmed.discard(node.id)
+        await self._check_ramp_acks()
+
+    # ---- stats reports -------------------------------------------------------------------------------
+    async def _msg_stats(self, node: WorkerNode, data: dict[str, Any]) -> None:
+        if not self._next_report(node, data["seq"]):
+            return
+        if data.get("stats_generation", self._stats_generation) < self._stats_generation:
+            self.dropped_messages["stats from before a reset"] += 1
+            node.user_classes_count = dict(data["user_classes_count"])
+            return
+        try:
+            self.environment.stats.merge(data["stats"])
+        except StatsPayloadError as e:
+            self._drop("invalid", f"stats from {node.id}: {e}")
+            return
+        node.user_classes_count = dict(data["user_classes_count"])
+        self._take_exceptions_and_logs(node, data)
+        self.environment.events.worker_report.fire(client_id=node.id, data=data)
+
+    def _next_report(self, node: WorkerNode, seq: int) -> bool:
+        """False for a retried report (already merged); warn about reports that never arrived."""
+        if seq <= node.stats_seq:
+            self.dropped_messages["duplicate stats"] += 1
+            return False
+        if seq > node.stats_seq + 1 and node.stats_seq >= 0:
+            logger.warning(
+                "Stats reports %d..%d of worker %s never arrived", node.stats_seq + 1, seq - 1, node.id
+            )
+        node.stats_seq = seq
+        return True
+
+    def _take_exceptions_and_logs(self, node: WorkerNode, data: dict[str, Any]) -> None:
+        for row in data["exceptions"]:
+            if isinstance(row, dict) and isinstance(row.get("traceback"), str):
+                self.log_exception(
+                    node.id, str(row.get("msg", "")), row["traceback"], int(row.get("count", 1))
+                )
+        if data["logs"]:
+            lines = [str(line) for line in data["logs"]]
+            self.environment.worker_logs.setdefault(node.id, []).extend(lines)
+            for line in lines:
+                logger.warning("[%s] %s", node.id, line)
+
+    def _check_final_report(self, node: WorkerNode, data: dict[str, Any]) -> None:
+        if data["stats_seq"] > node.stats_seq:
+            logger.warning(
+                "Worker %s sent %d stats reports that never arrived; their numbers are missing",
+                node.id,
+                data["stats_seq"] - node.stats_seq,
+            )
+
+    # ---- leaving -------------------------------------------------------------------------------------
+    async def _msg_client_stopped(self, node: WorkerNode, data: dict[str, Any]) -> None:
+        self._check_final_report(node, data)
+        node.user_classes_count = {}
+        node.target = {}
+        if node.state != RunnerState.READY:
+            self._changed()
+        node.state = RunnerState.READY
+        self._acknowledged(node.id)
+        if self._pending is not None and not self._pending.waiting:
+            await self._finish_pending()
+
+    async def _msg_quit(self, node: WorkerNode, data: dict[str, Any]) -> None:
+        self._check_final_report(node, data)
+        self.nodes.remove(node.id)
+        self._changed()
+        self._forget_from_dispatcher(node.id)
+        logger.info("Worker %s quit (%d workers left)", node.id, len(self.nodes.active))
+        if self._pending is not None:
+            self._acknowledged(node.id)
+            if not self._pending.waiting:
+                await self._finish_pending()
+            return
+        await self._after_worker_left()
+
+    async def _after_worker_left(self) -> None:
+        if self._testing():
+            if not self.nodes.active:
+                logger.warning("The last worker is gone; stopping the test")
+                self.stop_test("the last worker is gone")
+                return
+            await self._rebalance()
+
+    def _forget_from_dispatcher(self, node_id: str) -> None:
+        self._unconfirmed.discard(node_id)  # a worker that left confirms nothing
+        if self._dispatcher is not None:
+            self._dispatcher.remove_worker(node_id)
+
+    # ---- liveness ------------------------------------------------------------------------------------
+    async def _check_liveness(self, now: float) -> None:
+        """Mark every worker silent for longer than the liveness window missing, then re-place once.
+
+        All losses found in one sweep are handled together: one rebalance, not one per worker, so a rack
+        going down does not keep the master from answering the others.
+        """
+        window = self.heartbeat_interval * self.heartbeat_liveness
+        found = sweep(self.nodes, now, window, self.heartbeat_interval, MISSING_FORGET_AFTER)
+        for node in found.forgotten:
+            logger.info(
+                "Forgetting worker %s (missing for %.0f s)", node.id, now - (node.missing_since or now)
+            )
+            self.nodes.remove(node.id)
+        self._next_liveness_check = found.next_due
+        if found.lost:
+            await self._workers_lost(found.lost, now)
+
+    async def _workers_lost(self, nodes: list[WorkerNode], now: float) -> None:
+        for node in nodes:
+            logger.warning(
+                "Worker %s missing: silent for %.1f s; re-placing its %d users",
+                node.id,
+                now - node.last_seen,
+                node.user_count,
+            )
+            node.state = RunnerState.MISSING
+            node.missing_since = now
+            node.user_classes_count = {}
+            node.target = {}
+            self._changed()
+            self._forget_from_dispatcher(node.id)
+            self._acknowledged(node.id)
+        if self._pending is not None:
+            if not self._pending.waiting:
+                await self._finish_pending()
+            return
+        await self._after_worker_left()
+
+    async def _worker_returned(self, node: WorkerNode) -> None:
+        """A missing worker spoke again: fence it first (it may not run users it was not given)."""
+        logger.info("Worker %s is back; telling it its target before it may run users again", node.id)
+        node.state = RunnerState.READY
+        node.missing_since = None
+        self._changed()
+        if not (self._testing() and self._dispatcher is not None):
+            await self._send(node.id, Message("stop", {}))
+            return
+        await self._send_full_target(node, {})
+        self._dispatcher.add_worker(node)
+        await self._rebalance()

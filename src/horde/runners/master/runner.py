@@ -1,0 +1,295 @@
+"""MasterRunner: plans users over workers and merges their numbers; runs no users itself.
+
+Three tasks, each with one job:
+- the *reader* takes items from the transport, validates each message against its schema and queues it;
+  it never waits on anything else, so a slow listener or a long ramp cannot stop the master from hearing
+  its workers (heartbeats are answered right there);
+- the *controller* (:mod:`.controller`) owns the state machine, the worker registry and the dispatcher;
+  it takes commands and worker messages from one ordered queue and runs every timer on the clock;
+- the usage monitor, as on every runner.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections import Counter
+from collections.abc import Awaitable
+from typing import Any
+
+from horde.rpc.protocol import Message, validate_worker_message
+from horde.rpc.transport import HEARTBEAT, BadFrame, Inbound, RPCError, ServerTransport
+from horde.runners.base import RunnerState
+from horde.runners.master.handlers import HandlersMixin
+from horde.runners.master.stopping import StoppingMixin
+from horde.runners.nodes import WorkerNode
+from horde.runners.status import WorkerStatus
+
+logger = logging.getLogger("horde.runners.master")
+
+WAIT_LOG_INTERVAL = 5.0  # seconds between "waiting for workers" lines
+READ_ERROR_PAUSE = 1.0  # seconds the reader waits after a transport failure before reading again
+
+
+class WorkerIds(tuple[str, ...]):
+    """The ids of the master's workers (``runner.clients``).
+
+    ``ready`` is transitional, for front ends not yet on :meth:`MasterRunner.worker_statuses`.
+    """
+
+    ready: list[WorkerNode]
+
+    def __new__(cls, nodes: list[WorkerNode], ready: list[WorkerNode]) -> WorkerIds:
+        ids = super().__new__(cls, (n.id for n in nodes))
+        ids.ready = ready
+        return ids
+
+
+class MasterRunner(HandlersMixin, StoppingMixin):
+    """Coordinates workers over a transport (ZeroMQ unless one is given).
+
+    >>> master = env.create_master_runner("*", 5557)
+    >>> await master.start(1000, spawn_rate=100)   # resolves when every worker confirmed the ramp
+    >>> await master.quit()                       # resolves once every worker sent its final stats
+
+    Tests pass ``transport=MemoryNetwork().listen()`` (``horde.rpc.memory``) and a FakeClock environment.
+    """
+
+    def __init__(
+        self,
+        environment: Any,
+        master_bind_host: str = "*",
+        master_bind_port: int = 5557,
+        heartbeat_interval: float = 1.0,
+        heartbeat_liveness: int = 3,
+        transport: ServerTransport | None = None,
+    ) -> None:
+        # reports arrive every few seconds: leave the newest seconds out of the live rate until they do
+        _configure_stats(environment, current_rps_lag=4)
+        if transport is None:
+            from horde.rpc.zmq import ZmqServer  # pyzmq loads only when a real master is made
+
+            transport = ZmqServer(master_bind_host, master_bind_port)
+        super().__init__(environment, transport, heartbeat_interval, heartbeat_liveness)
+
+    # ---- views ---------------------------------------------------------------------------------------
+    @property
+    def port(self) -> int:
+        """The port the transport listens on (the one picked when bound to port 0)."""
+        return self.transport.port
+
+    @property
+    def server(self) -> ServerTransport:
+        """The transport (the name before the seam; ``server.port`` is the bound port)."""
+        return self.transport
+
+    @property
+    def clients(self) -> WorkerIds:
+        """Ids of every known worker (missing ones included)."""
+        return WorkerIds(self.nodes.all, self.nodes.ready)
+
+    @property
+    def user_classes_count(self) -> dict[str, int]:
+        total: Counter[str] = Counter()
+        for node in self.nodes:
+            total.update(node.user_classes_count)
+        return {k: v for k, v in total.items() if v}
+
+    @property
+    def worker_count(self) -> int:
+        """Workers that can run users (ready, spawning or running)."""
+        return len(self.nodes.active)
+
+    def worker_statuses(self, final: bool = False) -> list[WorkerStatus]:
+        """One row per worker, by index.
+
+        ``final`` (and, after a quit, the default too) gives the workers as they were when the test was
+        stopped: they may have quit since.
+        """
+        nodes = self._final_nodes if (final or not self.nodes) and self._final_nodes else self.nodes.all
+        return [_status(node) for node in sorted(nodes, key=lambda n: n.index)]
+
+    def summary_warnings(self) -> list[str]:
+        lines = super().summary_warnings()
+        dropped = self.dropped_messages.total()
+        if dropped:
+            lines.append(f"{dropped} malformed or duplicate messages were ignored")
+        return lines
+
+    # ---- lifecycle -----------------------------------------------------------------------------------
+    def start_background(self) -> None:
+        if self._background_started:
+            return
+        super().start_background()
+        self.spawn_background(self._reader(), "master-reader")
+        self._controller_task = self.spawn_background(self._controller(), "master-controller")
+
+    def start(
+        self, user_count: int, spawn_rate: float, user_classes: list[Any] | None = None
+    ) -> asyncio.Future[None]:
+        """Ramp the whole cluster to ``user_count``; the future resolves when workers confirm it."""
+        if user_count < 0:
+            raise ValueError(f"user count must be >= 0, got {user_count}")
+        if spawn_rate <= 0:
+            raise ValueError(f"spawn rate must be > 0, got {spawn_rate}")
+        self.start_background()
+        self.target_user_count = user_count
+        fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._inbox.put_nowait(("start", user_count, spawn_rate, user_classes, fut))
+        return fut
+
+    def stop(self) -> asyncio.Future[None]:
+        return self._unless_controller(super().stop())
+
+    def quit(self) -> asyncio.Future[None]:
+        return self._unless_controller(super().quit())
+
+    def _unless_controller(self, fut: asyncio.Future[None]) -> asyncio.Future[None]:
+        """A listener running inside the controller (test_start, spawning_complete, …) that awaits
+        stop or quit would wait for the very task it blocks: hand it a finished future instead; the
+        request is queued and carried out as soon as the listener returns."""
+        if self._controller_task is not None and asyncio.current_task() is self._controller_task:
+            done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+            done.set_result(None)
+            return done
+        return fut
+
+    async def _stop(self, caller: asyncio.Task[Any] | None) -> None:
+        fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._inbox.put_nowait(("stop", fut))
+        await fut
+
+    async def _quit(self, caller: asyncio.Task[Any] | None) -> None:
+        self.start_background()
+        fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._inbox.put_nowait(("quit", fut))
+        try:
+            await fut
+        finally:
+            await self._cancel_background()
+            self.transport.close()
+
+    async def wait_for_workers(self, count: int, max_wait: float | None = None) -> bool:
+        """Wait until ``count`` workers are ready; False if ``max_wait`` seconds (on the clock) pass first."""
+        self.start_background()
+        began = last_log = self._now()
+        while len(self.nodes.ready) < count:
+            now = self._now()
+            if max_wait and now - began >= max_wait:
+                return False
+            if now - last_log >= WAIT_LOG_INTERVAL:
+                logger.info(
+                    "Waiting for workers to be ready, %d of %d connected", len(self.nodes.ready), count
+                )
+                last_log = now
+            wake = last_log + WAIT_LOG_INTERVAL
+            if max_wait:
+                wake = min(wake, began + max_wait)
+            self._nodes_changed.clear()
+            await self._within(self._nodes_changed.wait(), wake - now)
+        return True
+
+    async def _within(self, aw: Awaitable[Any], delay: float) -> bool:
+        """Await ``aw`` for at most ``delay`` seconds of the clock; True if it finished."""
+        if self._real_time:
+            try:
+                async with asyncio.timeout(max(0.0, delay)):
+                    await aw
+                return True
+            except TimeoutError:
+                return False
+        task = asyncio.ensure_future(aw)
+        sleeper = asyncio.ensure_future(self._clock.sleep(delay))
+        try:
+            await asyncio.wait((task, sleeper), return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            sleeper.cancel()
+            if not task.done():
+                task.cancel()
+        return task.done() and not task.cancelled()
+
+    # ---- the reader --------------------------------------------------------------------------------
+    async def _reader(self) -> None:
+        recv = self.transport.recv
+        while True:
+            try:
+                item = await recv()
+            except RPCError as e:
+                logger.error("master socket error: %s", e)
+                await self._clock.sleep(READ_ERROR_PAUSE)
+                continue
+            if isinstance(item, Inbound):
+                self._read(item)
+            else:
+                self._bad_frame(item)
+
+    def _bad_frame(self, item: BadFrame) -> None:
+        self._drop(item.reason, item.detail)
+
+    def _read(self, item: Inbound) -> None:
+        msg, sender = item.message, item.sender
+        error = validate_worker_message(msg, self.custom_messages)
+        if error is not None:
+            self._drop("invalid", f"{msg.type!r} from {sender}: {error}")
+            return
+        if item.channel == HEARTBEAT and msg.type != "heartbeat":
+            self._drop("invalid", f"{msg.type!r} on the heartbeat channel of {sender}")
+            return
+        node = self.nodes.get(sender)
+        if node is not None:
+            # hearing from a worker proves it alive even while the controller is busy (a slow
+            # test_start listener, a long ramp step): liveness never waits for the controller
+            node.last_seen = self._now()
+            if msg.type == "heartbeat" and node.state != RunnerState.MISSING:
+                self._on_heartbeat(node, msg.data)
+                return
+        # the transport identity says who sent it, whatever the payload claims
+        self._inbox.put_nowait(("msg", Message(msg.type, msg.data, sender)))
+
+    # ---- sending -------------------------------------------------------------------------------------
+    def send_message(self, msg_type: str, data: Any = None, client_id: str | None = None) -> None:
+        """Send a custom message to one worker, or to every known worker when ``client_id`` is None."""
+        targets = [client_id] if client_id is not None else [n.id for n in self.nodes]
+        self.spawn_background(self._send_all(targets, Message(msg_type, data)), f"send:{msg_type}")
+
+    async def _send_all(self, targets: list[str], msg: Message) -> None:
+        for target in targets:
+            await self._send(target, msg)
+
+    def workers_table(self, final: bool = False) -> str:
+        """One row per worker: id, state, users, CPU and loop lag (printed on every change).
+
+        ``final`` shows the workers as they were when the test was stopped (they may have quit since).
+        """
+        rows = [f" {'worker':<44} {'state':<9} {'users':>6} {'cpu %':>6} {'lag ms':>7}"]
+        for row in self.worker_statuses(final=final):
+            rows.append(
+                f" {row.id[:44]:<44} {row.state:<9} {row.user_count:>6} "
+                f"{row.cpu_percent:>6.0f} {row.loop_lag * 1000:>7.0f}"
+            )
+        return "\n".join(rows)
+
+
+def _status(node: WorkerNode) -> WorkerStatus:
+    return WorkerStatus(
+        id=node.id,
+        index=node.index,
+        state=node.state.value,
+        user_count=node.user_count,
+        user_classes_count=node.user_classes_count,
+        cpu_percent=node.cpu_usage,
+        memory_rss=node.memory_usage,
+        loop_lag=node.loop_lag,
+        last_heartbeat=node.last_heartbeat,
+    )
+
+
+def _configure_stats(environment: Any, **settings: Any) -> None:
+    """Change the environment's stats settings in place (never replace ``env.stats``)."""
+    configure = getattr(environment.stats, "configure", None)
+    if configure is not None:
+        configure(**settings)
+        return
+    # until RequestStats.configure lands (stats helper): the settings are plain attributes
+    for key, value in settings.items():
+        setattr(environment.stats, key, value)
