@@ -1,5 +1,8 @@
 """The runner state machine shared by every role, and what runs on every role: stats intake, the
-usage monitor, user-exception collection, custom messages and load shapes."""
+usage monitor, user-exception collection, custom messages, and starting load models (``start_load``).
+
+What a load model means lives in :mod:`horde.load`; a runner validates it, plans it and hands each
+payload to the plan kind's applier, so no runner changes when a model is added."""
 
 from __future__ import annotations
 
@@ -11,6 +14,10 @@ from collections.abc import Callable, Coroutine
 from enum import StrEnum
 from typing import TYPE_CHECKING, Any
 
+from horde.exceptions import ConfigurationError, StopTest
+from horde.load import ClosedUsers, LoadModel, PlanContext, ShapeModel
+from horde.load.registry import REGISTRY, Applier, Registry
+from horde.load.shape import SHAPE_ENDED, ShapeTicker
 from horde.monitor import UsageMonitor
 from horde.rpc.protocol import Message
 from horde.runners.status import WorkerStatus
@@ -46,8 +53,9 @@ STATE_MISSING = RunnerState.MISSING
 class Runner:
     """Base of LocalRunner, MasterRunner and WorkerRunner.
 
-    ``start``, ``stop`` and ``quit`` return at once with an ``asyncio.Task`` that can be awaited, so user
-    code may call ``self.environment.runner.quit()`` from a task or a listener without deadlocking.
+    ``start_load`` (and its shorthands ``start`` and ``start_shape``), ``stop`` and ``quit`` return at once
+    with an awaitable, so user code may call ``self.environment.runner.quit()`` from a task or a listener
+    without deadlocking.
     """
 
     def __init__(self, environment: Environment) -> None:
@@ -209,7 +217,11 @@ class Runner:
         self.monitor.reset_warnings()
         self.stop_reason = None
         self._stopped.clear()
-        env.apply_tag_filter()
+        prepare_run = getattr(env, "prepare_run", None)
+        if prepare_run is not None:
+            prepare_run()  # this run's task selection; user classes are never modified
+        else:  # an Environment from before prepare_run existed
+            env.apply_tag_filter()
         self.test_started_at = env.clock.time()
         await env.events.test_start.fire_async(environment=env)
 
@@ -274,42 +286,26 @@ class Runner:
             logger.exception("handler for custom message %r failed", msg.type)
         return True
 
-    # ---- load shapes ---------------------------------------------------------------------------------
-    def start_shape(self) -> None:
-        """Let the environment's LoadTestShape drive the user count, one tick per second."""
-        if self._shape_task is not None and not self._shape_task.done():
-            logger.info("A shape test is already running; ignoring the new start")
-            return
-        self.state = RunnerState.READY
-        self._shape_task = asyncio.get_running_loop().create_task(self._shape_loop(), name="shape")
+    # ---- load models ---------------------------------------------------------------------------------
+    def plan_context(self) -> PlanContext:
+        """What every planner this runner creates is given: the clock and the environment's choices."""
+        env = self.environment
+        return PlanContext(
+            clock=env.clock, user_classes=env.user_classes, dispatcher_class=env.dispatcher_class
+        )
 
-    async def _shape_loop(self) -> None:
-        shape = self.environment.shape_class
-        assert shape is not None, "start_shape needs environment.shape_class"
-        clock = self.environment.clock
-        shape.reset_time()
-        last: tuple[Any, ...] | None = None
-        while True:
-            began = clock.monotonic()
-            tick = shape.tick()
-            if tick is None:
-                logger.info("Shape test stopping")
-                self._shape_task = None
-                self.stop_test("the load shape ended")
-                return
-            if tuple(tick) != last:
-                user_count, spawn_rate, *rest = tick
-                user_classes = rest[0] if rest else None
-                logger.info("Shape test updating to %d users at %.2f spawn rate", user_count, spawn_rate)
-                self.start(int(user_count), float(spawn_rate), user_classes=user_classes)
-                last = tuple(tick)
-            await clock.sleep(1.0 - (clock.monotonic() - began))
+    def start_load(self, model: LoadModel) -> asyncio.Future[None]:
+        """Run ``model`` (a fresh test, or a re-target of the running one); returns at once.
 
-    async def _cancel_shape(self, caller: asyncio.Task[Any] | None) -> None:
-        task, self._shape_task = self._shape_task, None
-        if task is not None and task is not caller and not task.done():
-            task.cancel()
-            await asyncio.gather(task, return_exceptions=True)
+        Raises ConfigurationError listing every problem ``model.validate()`` finds. The returned awaitable
+        resolves when the plan first reaches its target (or is superseded, or the test stops).
+
+        >>> await runner.start_load(ClosedUsers(env.user_classes, 100, spawn_rate=10))
+        """
+        problems = model.validate()
+        if problems:
+            raise ConfigurationError(f"cannot start {model.kind!r} load: " + " ".join(problems))
+        return self._start_model(model)
 
     def start(
         self, user_count: int, spawn_rate: float, user_classes: list[Any] | None = None
@@ -317,13 +313,102 @@ class Runner:
         """Ramp to ``user_count`` at ``spawn_rate``; returns at once with an awaitable for the ramp."""
         raise NotImplementedError
 
+    def start_shape(self) -> None:
+        """Let the environment's LoadTestShape drive the user count, one tick per second."""
+        env = self.environment
+        assert env.shape_class is not None, "start_shape needs environment.shape_class"
+        self.start_load(ShapeModel(env.shape_class, env.user_classes, dispatcher_class=env.dispatcher_class))
+
+    def _start_model(self, model: LoadModel) -> asyncio.Future[None]:
+        """How this runner runs a validated model. Runners that drive planners themselves (LocalRunner)
+        override this; the default maps the two built-in models onto :meth:`start` (the master, until it
+        paces planners with the StepDriver)."""
+        if isinstance(model, ClosedUsers):
+            return self.start(model.user_count, model.spawn_rate, model.classes)
+        if isinstance(model, ShapeModel):
+            done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+            done.set_result(None)
+            if self._shape_task is not None and not self._shape_task.done():
+                logger.info("A shape test is already running; ignoring the new start")
+                return done
+            self.state = RunnerState.READY
+            ticker = ShapeTicker(model.shape, self.environment.clock)
+            self._shape_task = asyncio.get_running_loop().create_task(self._tick_shape(ticker), name="shape")
+            return done
+        raise ConfigurationError(f"{type(self).__name__} cannot run plan kind {model.kind!r}")
+
+    async def _tick_shape(self, ticker: ShapeTicker) -> None:
+        # transitional: a shape driving start() (for runners not pacing planners themselves)
+        clock = self.environment.clock
+        while True:
+            change = ticker.tick(clock.monotonic())
+            if ticker.ended:
+                self._shape_task = None
+                self.stop_test(SHAPE_ENDED)
+                return
+            if change is not None:
+                self.start(int(change.user_count), float(change.spawn_rate), user_classes=change.classes)
+            assert ticker.next_at is not None
+            await clock.sleep(ticker.next_at - clock.monotonic())
+
+    async def _cancel_shape(self, caller: asyncio.Task[Any] | None) -> None:
+        task, self._shape_task = self._shape_task, None
+        if task is not None and task is not caller and not task.done():
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
+
+    def _check_tasks_defined(self) -> None:
+        """A class without tasks ends the test at its start with a clear reason (StopTest)."""
+        env = self.environment
+        tasks_for = getattr(env, "tasks_for", None)
+        for cls in env.user_classes:
+            tasks = tasks_for(cls) if tasks_for is not None else cls.tasks
+            if not tasks:
+                raise StopTest(
+                    f"{cls.__name__} has no tasks: decorate async methods with @task or set `tasks = [...]`"
+                    + (
+                        " (or the --tags/--exclude-tags selection removed them all)"
+                        if env.tags or env.exclude_tags
+                        else ""
+                    )
+                )
+
 
 class UserRunner(Runner):
     """A runner that runs users in this process (local and worker); the master runs none."""
 
+    #: where plan kinds find their applier (the process-wide registry unless a test swaps it)
+    load_registry: Registry = REGISTRY
+
     def __init__(self, environment: Environment) -> None:
         super().__init__(environment)
         self.users = UserGroup(environment)
+        self._appliers: dict[str, Applier] = {}
+
+    async def _begin_test(self) -> None:
+        self.users.force_stopped = 0  # the summary counts this test's interrupted users only
+        await super()._begin_test()
+
+    async def apply_payload(self, kind: str, payload: Any) -> None:
+        """Apply one payload of plan kind ``kind`` to this process (a spawn message, a local plan step).
+
+        The kind's applier is made on first use from :attr:`load_registry` and kept until the test stops;
+        an unknown kind raises UnknownPlanKind.
+        """
+        applier = self._appliers.get(kind)
+        if applier is None:
+            applier = self._appliers[kind] = self.load_registry.applier_factory(kind)(self)
+        await applier.apply(payload)
+
+    async def _stop_appliers(self) -> None:
+        """End what the appliers run of their own (before the users are stopped); called at each stop."""
+        appliers, self._appliers = list(self._appliers.values()), {}
+        for applier in appliers:
+            try:
+                await applier.stop()
+            except Exception:
+                self.environment.events.unhandled_errors += 1
+                logger.exception("stopping the %s applier failed", type(applier).__name__)
 
     @property
     def user_classes_count(self) -> dict[str, int]:
