@@ -311,10 +311,14 @@ class WebUI:
     def _build(self) -> web.Application:
         from horde.web import routes
 
-        app = web.Application(middlewares=[self._auth_middleware, self._cross_site_middleware])
+        base = self.settings.base_path
+        # login is checked once, by the outermost app (which with a base path also guards the redirect)
+        inner = (
+            [self._cross_site_middleware] if base else [self._auth_middleware, self._cross_site_middleware]
+        )
+        app = web.Application(middlewares=inner)
         app[UI_KEY] = self
         routes.add_routes(app)
-        base = self.settings.base_path
         if not base:
             return app
         root = web.Application(middlewares=[self._auth_middleware])
@@ -330,7 +334,7 @@ class WebUI:
     @web.middleware
     async def _auth_middleware(self, request: web.Request, handler: Handler) -> web.StreamResponse:
         login = self.settings.login
-        if login is None or request.get("horde_authenticated"):
+        if login is None:
             return await handler(request)
         if not _credentials_match(request.headers.get("Authorization", ""), login):
             return web.Response(
@@ -338,7 +342,6 @@ class WebUI:
                 text="401: login required\n",
                 headers={"WWW-Authenticate": 'Basic realm="horde", charset="UTF-8"'},
             )
-        request["horde_authenticated"] = True
         return await handler(request)
 
     @web.middleware

@@ -394,9 +394,12 @@
         line: { color: PCT_COLORS[i % PCT_COLORS.length] }, connectgaps: false });
     });
     Plotly.react("chart-rt", rt, layout("Response Times (ms)", "ms"), cfg);
+    const usersLayout = layout("Number of Users", "users");
+    const maxUsers = points.reduce((m, p) => Math.max(m, p.users || 0), 0);
+    if (maxUsers <= 10) usersLayout.yaxis.dtick = 1;
     Plotly.react("chart-users", [
       { x, y: points.map((p) => p.users), name: "Number of Users", type: "scatter", mode: "lines", line: { color: "#0099ff", shape: "hv" } },
-    ], layout("Number of Users", "users"), cfg);
+    ], usersLayout, cfg);
   }
   function addPoints(newPoints) {
     const last = points.length ? points[points.length - 1].t : -Infinity;
