@@ -97,3 +97,42 @@ def test_positional_user_classes_and_flags(tmp_path: Path) -> None:
     assert o.user_classes == ["A", "B"] and o.locustfile == "x.py" and o.run_time == 30
     assert o.stop_timeout == 2.5 and o.tags == ["t1"] and o.exclude_tags == ["t2"]
     assert o.reset_stats and o.only_summary and o.json_file == "out.json" and o.exit_code_on_error == 3
+
+
+def test_bad_values_are_rejected_naming_their_source_all_at_once(tmp_path: Path) -> None:
+    (tmp_path / "horde.conf").write_text("spawn-rate = nan\nrun-time = 0\n")
+    env = {"HORDE_EXIT_CODE_ON_ERROR": "256", "HORDE_HEARTBEAT_INTERVAL": "inf"}
+    with pytest.raises(SystemExit) as e:
+        parse_options([], environ=env, cwd=tmp_path)
+    assert e.value.code == 2
+
+
+@pytest.mark.parametrize(
+    ("argv", "needle"),
+    [
+        (["-r", "nan"], "finite"),
+        (["-s", "inf"], "finite"),
+        (["-t", "0"], "more than 0"),
+        (["--exit-code-on-error", "256"], "0-255"),
+        (["--heartbeat-interval", "nan"], "finite"),
+        (["--master-port", "70000"], "port"),
+        (["--expect-workers", "0"], "at least 1"),
+    ],
+)
+def test_bad_flags_give_one_line(argv: list[str], needle: str, capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as e:
+        parse_options(argv, environ={}, cwd=Path("/nonexistent"))
+    assert e.value.code == 2
+    assert needle in capsys.readouterr().err
+
+
+def test_config_errors_name_the_file_key_and_variable(tmp_path: Path) -> None:
+    from horde.cli.options import ConfigError, build_parser, collect_defaults
+
+    (tmp_path / "horde.conf").write_text("spawn-rate = nan\nbogus = 1\n")
+    with pytest.raises(ConfigError) as e:
+        collect_defaults(build_parser(), None, {"HORDE_RUN_TIME": "soon"}, tmp_path)
+    lines = str(e.value).splitlines()
+    assert any(line.startswith(f"{tmp_path / 'horde.conf'}: spawn-rate:") for line in lines)
+    assert any("unknown option 'bogus'" in line for line in lines)
+    assert any(line.startswith("HORDE_RUN_TIME:") for line in lines)

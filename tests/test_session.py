@@ -222,3 +222,38 @@ async def test_an_output_that_fails_at_the_end_turns_a_pass_into_exit_2() -> Non
     result = await run.close()
     assert result.exit_code == 2
     assert len(good.results) == 1  # the other outputs still got the result
+
+
+async def test_users_that_record_nothing_never_pass() -> None:
+    class Silent(User):
+        @task
+        async def nothing(self) -> None:
+            await asyncio.sleep(0.01)
+
+    run, clock = make_run(Silent)
+    await run.open()
+    run.start(StartRequest(user_count=2, spawn_rate=100))
+    await settle(clock, 2.0)
+    result = await run.close()
+    assert result.exit_code == 1
+    assert any("not one request was recorded" in w for w in result.warnings)
+
+
+async def test_a_stop_test_is_an_early_end_not_a_pass() -> None:
+    from horde.exceptions import StopTest
+
+    class Quitter(Worker):
+        @task
+        async def work(self) -> None:
+            await super().work()
+            raise StopTest("out of test data")
+
+    run, clock = make_run(Quitter)
+    await run.open()
+    run.start(StartRequest(user_count=1, spawn_rate=100, run_time=60))
+    await settle(clock, 1.0)
+    await asyncio.wait_for(run.wait(), 2)
+    result = await run.close()
+    assert result.stop_reason == "out of test data"
+    assert result.exit_code == 1
+    assert result.warnings[0] == "The test ended early: out of test data"

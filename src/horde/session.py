@@ -43,6 +43,9 @@ TICK_INTERVAL = 1.0
 
 _ACTIVE_STATES = ("spawning", "running", "cleanup", "stopping")
 
+#: Runner stop reasons that are a planned end, not a failure of the run (the shape said so).
+NORMAL_ENDS = frozenset({"the load shape ended"})
+
 
 @dataclass(frozen=True)
 class StartRequest:
@@ -244,6 +247,7 @@ class TestRun:
         self._opened = False
         self._closed: RunResult | None = None
         self._was_active = False
+        self._peak_users = 0  # most users seen running at a tick of the current test
 
     @property
     def options(self) -> argparse.Namespace | None:
@@ -281,6 +285,7 @@ class TestRun:
             self.history.clear()
             self.markers.clear()
             self.started_at = env.clock.time()
+            self._peak_users = 0
         shaped = request.use_shape and env.shape_class is not None
         if shaped:
             self.runner.start_shape()
@@ -400,6 +405,7 @@ class TestRun:
             now=self.env.clock.time(),
         )
         self.latest = snapshot
+        self._peak_users = max(self._peak_users, snapshot.user_count)
         self.history.append(snapshot)
         for output in self.outputs:
             self._call(output, "on_tick", snapshot)
@@ -450,8 +456,8 @@ class TestRun:
         env = self.env
         snapshot = self.latest or self.tick()
         warnings = list(runner.summary_warnings())
-        if gave_up:
-            warnings.insert(0, gave_up)
+        verdict = self._verdict_problems(snapshot)
+        warnings[:0] = ([gave_up] if gave_up else []) + verdict
         start = runner.test_started_at or self.started_at or env.clock.time()
         code = exit_code if exit_code is not None else self.exit_code(gave_up=bool(gave_up))
         request = self.request
@@ -477,13 +483,16 @@ class TestRun:
         )
 
     def exit_code(self, *, gave_up: bool = False) -> int:
-        """The verdict as a process exit code, in the spec's order of precedence.
+        """The verdict as a process exit code, in this order of precedence.
 
         1. a code set by user code (``environment.process_exit_code``);
         2. ``1`` when the run never started because workers did not come (``--expect-workers-max-wait``);
         3. ``--exit-code-on-error`` (default 1) when any request failed or a task raised;
         4. ``2`` when a listener, an output or horde itself hit an unhandled error;
-        5. ``0``.
+        5. ``1`` when the test ended early for a reason that was not the user's (a StopTest, the last
+           worker lost, users that could not start) or when users ran but not one request was recorded:
+           a run that measured nothing or stopped early is never a pass;
+        6. ``0``.
         """
         env = self.env
         if env.process_exit_code is not None:
@@ -495,7 +504,24 @@ class TestRun:
             return int(getattr(options, "exit_code_on_error", 1) if options is not None else 1)
         if env.events.unhandled_errors:
             return 2
+        if self._verdict_problems(self.latest):
+            return 1
         return 0
+
+    def _verdict_problems(self, snapshot: StatsSnapshot | None) -> list[str]:
+        """Why this run cannot pass although nothing failed: it ended early, or it measured nothing."""
+        problems = []
+        reason = self.runner.stop_reason
+        if reason and reason not in NORMAL_ENDS:
+            problems.append(f"The test ended early: {reason}")
+        requests = snapshot.total.num_requests if snapshot is not None else self.env.stats.total.num_requests
+        if self._peak_users > 0 and requests == 0:
+            problems.append(
+                f"{self._peak_users} user(s) ran but not one request was recorded. Usual causes: a task "
+                "left as a plain `def` (make it `async def`), a client call without `await`, or a task "
+                "that never calls the client (report custom work with events.request.fire)."
+            )
+        return problems
 
     def _stop_reason(self) -> str | None:
         return self.runner.stop_reason or self.stop_reason

@@ -82,18 +82,18 @@ def check_user_classes(user_classes: Sequence[type[User]]) -> None:
 
 
 def check_roles(options: argparse.Namespace) -> str | None:
+    """Every combination of options that cannot run, as one line each (None when all is well)."""
+    problems = []
     if options.master and options.worker:
-        return "--master and --worker cannot be combined"
+        problems.append("--master and --worker cannot be combined")
     if options.processes is not None:
         if options.processes == 0 or options.processes < -1:
-            return f"--processes must be a positive number or -1 (one per core), got {options.processes}"
+            problems.append(
+                f"--processes must be a positive number or -1 (one per core), got {options.processes}"
+            )
         if options.master:
-            return "--processes already runs a master; drop --master"
-    if options.expect_workers < 1:
-        return f"--expect-workers must be at least 1, got {options.expect_workers}"
-    if options.heartbeat_liveness < 1:
-        return f"--heartbeat-liveness must be at least 1, got {options.heartbeat_liveness}"
-    return None
+            problems.append("--processes already runs a master; drop --master")
+    return "\n".join(problems) or None
 
 
 def load_test(options: argparse.Namespace, *, needs_host: bool = True) -> LoadedTest:
@@ -116,6 +116,8 @@ def load_test(options: argparse.Namespace, *, needs_host: bool = True) -> Loaded
     except ValueError as e:
         raise ConfigurationError(str(e)) from None
     shape = files.shape_classes[0]() if files.shape_classes else None
+    if shape is None and options.headless and options.users == 0 and not options.worker:
+        raise ConfigurationError("-u/--users 0 would run no user at all; give at least 1")
     return LoadedTest(files, user_classes, shape)
 
 

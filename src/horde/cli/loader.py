@@ -63,7 +63,8 @@ def import_file(path: Path) -> ModuleType:
         frames = [
             f for f in traceback.extract_tb(e.__traceback__) if Path(f.filename).resolve() == path.resolve()
         ]
-        where = f" (line {frames[-1].lineno})" if frames else ""
+        lineno = e.lineno if isinstance(e, SyntaxError) else (frames[-1].lineno if frames else None)
+        where = f" (line {lineno})" if lineno else ""
         raise LocustfileError(f"failed to import {path}{where}: {last}") from e
     return module
 

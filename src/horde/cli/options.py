@@ -8,6 +8,7 @@ are the long flag names with or without dashes (``run-time`` or ``run_time``).
 from __future__ import annotations
 
 import argparse
+import math
 import os
 import re
 import sys
@@ -54,6 +55,8 @@ def _non_negative_float(text: str) -> float:
         value = float(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not math.isfinite(value):
+        raise argparse.ArgumentTypeError(f"{text!r} must be a finite number")
     if value < 0:
         raise argparse.ArgumentTypeError(f"{text} must be >= 0")
     return value
@@ -62,7 +65,41 @@ def _non_negative_float(text: str) -> float:
 def _positive_float(text: str) -> float:
     value = _non_negative_float(text)
     if value == 0:
-        raise argparse.ArgumentTypeError("must be > 0")
+        raise argparse.ArgumentTypeError(f"{text} must be > 0")
+    return value
+
+
+def _positive_timespan(text: str) -> int:
+    value = _timespan_arg(text)
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"{text!r} must be more than 0 seconds (leave it out for no limit)")
+    return value
+
+
+def _exit_code(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
+    if not 0 <= value <= 255:
+        raise argparse.ArgumentTypeError(f"{value} is not a process exit code (0-255)")
+    return value
+
+
+def _positive_int(text: str) -> int:
+    value = _non_negative_int(text)
+    if value == 0:
+        raise argparse.ArgumentTypeError(f"{text} must be at least 1")
+    return value
+
+
+def _port(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a port number") from None
+    if not 0 <= value <= 65535:
+        raise argparse.ArgumentTypeError(f"{value} is not a port number (0-65535)")
     return value
 
 
@@ -98,7 +135,7 @@ def build_parser() -> argparse.ArgumentParser:
     add("-H", "--host", help="base URL of the system under test, e.g. http://127.0.0.1:8080")
     add("-u", "--users", type=_non_negative_int, help="peak number of concurrent users (default 1)")
     add("-r", "--spawn-rate", type=_positive_float, help="users started (or stopped) per second (default 1)")
-    add("-t", "--run-time", type=_timespan_arg, help="stop after this long, e.g. 90, 30s, 1h30m")
+    add("-t", "--run-time", type=_positive_timespan, help="stop after this long, e.g. 90, 30s, 1h30m")
     add("--headless", action="store_true", default=None, help="run without the web UI and start at once")
     add(
         "-s",
@@ -109,7 +146,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     add(
         "--exit-code-on-error",
-        type=int,
+        type=_exit_code,
         default=1,
         help="exit code when requests failed or users raised (default 1)",
     )
@@ -153,7 +190,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     reports.add_argument(
         "--prometheus-port",
-        type=int,
+        type=_port,
         default=None,
         metavar="PORT",
         help="serve Prometheus metrics on 127.0.0.1:PORT/metrics while the test runs (headless, master)",
@@ -170,11 +207,14 @@ def build_parser() -> argparse.ArgumentParser:
         help="run a master plus N worker processes here (-1: one per CPU core); with --worker, N workers",
     )
     dist.add_argument("--master-host", default="127.0.0.1", help="(worker) the master to connect to")
-    dist.add_argument("--master-port", type=int, default=5557, help="(worker) the master's port")
+    dist.add_argument("--master-port", type=_port, default=5557, help="(worker) the master's port")
     dist.add_argument("--master-bind-host", default="*", help="(master) interface to listen on (default all)")
-    dist.add_argument("--master-bind-port", type=int, default=5557, help="(master) port to listen on")
+    dist.add_argument("--master-bind-port", type=_port, default=5557, help="(master) port to listen on")
     dist.add_argument(
-        "--expect-workers", type=int, default=1, help="(master, headless) wait for this many workers"
+        "--expect-workers",
+        type=_positive_int,
+        default=1,
+        help="(master, headless) wait for this many workers",
     )
     dist.add_argument(
         "--expect-workers-max-wait",
@@ -190,7 +230,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     dist.add_argument(
         "--heartbeat-liveness",
-        type=int,
+        type=_positive_int,
         default=3,
         help="heartbeat intervals of silence after which a worker is marked missing",
     )
@@ -244,7 +284,7 @@ def _to_bool(value: Any, key: str, source: str) -> bool:
         return True
     if text in ("0", "false", "no", "off", ""):
         return False
-    raise ConfigError(f"{source}: {key} must be true or false, got {value!r}")
+    raise ConfigError(f"must be true or false, got {value!r}")
 
 
 def read_conf_file(path: Path) -> dict[str, Any]:
@@ -277,46 +317,80 @@ def read_pyproject(path: Path) -> dict[str, Any]:
     return dict(data.get("tool", {}).get("horde", {}))
 
 
+def _is_file(path: Path) -> bool:
+    """False for a file we cannot even look at (an unreadable home directory means no config there)."""
+    try:
+        return path.is_file()
+    except OSError:
+        return False
+
+
+def _source_name(source: str, key: str) -> str:
+    """How an error names where a value came from: ``HORDE_RUN_TIME`` or ``horde.conf: run-time``."""
+    if source == "environment":
+        return ENV_PREFIX + key.upper().replace("-", "_")
+    return f"{source}: {key}"
+
+
 def collect_defaults(
     parser: argparse.ArgumentParser, config_file: str | None, environ: Mapping[str, str], cwd: Path
 ) -> dict[str, Any]:
-    """Merge the non-flag sources, lowest precedence first, into parser defaults."""
+    """Merge the non-flag sources, lowest precedence first, into parser defaults.
+
+    Every value is checked here with its option's own type, so a bad one is reported with its source
+    (``HORDE_SPAWN_RATE: 'nan' must be a finite number``), and every bad value at once.
+    """
     dests = _dest_map(parser)
     bool_dests = _bool_dests(parser)
     layers: list[tuple[str, dict[str, Any]]] = []
     pyproject = cwd / "pyproject.toml"
-    if pyproject.is_file():
+    if _is_file(pyproject):
         layers.append((str(pyproject), read_pyproject(pyproject)))
     for name in CONF_FILES:
-        path = Path(name).expanduser() if name.startswith("~") else cwd / name
-        if path.is_file():
+        try:
+            path = Path(name).expanduser() if name.startswith("~") else cwd / name
+        except RuntimeError:  # no home directory to expand ~ into
+            continue
+        if _is_file(path):
             layers.append((str(path), read_conf_file(path)))
     if config_file:
         path = Path(config_file)
-        if not path.is_file():
+        if not _is_file(path):
             raise ConfigError(f"config file {config_file} does not exist")
         layers.append((config_file, read_conf_file(path)))
     env_values = {k[len(ENV_PREFIX) :]: v for k, v in environ.items() if k.startswith(ENV_PREFIX)}
     layers.append(("environment", env_values))
 
     merged: dict[str, Any] = {}
+    problems: list[str] = []
     for source, values in layers:
         for key, value in values.items():
             dest = _normalise_key(key)
             if dest not in dests or dest == "config":
                 if source == "environment":
                     continue  # unrelated HORDE_* variables are not ours to reject
-                raise ConfigError(f"{source}: unknown option {key!r}")
-            if dest in bool_dests:
-                value = _to_bool(value, key, source)
-            elif dest == "user_classes":
-                value = _csv_list(value) if isinstance(value, str) else list(value)
-            elif isinstance(value, list):
-                value = [str(v) for v in value]
-            elif not isinstance(value, str):
-                value = str(value)  # argparse converts (and validates) string defaults with the option's type
-            merged[dest] = value
+                problems.append(f"{source}: unknown option {key!r}")
+                continue
+            try:
+                merged[dest] = _config_value(dests[dest], dest in bool_dests, value, key, source)
+            except (ConfigError, argparse.ArgumentTypeError, ValueError) as e:
+                problems.append(f"{_source_name(source, key)}: {e}")
+    if problems:
+        raise ConfigError("\n".join(problems))
     return merged
+
+
+def _config_value(action: argparse.Action, is_bool: bool, value: Any, key: str, source: str) -> Any:
+    if is_bool:
+        return _to_bool(value, key, source)
+    if action.dest == "user_classes":
+        return _csv_list(value) if isinstance(value, str) else list(value)
+    if isinstance(value, list):
+        return [str(v) for v in value]
+    text = value if isinstance(value, str) else str(value)
+    if callable(action.type):
+        action.type(text)  # validate now, naming the source; argparse converts the string default later
+    return text
 
 
 def parse_options(
