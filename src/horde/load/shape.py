@@ -205,7 +205,8 @@ class ShapePlanner:
                 base = self._last_inner_at if self._last_inner_at is not None else now
                 self._held, self._held_due = step, base + step.delay
         next_tick = self.ticker.next_at if self._ticking else None
-        if self._held is not None and (next_tick is None or self._held_due <= next_tick):
+        # a ramp step due with the next tick waits for it: the tick may abandon the ramp
+        if self._held is not None and (next_tick is None or self._held_due < next_tick - _EPSILON):
             step, self._held = self._held, None
             self._yielded_inner = True
             return replace(step, delay=max(0.0, self._held_due - now))

@@ -53,6 +53,7 @@ class LocalRunner(UserRunner):
 
     # ---- starting a model ------------------------------------------------------------------------------
     def _start_model(self, model: LoadModel) -> asyncio.Future[None]:
+        self.load_registry.applier_factory(model.kind)  # an unknown plan kind fails here, not mid-ramp
         self.start_background()
         loop = asyncio.get_running_loop()
         waiter: asyncio.Future[None] = loop.create_future()
