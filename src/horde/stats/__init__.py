@@ -1,4 +1,6 @@
-"""Request statistics: per-entry counters, exact-merge histograms, error table, worker/master wire format.
+"""Request statistics: per-entry counters, exact-merge histograms, error table, worker/master wire format,
+the per-tick snapshot every report reads (:mod:`~horde.stats.snapshot`) and the run's history
+(:mod:`~horde.stats.history`).
 
 See :mod:`horde.stats.histogram` for the bucket layout and its error bound, and
 :mod:`horde.stats.entries` for the rate and window definitions.
@@ -14,6 +16,8 @@ from horde.stats.entries import (
 )
 from horde.stats.errors import StatsError
 from horde.stats.histogram import HISTOGRAM_SCHEME, MAX_RELATIVE_ERROR, Histogram
+from horde.stats.history import HistoryRow, StatsHistory
+from horde.stats.snapshot import EntrySnapshot, ErrorSnapshot, StatsSnapshot, take_snapshot
 from horde.stats.wire import StatsPayloadError
 
 #: Percentiles the reports show (Locust's set).
@@ -27,9 +31,15 @@ __all__ = [
     "HISTOGRAM_SCHEME",
     "MAX_RELATIVE_ERROR",
     "PERCENTILES_TO_REPORT",
+    "EntrySnapshot",
+    "ErrorSnapshot",
     "Histogram",
+    "HistoryRow",
     "RequestStats",
     "StatsEntry",
     "StatsError",
+    "StatsHistory",
     "StatsPayloadError",
+    "StatsSnapshot",
+    "take_snapshot",
 ]

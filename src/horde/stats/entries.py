@@ -26,14 +26,22 @@ What differs, and why:
 
 from __future__ import annotations
 
+import operator
 import time
 from collections import deque
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
+from itertools import accumulate, repeat
 from typing import Any
 
 from horde.clock import SYSTEM_CLOCK, Clock
 from horde.stats.errors import StatsError, error_key, error_text
-from horde.stats.histogram import HISTOGRAM_SCHEME, SUB_BUCKET_BITS, Histogram, bucket_index
+from horde.stats.histogram import (
+    HISTOGRAM_SCHEME,
+    SUB_BUCKET_BITS,
+    Histogram,
+    bucket_index,
+    select_percentiles,
+)
 from horde.stats.wire import EntryData, StatsPayloadError, check_scheme, parse_entry
 
 #: Seconds covered by "current" percentiles and rates.
@@ -66,8 +74,10 @@ class StatsEntry:
         "_deltas",
         "_fail_per_sec",
         "_hist",
+        "_keys",
         "_max_us",
         "_min_us",
+        "_pct_cache",
         "_reqs_per_sec",
         "_sec",
         "_sec_end",
@@ -75,6 +85,9 @@ class StatsEntry:
         "_sec_reqs_mark",
         "_stats",
         "_total_us",
+        "_wbase",
+        "_wevicted",
+        "_wsec",
         "last_request_timestamp",
         "method",
         "name",
@@ -85,6 +98,11 @@ class StatsEntry:
         "total_content_length",
         "use_response_times_cache",
     )
+    _keys: list[int] | None
+    _pct_cache: tuple[tuple[Any, ...], tuple[float, ...]] | None
+    _wbase: dict[int, int] | None
+    _wsec: int
+    _wevicted: int
 
     def __init__(
         self, stats: RequestStats | None, name: str, method: str, use_response_times_cache: bool = False
@@ -120,6 +138,7 @@ class StatsEntry:
         # Current-window bookkeeping: the histogram as it was when second ``_sec`` began, and what each
         # earlier active second added.
         self._base: dict[int, int] | None = None
+        self._reset_window_cache()
         self._deltas: deque[tuple[int, dict[int, int]]] | None = (
             deque() if self.use_response_times_cache else None
         )
@@ -188,7 +207,7 @@ class StatsEntry:
                     deltas.append((self._sec, delta))
                 cutoff = sec - _DELTA_KEEP
                 while deltas and deltas[0][0] < cutoff:
-                    deltas.popleft()
+                    self._wevicted = deltas.popleft()[0]
             self._base = cur.copy()
         retention = self._stats.per_second_retention if self._stats is not None else None
         if retention is not None and len(self._reqs_per_sec) + len(self._fail_per_sec) > 4 * retention:
@@ -389,9 +408,35 @@ class StatsEntry:
 
     def get_response_time_percentiles(self, percents: Iterable[float]) -> list[float]:
         """Several cumulative percentiles (ms) in one pass; 0.0 each when there is no timed request."""
-        hist = Histogram.wrap(self._hist)
+        qs = tuple(percents)
+        # Snapshots ask every tick; an entry without new samples since the last ask gets the same answer.
+        key = (self.num_requests, self._min_us, self._max_us, len(self._hist), qs)
+        cached = self._pct_cache
+        if cached is not None and cached[0] == key:
+            return list(cached[1])
+        hist = self._hist
+        keys, cumulative = self._cumulate(lambda keys: map(hist.__getitem__, keys))
         low = None if self._min_us == _NO_MIN else self._min_us
-        return [us / 1000 for us in hist.percentiles(percents, low, self._max_us)]
+        values = [us / 1000 for us in select_percentiles(keys, cumulative, qs, low, self._max_us)]
+        self._pct_cache = (key, tuple(values))
+        return values
+
+    def _sorted_keys(self) -> list[int]:
+        """The histogram's bucket indices, ascending; cached, since buckets are only ever added."""
+        keys = self._keys
+        if keys is None or len(keys) != len(self._hist):
+            keys = self._keys = sorted(self._hist)
+        return keys
+
+    def _cumulate(self, counts: Callable[[list[int]], Iterable[int]]) -> tuple[list[int], list[int]]:
+        """(sorted keys, running totals of ``counts(keys)``), in C; re-sorts if a bucket was removed."""
+        keys = self._sorted_keys()
+        try:
+            return keys, list(accumulate(counts(keys)))
+        except KeyError:  # someone subtracted from .histogram: a cached key is gone
+            self._keys = None
+            keys = self._sorted_keys()
+            return keys, list(accumulate(counts(keys)))
 
     def get_current_response_time_percentile(self, percent: float) -> float | None:
         """Percentile (ms) of the samples recorded in the last ~10 s; ``None`` if there were none.
@@ -403,12 +448,13 @@ class StatsEntry:
 
     def get_current_response_time_percentiles(self, percents: Iterable[float]) -> list[float] | None:
         """Several current-window percentiles (ms) in one pass, or ``None`` if the window is empty."""
-        counts = self._window_counts(int(self._clock.time()) - CURRENT_WINDOW)
-        if not counts:
+        window = self._window_vector(int(self._clock.time()) - CURRENT_WINDOW)
+        if window is None:
             return None
+        keys, cumulative = window
         low = None if self._min_us == _NO_MIN else self._min_us
         # The window's own extremes are unknown: clamp into the run's [min, max] but never force them.
-        values = Histogram.wrap(counts).percentiles(percents)
+        values = select_percentiles(keys, cumulative, percents)
         return [min(max(us, low or 0), self._max_us) / 1000 for us in values]
 
     def current_histogram(self) -> Histogram:
@@ -416,24 +462,70 @@ class StatsEntry:
         return Histogram.wrap(self._window_counts(int(self._clock.time()) - CURRENT_WINDOW))
 
     def _window_counts(self, since: int) -> dict[int, int]:
+        window = self._window_vector(since)
+        if window is None:
+            return {}
+        keys, cumulative = window
+        out: dict[int, int] = {}
+        previous = 0
+        for idx, c in zip(keys, cumulative, strict=True):
+            if c != previous:
+                out[idx] = c - previous
+                previous = c
+        return out
+
+    def _window_vector(self, since: int) -> tuple[list[int], list[int]] | None:
+        """(sorted keys, running totals) of the samples recorded in seconds ``>= since``; None if none.
+
+        The window is "the histogram now minus the histogram as it was when second ``since`` began". That
+        earlier histogram (``_wbase``, for second ``_wsec``) is kept between calls and moved forward by
+        adding the per-second deltas it passes, so a call per second costs one delta plus a subtraction
+        done in C, instead of re-adding ten seconds of deltas.
+        """
         if self._deltas is None:
             raise ValueError(
                 f"{self.method} {self.name}: current percentiles need use_response_times_cache=True"
             )
-        base = self._base
-        if base is None or self._sec < since:
-            return {}
-        get = base.get
-        window: dict[int, int] = {}
-        for idx, n in self._hist.items():
-            d = n - get(idx, 0)
-            if d:
-                window[idx] = d
-        for sec, delta in self._deltas:
-            if sec >= since:
-                for idx, n in delta.items():
-                    window[idx] = window.get(idx, 0) + n
-        return window
+        if self._base is None or self._sec < since:
+            return None
+        start = self._window_start(since)
+        hist = self._hist
+        keys, cumulative = self._cumulate(
+            lambda keys: map(operator.sub, map(hist.__getitem__, keys), map(start.get, keys, repeat(0)))
+        )
+        if not cumulative or cumulative[-1] == 0:
+            return None
+        return keys, cumulative
+
+    def _window_start(self, since: int) -> dict[int, int]:
+        """The histogram as it was when second ``since`` began (``since <= _sec``)."""
+        deltas = self._deltas
+        assert deltas is not None and self._base is not None
+        wbase, wsec = self._wbase, self._wsec
+        if wbase is not None and wsec <= since and wsec > self._wevicted:
+            # Forward: add what seconds wsec … since-1 recorded (their deltas are all still held).
+            for sec, delta in deltas:
+                if sec >= since:
+                    break
+                if sec >= wsec:
+                    for idx, n in delta.items():
+                        wbase[idx] = wbase.get(idx, 0) + n
+        else:
+            # Rebuild: the histogram when second _sec began, minus what seconds since … _sec-1 added.
+            wbase = self._base.copy()
+            for sec, delta in deltas:
+                if sec >= since:
+                    for idx, n in delta.items():
+                        wbase[idx] -= n
+        self._wbase, self._wsec = wbase, since
+        return wbase
+
+    def _reset_window_cache(self) -> None:
+        self._keys = None
+        self._pct_cache = None
+        self._wbase = None
+        self._wsec = 0
+        self._wevicted = -(1 << 62)  # newest second whose delta was dropped
 
     def __repr__(self) -> str:
         return (
@@ -478,6 +570,31 @@ class RequestStats:
         self._index: dict[str, dict[str, StatsEntry]] = {}
         self.errors: dict[str, StatsError] = {}
         self.total = StatsEntry(self, "Aggregated", "", use_response_times_cache)
+
+    def configure(
+        self, *, current_rps_lag: int | None = None, use_response_times_cache: bool | None = None
+    ) -> None:
+        """Change settings in place (``None`` leaves one as it is); entries, counts and listeners stay.
+
+        Runners call this instead of replacing ``env.stats``, so code holding a reference to the stats
+        keeps seeing the live numbers. Turning the response-time cache on starts the current-window data
+        empty (it fills within a second); turning it off drops that data.
+        """
+        if current_rps_lag is not None:
+            if (
+                isinstance(current_rps_lag, bool)
+                or not isinstance(current_rps_lag, int)
+                or current_rps_lag < 0
+            ):
+                raise ValueError(f"current_rps_lag must be a non-negative int, got {current_rps_lag!r}")
+            self.current_rps_lag = current_rps_lag
+        if use_response_times_cache is not None and use_response_times_cache != self.use_response_times_cache:
+            self.use_response_times_cache = use_response_times_cache
+            for entry in (self.total, *self.entries.values()):
+                entry.use_response_times_cache = use_response_times_cache
+                entry._base = None
+                entry._deltas = deque() if use_response_times_cache else None
+                entry._reset_window_cache()
 
     # -- the hot path ----------------------------------------------------------------------------------
 

@@ -29,7 +29,9 @@ Merging is adding counts per index; there is no rounding, so merge order never m
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Mapping
+from bisect import bisect_left
+from collections.abc import Iterable, Mapping, Sequence
+from itertools import accumulate
 from typing import Any
 
 #: log2 of the number of sub-buckets per power of two (64 → relative error ≤ 1/128).
@@ -199,33 +201,9 @@ class Histogram:
         then returns ``low`` and rank ``count`` returns ``high`` exactly, and every other answer is clamped
         into ``[low, high]``, so no percentile exceeds the true maximum.
         """
-        qs = list(qs)
-        n = self.count
-        if n == 0:
-            for q in qs:
-                rank(q, 1)  # still reject an invalid q
-            return [0] * len(qs)
-        wanted = sorted((rank(q, n), i) for i, q in enumerate(qs))
-        out = [0] * len(qs)
-        pos = 0
-        seen = 0
         counts = self.counts
-        for idx in sorted(counts):
-            seen += counts[idx]
-            while pos < len(wanted) and wanted[pos][0] <= seen:
-                out[wanted[pos][1]] = bucket_value(idx)
-                pos += 1
-            if pos == len(wanted):
-                break
-        if low is not None or high is not None:
-            for r, i in wanted:
-                v = out[i]
-                if low is not None and (r == 1 or v < low):
-                    v = low
-                if high is not None and (r == n or v > high):
-                    v = high
-                out[i] = v
-        return out
+        keys = sorted(counts)
+        return select_percentiles(keys, list(accumulate(map(counts.__getitem__, keys))), qs, low, high)
 
     def min_value(self) -> int:
         """Representative of the lowest non-empty bucket (0 when empty)."""
@@ -247,6 +225,39 @@ class Histogram:
         if not isinstance(data, Mapping):
             raise ValueError(f"histogram must be a mapping, got {type(data).__name__}")
         return cls(data)
+
+
+def select_percentiles(
+    keys: Sequence[int],
+    cumulative: Sequence[int],
+    qs: Iterable[float],
+    low: int | None = None,
+    high: int | None = None,
+) -> list[int]:
+    """Percentiles from ascending bucket indices and the running total of their counts.
+
+    ``cumulative[i]`` is the number of samples in ``keys[0..i]`` (zero-count buckets are allowed), so a
+    caller holding the sorted keys can build it with ``itertools.accumulate`` in C and find each rank by
+    bisection instead of walking the buckets in Python. ``low``/``high`` clamp as in
+    :meth:`Histogram.percentiles`; every answer is 0 when there is no sample.
+    """
+    n = cumulative[-1] if cumulative else 0
+    out = []
+    for q in qs:
+        if not 0.0 <= q <= 1.0:
+            raise ValueError(f"quantile must be within [0, 1], got {q!r}")
+        if n == 0:
+            out.append(0)
+            continue
+        r = math.ceil(q * n - _RANK_EPSILON)
+        r = 1 if r < 1 else (n if r > n else r)
+        v = bucket_value(keys[bisect_left(cumulative, r)])
+        if low is not None and (r == 1 or v < low):
+            v = low
+        if high is not None and (r == n or v > high):
+            v = high
+        out.append(v)
+    return out
 
 
 def _parse_index(key: object) -> int:
