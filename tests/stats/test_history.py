@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import itertools
 import json
 import math
 import random
@@ -19,7 +20,9 @@ T0 = 1_700_000_000.0
 BOUND_24H_100_ENTRIES_MB = 24
 
 
-def run(seconds: int, history: StatsHistory, *, entries: int = 3, stats: RequestStats | None = None) -> RequestStats:
+def run(
+    seconds: int, history: StatsHistory, *, entries: int = 3, stats: RequestStats | None = None
+) -> RequestStats:
     clock = history.clock
     assert isinstance(clock, FakeClock)
     stats = stats or RequestStats(clock)
@@ -44,7 +47,12 @@ def test_rows_are_in_csv_order_with_entries_every_interval() -> None:
     assert entry_times == [totals[0].time, totals[10].time, totals[20].time]  # every ENTRY_INTERVAL s
     assert ENTRY_INTERVAL == 10.0
     at = [r for r in rows if r.time == entry_times[-1]]
-    assert [(r.method, r.name) for r in at] == [("GET", "/e0"), ("GET", "/e1"), ("GET", "/e2"), ("", "Aggregated")]
+    assert [(r.method, r.name) for r in at] == [
+        ("GET", "/e0"),
+        ("GET", "/e1"),
+        ("GET", "/e2"),
+        ("", "Aggregated"),
+    ]
     last = totals[-1]
     assert last.num_requests == stats.total.num_requests and last.num_failures == stats.total.num_failures
     assert last.max_response_time == pytest.approx(stats.total.max_response_time, abs=1e-3)
@@ -91,7 +99,9 @@ def test_empty_windows_read_back_as_none_and_to_dict_is_json() -> None:
 
 def test_thinning_keeps_recent_points_and_bounds_the_older_tier() -> None:
     clock = FakeClock(T0)
-    history = StatsHistory(clock, entry_interval=1.0, total_recent=50, total_older=20, entry_recent=10, entry_older=4)
+    history = StatsHistory(
+        clock, entry_interval=1.0, total_recent=50, total_older=20, entry_recent=10, entry_older=4
+    )
     stats = RequestStats(clock)
     stats.record("GET", "/", 1.0, 0)
     snap = take_snapshot(stats, user_count=0)
@@ -105,7 +115,7 @@ def test_thinning_keeps_recent_points_and_bounds_the_older_tier() -> None:
     assert len(times) - recent_start <= 50 + 50 // 16
     older = times[:recent_start]
     assert 10 <= len(older) <= 20
-    gaps = {b - a for a, b in zip(older, older[1:], strict=False)}
+    gaps = {b - a for a, b in itertools.pairwise(older)}
     assert max(gaps) <= 512 and min(gaps) >= 128  # thinned to one point every 2**k s
     assert older[0] < T0 + 1000  # the older tier still reaches back to the start
     entry = history.entry_rows("/", "GET")
