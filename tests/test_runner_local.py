@@ -437,3 +437,145 @@ async def test_force_stopped_users_are_a_summary_warning() -> None:
     await runner.quit()
     (line,) = runner.summary_warnings()
     assert line.startswith("2 user(s) were still in a task at the stop deadline")
+
+
+async def test_start_load_with_closed_users_is_start() -> None:
+    from horde.load import ClosedUsers
+
+    clock = FakeClock()
+    env = Environment(user_classes=[Idle], clock=clock)
+    runner = env.create_local_runner()
+    ramp = runner.start_load(ClosedUsers(env.user_classes, 4, 2))
+    assert runner.target_user_count == 4 and runner.spawn_rate == 2
+    await settle()
+    assert runner.user_count == 2
+    clock.advance(1)
+    await ramp
+    assert runner.user_count == 4 and runner.state == "running"
+    await runner.quit()
+
+
+async def test_invalid_starts_report_every_problem_and_change_nothing() -> None:
+    from horde.exceptions import ConfigurationError
+
+    env = Environment(user_classes=[Idle])
+    runner = env.create_local_runner()
+    with pytest.raises(ConfigurationError) as info:
+        runner.start(-1, 0)
+    assert "user count must be a whole number" in str(info.value) and "spawn rate must be" in str(info.value)
+    with pytest.raises(ValueError, match="not among the user classes"):
+        runner.start(1, 1, user_classes=["Ghost"])
+    assert runner.state == "ready" and runner.target_user_count == 0
+    await runner.quit()
+
+
+async def test_a_superseded_ramp_s_awaitable_resolves() -> None:
+    clock = FakeClock()
+    env = Environment(user_classes=[Idle], clock=clock)
+    runner = env.create_local_runner()
+    first = runner.start(10, 1)
+    await settle()
+    second = runner.start(3, 100)
+    await asyncio.wait_for(first, 1)  # superseded: resolved, not cancelled
+    await asyncio.wait_for(second, 1)
+    assert runner.user_count == 3
+    await runner.quit()
+
+
+async def test_a_start_during_a_stop_waits_for_it_and_is_a_fresh_test() -> None:
+    class Slow(User):
+        @task
+        async def work(self) -> None:
+            await asyncio.sleep(0.1)
+
+    env = Environment(user_classes=[Slow], stop_timeout=1)
+    fired: list[str] = []
+    env.events.test_start.add_listener(lambda environment: fired.append("start"))
+    env.events.test_stop.add_listener(lambda environment: fired.append("stop"))
+    runner = env.create_local_runner()
+    await runner.start(2, 100)
+    await asyncio.sleep(0.01)
+    stopping = runner.stop()  # waits up to 1 s for the tasks in progress
+    ramp = runner.start(3, 100)  # must not be cancelled by the stop it follows
+    await asyncio.wait_for(stopping, 1)
+    await asyncio.wait_for(ramp, 1)
+    assert runner.user_count == 3 and runner.state == "running"
+    assert fired == ["start", "stop", "start"]
+    await runner.quit()
+
+
+async def test_test_start_runs_once_even_when_the_first_start_is_superseded() -> None:
+    env = Environment(user_classes=[Idle])
+    fired: list[str] = []
+
+    async def slow_start(environment: Environment) -> None:
+        await asyncio.sleep(0.05)
+        fired.append("start")
+
+    env.events.test_start.add_listener(slow_start)
+    runner = env.create_local_runner()
+    runner.start(5, 100)
+    await asyncio.sleep(0.01)  # the first start is inside test_start
+    await asyncio.wait_for(runner.start(2, 100), 1)
+    assert fired == ["start"] and runner.user_count == 2
+    await runner.quit()
+
+
+async def test_the_tag_selection_is_prepared_per_run_without_touching_the_class() -> None:
+    from horde import tag
+
+    ran: list[str] = []
+
+    class Tagged(User):
+        wait_time = constant(600)
+
+        @tag("a")
+        @task
+        async def one(self) -> None:
+            ran.append("a")
+
+        @tag("b")
+        @task
+        async def two(self) -> None:
+            ran.append("b")
+
+    declared = list(Tagged.tasks)
+    env = Environment(user_classes=[Tagged], tags=["b"])
+    runner = env.create_local_runner()
+    await runner.start(3, 100)
+    await asyncio.sleep(0.01)
+    assert ran == ["b", "b", "b"] and Tagged.tasks == declared
+    await runner.quit()
+
+
+async def test_tags_removing_every_task_end_the_test_with_the_reason() -> None:
+    from horde import tag
+
+    class Tagged(User):
+        @tag("a")
+        @task
+        async def one(self) -> None: ...
+
+    env = Environment(user_classes=[Tagged], exclude_tags=["a"])
+    runner = env.create_local_runner()
+    runner.start(1, 1)
+    await asyncio.wait_for(runner.wait_stopped(), 1)
+    assert runner.stop_reason is not None and "the --tags/--exclude-tags selection" in runner.stop_reason
+    await runner.quit()
+
+
+async def test_force_stopped_users_are_counted_per_test() -> None:
+    class Long(User):
+        @task
+        async def work(self) -> None:
+            await asyncio.sleep(20)
+
+    env = Environment(user_classes=[Long], stop_timeout=0.02)
+    runner = env.create_local_runner()
+    await runner.start(2, 100)
+    await asyncio.sleep(0.01)
+    await runner.stop()
+    assert runner.users.force_stopped == 2
+    await runner.start(1, 100)
+    assert runner.users.force_stopped == 0 and runner.summary_warnings() == []
+    await runner.quit()

@@ -13,10 +13,17 @@ if TYPE_CHECKING:
 class LoadTestShape:
     """Subclass and implement ``tick``; return ``None`` to end the test.
 
+    ``tick`` is called once per second of the runner's clock and returns ``(user_count, spawn_rate)`` or
+    ``(user_count, spawn_rate, user_classes)`` (new users then come from those classes only); a result
+    equal to the previous one changes nothing. The runner runs it as a :class:`horde.load.ShapeModel`.
+
     >>> class Steps(LoadTestShape):
     ...     def tick(self):
     ...         t = self.get_run_time()
     ...         return None if t > 60 else (10 * (1 + int(t // 20)), 10)
+
+    ``clock`` only matters for a shape used on its own: when a test starts, the shape is bound to the
+    environment's clock and its run time restarts from zero.
     """
 
     abstract: ClassVar[bool] = True
@@ -33,6 +40,7 @@ class LoadTestShape:
         self._started = self.clock.monotonic()
 
     def reset_time(self) -> None:
+        """Restart :meth:`get_run_time` from zero (done at the start of each shape test)."""
         self._started = self.clock.monotonic()
 
     def get_run_time(self) -> float:
