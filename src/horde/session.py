@@ -376,7 +376,13 @@ class TestRun:
             timer.cancel()
 
     async def _run_time_limit(self, seconds: float) -> None:
-        await self.env.clock.sleep(seconds)
+        # a deadline on the monotonic clock, checked at every wake-up (at least once a second): a task that
+        # blocks the loop delays the stop by at most that one blocking slice, never by the time the loop's
+        # cached clock fell behind (uvloop keeps its own "now" per iteration)
+        clock = self.env.clock
+        deadline = clock.monotonic() + seconds
+        while (remaining := deadline - clock.monotonic()) > 0:
+            await clock.sleep(min(remaining, 1.0))
         self._timer = None
         logger.info("--run-time limit reached, shutting down")
         self.stop_reason = "the run time limit was reached"

@@ -142,19 +142,26 @@ class Shutdown:
     ``on_hurry`` is what "at once" means for this front end (the runner's or the run session's ``hurry``).
     """
 
-    def __init__(self, on_hurry: Callable[[], None]) -> None:
+    def __init__(self, on_hurry: Callable[[], None], is_stopping: Callable[[], bool] | None = None) -> None:
         self.requested = asyncio.Event()
         self.signals = 0
         self.on_hurry = on_hurry
+        self._is_stopping = is_stopping
+        #: set once the front end is ending the run; with ``is_stopping`` (the runner is already stopping)
+        #: the first signal hurries the stop instead of being absorbed by it, so an orchestrator's SIGTERM
+        #: during a long --stop-timeout is obeyed and the results are still written
+        self.stopping = False
 
     def __call__(self, signum: int) -> None:
         self.signals += 1
-        if self.signals == 1:
+        stopping = self.stopping or (self._is_stopping is not None and self._is_stopping())
+        if self.signals == 1 and not stopping:
             logger.info(
                 "Received %s, stopping (press Ctrl-C again to stop at once)", signal.Signals(signum).name
             )
             self.requested.set()
             return
+        self.requested.set()
         logger.warning("Stopping users now")
         self.on_hurry()
 
@@ -177,3 +184,35 @@ async def first_of(*aws: Any) -> set[asyncio.Task[Any]]:
         task.cancel()
     await asyncio.gather(*pending, return_exceptions=True)
     return done
+
+
+def raise_open_files_limit(users: int) -> None:
+    """Raise the soft RLIMIT_NOFILE to the hard limit (often 1024 → 1M on Linux), and warn when ``users``
+    (one connection each, plus headroom for the runtime) still cannot fit: otherwise requests fail with
+    "Too many open files", which looks like the target's fault."""
+    try:
+        import resource
+    except ImportError:  # not on this platform
+        return
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard != resource.RLIM_INFINITY and soft < hard:
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+            soft = hard
+        except (ValueError, OSError):
+            pass
+    elif hard == resource.RLIM_INFINITY and soft != resource.RLIM_INFINITY and soft < 1 << 20:
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (1 << 20, hard))
+            soft = 1 << 20
+        except (ValueError, OSError):
+            pass
+    needed = users + 200
+    if soft != resource.RLIM_INFINITY and needed > soft:
+        logger.warning(
+            "The open-files limit is %d but %d users need about %d file descriptors: requests will fail "
+            "with 'Too many open files'. Raise it (ulimit -n) or spread the users over more processes.",
+            soft,
+            users,
+            needed,
+        )

@@ -7,7 +7,7 @@ import argparse
 import logging
 from collections.abc import Callable
 
-from horde.cli.common import LoadedTest, Shutdown, fail, first_of, make_environment
+from horde.cli.common import LoadedTest, Shutdown, fail, first_of, make_environment, raise_open_files_limit
 from horde.cli.keyboard import keyboard_control
 from horde.cli.outputs import build_outputs
 from horde.env import Environment
@@ -60,7 +60,7 @@ async def run_headless(
     except (HordeError, OSError) as e:
         return fail(str(e))
     run = TestRun(env, outputs=outputs, locustfile=options.locustfile)
-    shutdown = Shutdown(run.hurry)
+    shutdown = Shutdown(run.hurry, lambda: run.runner.state in ("stopping", "cleanup"))
     shutdown.install()
     gave_up: str | None = None
     try:
@@ -79,12 +79,14 @@ async def run_headless(
                 logger.warning(
                     "-u/--users and -r/--spawn-rate are ignored: %s decides", type(loaded.shape).__name__
                 )
+            raise_open_files_limit(options.users or 1)
             run.start(start_request(options))
             with keyboard_control(run):
                 await first_of(shutdown.requested.wait(), run.wait())
             if runner.stop_reason:
                 logger.info("Test stopped: %s", runner.stop_reason)
     finally:
+        shutdown.stopping = True  # from here a signal hurries the stop
         result = await run.close(gave_up=gave_up)
         shutdown.uninstall()
         await env.events.quit.fire_async(exit_code=result.exit_code)

@@ -36,6 +36,20 @@ def worker_argv(argv: list[str]) -> list[str]:
     return out
 
 
+def _die_with_parent() -> None:
+    """In the child, before exec: the kernel kills it the moment its parent dies (Linux), so a master
+    killed with ``kill -9`` never leaves workers loading the target with nobody to stop them."""
+    if not sys.platform.startswith("linux"):
+        return
+    import ctypes
+
+    pr_set_pdeathsig = 1
+    try:
+        ctypes.CDLL(None, use_errno=True).prctl(pr_set_pdeathsig, signal.SIGKILL)
+    except (OSError, AttributeError):
+        pass
+
+
 class WorkerProcesses:
     """Starts worker processes and makes sure none is left behind."""
 
@@ -51,7 +65,11 @@ class WorkerProcesses:
         env = {k: v for k, v in os.environ.items() if k != "HORDE_PROCESSES"}
         env[PROCESSES_CHILD_ENV] = "1"
         for _ in range(self.count):
-            self.procs.append(subprocess.Popen([sys.executable, "-m", "horde", *self.argv, *extra], env=env))
+            self.procs.append(
+                subprocess.Popen(
+                    [sys.executable, "-m", "horde", *self.argv, *extra], env=env, preexec_fn=_die_with_parent
+                )
+            )
 
     def wait(self, timeout: float = CHILD_EXIT_WAIT) -> int:
         """Wait for every worker (terminating stragglers); the worst exit code."""

@@ -46,7 +46,7 @@ async def run_web(
     run = TestRun(env, outputs=outputs, locustfile=options.locustfile)
     server = WebServer(run, settings)
     env.web_ui = server
-    shutdown = Shutdown(run.hurry)
+    shutdown = Shutdown(run.hurry, lambda: run.runner.state in ("stopping", "cleanup"))
     shutdown.install()
     code: int | None = None
     try:
@@ -64,6 +64,7 @@ async def run_web(
             else:
                 await shutdown.requested.wait()
     finally:
+        shutdown.stopping = True  # from here a signal hurries the stop
         await server.stop()
         result = await run.close(exit_code=code)
         shutdown.uninstall()
