@@ -113,7 +113,7 @@ def test_kill_9_of_the_master_takes_its_worker_processes_with_it(tmp_path: Path,
         time.sleep(2)
         proc.kill()
         proc.wait(5)
-        gone, alive = psutil.wait_procs(children, timeout=3)
+        _, alive = psutil.wait_procs(children, timeout=3)
         assert not alive, f"worker processes outlived their master: {alive}"
     finally:
         for child in psutil.Process().children(recursive=True):
