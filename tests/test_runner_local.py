@@ -579,3 +579,21 @@ async def test_force_stopped_users_are_counted_per_test() -> None:
     await runner.start(1, 100)
     assert runner.users.force_stopped == 0 and runner.summary_warnings() == []
     await runner.quit()
+
+
+async def test_the_environment_s_dispatcher_class_plans_the_ramp() -> None:
+    from horde.dispatch import UsersDispatcher
+
+    made: list[object] = []
+
+    class Recording(UsersDispatcher):
+        def __init__(self, *args: object, **kwargs: object) -> None:
+            made.append(self)
+            super().__init__(*args, **kwargs)  # type: ignore[arg-type]
+
+    env = Environment(user_classes=[Idle], dispatcher_class=Recording)
+    runner = env.create_local_runner()
+    await runner.start(3, 100)
+    await runner.start(1, 100)  # a re-target keeps the same dispatcher
+    assert len(made) == 1 and runner.user_count == 1
+    await runner.quit()
