@@ -597,3 +597,21 @@ async def test_the_environment_s_dispatcher_class_plans_the_ramp() -> None:
     await runner.start(1, 100)  # a re-target keeps the same dispatcher
     assert len(made) == 1 and runner.user_count == 1
     await runner.quit()
+
+
+def test_worker_status_rows_are_frozen_copies() -> None:
+    import dataclasses
+
+    from horde.runners.base import RunnerState
+    from horde.runners.status import WorkerStatus
+
+    counts = {"Idle": 2}
+    row = WorkerStatus(id="w1", index=3, state=RunnerState.RUNNING, user_count=2, user_classes_count=counts)
+    counts["Idle"] = 9
+    assert row.user_classes_count == {"Idle": 2} and row.state == "running" and type(row.state) is str
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        row.user_count = 3  # type: ignore[misc]
+    assert row == WorkerStatus("w1", 3, "running", 2, {"Idle": 2}) and len({row, row}) == 1
+    as_dict = row.to_dict()
+    as_dict["user_classes_count"]["Idle"] = 0
+    assert row.user_classes_count == {"Idle": 2} and dataclasses.asdict(row)["last_heartbeat"] is None
