@@ -172,7 +172,7 @@ def test_sigterm_stops_gracefully_and_keeps_results(tmp_path: Path, target: str)
         (
             {"locustfile.py": LOCUSTFILE.replace("wait_time", "fixed_count = 1.5\n    wait_time")},
             ["-H", "http://127.0.0.1:9"],
-            "fixed_count must be an integer",
+            "fixed_count must be a whole number",
         ),
         (
             {"locustfile.py": LOCUSTFILE, "pyproject.toml": "[tool.horde]\nhost = 5\n"},

@@ -19,6 +19,7 @@ from horde.dispatch import UsersDispatcher
 from horde.env import Environment
 from horde.exceptions import ConfigurationError, LocustfileError
 from horde.shape import LoadTestShape
+from horde.user.checks import porting_problems
 from horde.user.users import User
 
 logger = logging.getLogger("horde.main")
@@ -109,6 +110,9 @@ def load_test(options: argparse.Namespace, *, needs_host: bool = True) -> Loaded
     if len(files.shape_classes) > 1:
         names = ", ".join(c.__name__ for c in files.shape_classes)
         raise LocustfileError(f"more than one LoadTestShape class ({names}); keep one per run")
+    problems = [line for cls in user_classes for line in porting_problems(cls)]
+    if problems:
+        raise LocustfileError("\n".join(problems))
     if needs_host:
         check_hosts(user_classes, options.host)
     try:

@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from types import ModuleType
 
-from horde.exceptions import LocustfileError
+from horde.exceptions import HordeError, LocustfileError
 from horde.shape import LoadTestShape
 from horde.user.users import User
 
@@ -59,7 +59,7 @@ def import_file(path: Path) -> ModuleType:
     try:
         spec.loader.exec_module(module)
     except Exception as e:
-        last = traceback.format_exception_only(type(e), e)[-1].strip()
+        last = str(e) if isinstance(e, HordeError) else traceback.format_exception_only(type(e), e)[-1].strip()
         frames = [
             f for f in traceback.extract_tb(e.__traceback__) if Path(f.filename).resolve() == path.resolve()
         ]
@@ -83,4 +83,14 @@ def load_locustfiles(spec: str) -> Locustfiles:
             elif issubclass(obj, LoadTestShape) and not obj.__dict__.get("abstract", False):
                 if obj not in result.shape_classes:
                     result.shape_classes.append(obj)
+    _drop_task_less_bases(result)
     return result
+
+
+def _drop_task_less_bases(result: Locustfiles) -> None:
+    """A user class without tasks that other loaded classes inherit from is a base, not a user to run
+    (Locust treats it so): leave it out instead of failing the test."""
+    classes = list(result.user_classes.values())
+    for cls in classes:
+        if not cls.tasks and any(other is not cls and issubclass(other, cls) for other in classes):
+            del result.user_classes[cls.__name__]

@@ -9,10 +9,11 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from horde.exceptions import StopTest, StopUser
+from horde.exceptions import ConfigurationError, StopTest, StopUser
 from horde.user.task import DefaultTaskSet, TaskSetMeta, format_exception
 
 if TYPE_CHECKING:
@@ -27,7 +28,27 @@ class UserMeta(TaskSetMeta):
     def __new__(mcs, name: str, bases: tuple[type, ...], namespace: dict[str, Any]) -> UserMeta:
         # a class is abstract only if it says so itself; subclasses are concrete by default
         namespace.setdefault("abstract", False)
+        for attr, check in (("weight", _weight_problem), ("fixed_count", _fixed_count_problem)):
+            if attr in namespace and (problem := check(namespace[attr])):
+                raise ConfigurationError(f"{name}.{attr} {problem}")
         return super().__new__(mcs, name, bases, namespace)  # type: ignore[return-value]
+
+
+def _weight_problem(value: Any) -> str | None:
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, (int, float))
+        or not math.isfinite(value)
+        or value < 0
+    ):
+        return f"must be a finite number >= 0, got {value!r}"
+    return None
+
+
+def _fixed_count_problem(value: Any) -> str | None:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        return f"must be a whole number >= 0, got {value!r}"
+    return None
 
 
 class User(metaclass=UserMeta):

@@ -6,11 +6,13 @@
 
 from __future__ import annotations
 
+import math
 import random
 from collections.abc import Callable
 from typing import Any
 
 from horde.clock import SYSTEM_CLOCK, Clock
+from horde.exceptions import ConfigurationError
 
 WaitTime = Callable[[Any], float]
 
@@ -21,10 +23,24 @@ def _clock_of(obj: Any) -> Clock:
     return getattr(env, "clock", SYSTEM_CLOCK)
 
 
+def _seconds(call: str, value: Any) -> float:
+    """A wait must be a finite number >= 0: a NaN wait would silently mean "no wait at all"."""
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, (int, float))
+        or not math.isfinite(value)
+        or value < 0
+    ):
+        raise ConfigurationError(f"{call}: waits must be finite numbers of seconds >= 0, got {value!r}")
+    return float(value)
+
+
 def between(min_wait: float, max_wait: float) -> WaitTime:
     """Wait a uniformly random time in ``[min_wait, max_wait]`` seconds."""
-    if min_wait < 0 or max_wait < min_wait:
-        raise ValueError(f"between({min_wait}, {max_wait}): need 0 <= min_wait <= max_wait")
+    call = f"between({min_wait!r}, {max_wait!r})"
+    min_wait, max_wait = _seconds(call, min_wait), _seconds(call, max_wait)
+    if max_wait < min_wait:
+        raise ConfigurationError(f"{call}: need min_wait <= max_wait")
 
     def wait_time(self: Any) -> float:
         return min_wait + random.random() * (max_wait - min_wait)
@@ -34,8 +50,7 @@ def between(min_wait: float, max_wait: float) -> WaitTime:
 
 def constant(wait: float) -> WaitTime:
     """Always wait ``wait`` seconds."""
-    if wait < 0:
-        raise ValueError(f"constant({wait}): wait must be >= 0")
+    wait = _seconds(f"constant({wait!r})", wait)
     return lambda self: wait
 
 
@@ -45,8 +60,7 @@ def constant_pacing(wait: float) -> WaitTime:
     A task that takes longer than ``wait`` is followed by no wait at all (the pace is then missed, not
     made up later).
     """
-    if wait < 0:
-        raise ValueError(f"constant_pacing({wait}): wait must be >= 0")
+    wait = _seconds(f"constant_pacing({wait!r})", wait)
 
     def wait_time(self: Any) -> float:
         started = getattr(self, "_task_started_at", None)
@@ -59,6 +73,7 @@ def constant_pacing(wait: float) -> WaitTime:
 
 def constant_throughput(task_runs_per_second: float) -> WaitTime:
     """Run at most ``task_runs_per_second`` tasks per second per user (the inverse of constant_pacing)."""
-    if task_runs_per_second <= 0:
-        raise ValueError(f"constant_throughput({task_runs_per_second}): rate must be > 0")
-    return constant_pacing(1.0 / task_runs_per_second)
+    rate = _seconds(f"constant_throughput({task_runs_per_second!r})", task_runs_per_second)
+    if rate <= 0:
+        raise ConfigurationError(f"constant_throughput({task_runs_per_second!r}): rate must be > 0")
+    return constant_pacing(1.0 / rate)
