@@ -59,7 +59,9 @@ def import_file(path: Path) -> ModuleType:
     try:
         spec.loader.exec_module(module)
     except Exception as e:
-        last = str(e) if isinstance(e, HordeError) else traceback.format_exception_only(type(e), e)[-1].strip()
+        last = (
+            str(e) if isinstance(e, HordeError) else traceback.format_exception_only(type(e), e)[-1].strip()
+        )
         frames = [
             f for f in traceback.extract_tb(e.__traceback__) if Path(f.filename).resolve() == path.resolve()
         ]
