@@ -146,3 +146,27 @@ def test_users_that_send_nothing_fail_the_run_with_the_reason(tmp_path: Path, ta
     out, err = proc.communicate(timeout=60)
     assert proc.returncode == 1
     assert "not one request was recorded" in out + err
+
+
+def test_a_task_that_blocks_the_loop_is_named_with_its_line_and_fix(tmp_path: Path, target: str) -> None:
+    (tmp_path / "locustfile.py").write_text(
+        textwrap.dedent(
+            """
+            import time
+            from horde import HttpUser, task
+
+            class Sleepy(HttpUser):
+                @task
+                async def nap(self):
+                    await self.client.get("/items")
+                    time.sleep(0.2)
+            """
+        )
+    )
+    proc = horde_proc("--headless", "-H", target, "-u", "1", "-r", "10", "-t", "2s", cwd=tmp_path)
+    out, err = proc.communicate(timeout=60)
+    text = out + err
+    assert "locustfile.py:9 (Sleepy.nap): `time.sleep(0.2)` blocked the event loop" in text
+    assert "await asyncio.sleep" in text
+    summary = out[out.index("Warnings:") :]
+    assert "locustfile.py:9" in summary and "x, worst" in summary

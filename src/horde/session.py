@@ -21,7 +21,7 @@ import argparse
 import asyncio
 import logging
 import math
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
@@ -248,10 +248,22 @@ class TestRun:
         self._closed: RunResult | None = None
         self._was_active = False
         self._peak_users = 0  # most users seen running at a tick of the current test
+        self._warning_sources: list[Callable[[], list[str]]] = []
 
     @property
     def options(self) -> argparse.Namespace | None:
         return self.env.parsed_options
+
+    def add_warning_source(self, source: Callable[[], list[str]]) -> None:
+        """Lines ``source()`` returns join the run's warnings (status, summary, reports), e.g. the
+        blocking-call detector's findings."""
+        self._warning_sources.append(source)
+
+    def _warnings(self) -> list[str]:
+        lines = list(self.runner.summary_warnings())
+        for source in self._warning_sources:
+            lines.extend(source())
+        return lines
 
     # ---- lifecycle --------------------------------------------------------------------------------
     async def open(self) -> None:
@@ -444,7 +456,7 @@ class TestRun:
             run_time=self.run_time,
             stop_reason=self._stop_reason(),
             workers=tuple(runner.worker_statuses()),
-            warnings=tuple(runner.summary_warnings()),
+            warnings=tuple(self._warnings()),
             load=self._describe(request, request.use_shape and self.env.shape_class is not None)
             if request
             else None,
@@ -461,7 +473,7 @@ class TestRun:
         runner = self.runner
         env = self.env
         snapshot = self.latest or self.tick()
-        warnings = list(runner.summary_warnings())
+        warnings = self._warnings()
         verdict = self._verdict_problems(snapshot)
         warnings[:0] = ([gave_up] if gave_up else []) + verdict
         start = runner.test_started_at or self.started_at or env.clock.time()

@@ -5,13 +5,15 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import logging
 import signal
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from horde.blocking import BlockingDetector
 from horde.cli.loader import Locustfiles, load_locustfiles
 from horde.clients.fast import FastHttpUser
 from horde.clients.http import HttpUser, missing_host_message
@@ -21,6 +23,9 @@ from horde.exceptions import ConfigurationError, LocustfileError
 from horde.shape import LoadTestShape
 from horde.user.checks import porting_problems
 from horde.user.users import User
+
+if TYPE_CHECKING:
+    from horde.session import TestRun
 
 logger = logging.getLogger("horde.main")
 
@@ -220,3 +225,17 @@ def raise_open_files_limit(users: int) -> None:
             users,
             needed,
         )
+
+
+@contextlib.contextmanager
+def blocking_watch(run: TestRun | None = None) -> Iterator[BlockingDetector]:
+    """Watch this process's event loop for blocking user code while the block runs (see horde.blocking);
+    with a run session, its findings join the run's warnings."""
+    detector = BlockingDetector(asyncio.get_running_loop())
+    if run is not None:
+        run.add_warning_source(detector.summary)
+    detector.start()
+    try:
+        yield detector
+    finally:
+        detector.stop()

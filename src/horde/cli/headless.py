@@ -7,7 +7,15 @@ import argparse
 import logging
 from collections.abc import Callable
 
-from horde.cli.common import LoadedTest, Shutdown, fail, first_of, make_environment, raise_open_files_limit
+from horde.cli.common import (
+    LoadedTest,
+    Shutdown,
+    blocking_watch,
+    fail,
+    first_of,
+    make_environment,
+    raise_open_files_limit,
+)
 from horde.cli.keyboard import keyboard_control
 from horde.cli.outputs import build_outputs
 from horde.env import Environment
@@ -81,7 +89,7 @@ async def run_headless(
                 )
             raise_open_files_limit(options.users or 1)
             run.start(start_request(options))
-            with keyboard_control(run):
+            with keyboard_control(run), blocking_watch(run if not distributed else None):
                 await first_of(shutdown.requested.wait(), run.wait())
             if runner.stop_reason:
                 logger.info("Test stopped: %s", runner.stop_reason)

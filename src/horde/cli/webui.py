@@ -8,7 +8,7 @@ import asyncio
 import logging
 from collections.abc import Callable
 
-from horde.cli.common import LoadedTest, Shutdown, fail, first_of, make_environment
+from horde.cli.common import LoadedTest, Shutdown, blocking_watch, fail, first_of, make_environment
 from horde.cli.headless import create_runner, start_request
 from horde.cli.keyboard import keyboard_control
 from horde.cli.outputs import build_outputs
@@ -58,7 +58,7 @@ async def run_web(
             code = fail(str(e))
             return code
         logger.info("%s", server.startup_line())
-        with keyboard_control(run):
+        with keyboard_control(run), blocking_watch(run if not distributed else None):
             if options.autostart:
                 await _autostart(run, options, shutdown, expect_workers)
             else:

@@ -7,7 +7,7 @@ import asyncio
 import logging
 
 import horde
-from horde.cli.common import Shutdown, fail, first_of, make_environment
+from horde.cli.common import Shutdown, blocking_watch, fail, first_of, make_environment
 from horde.rpc.zmq import RPCError
 from horde.runners.worker import WorkerRefusedError
 
@@ -48,7 +48,8 @@ async def run_worker(options: argparse.Namespace, user_classes: list[type[horde.
             except WorkerRefusedError as e:
                 code = fail(f"the master refused this worker: {e}")
             else:
-                await first_of(runner.wait_quit(), shutdown.requested.wait())
+                with blocking_watch():  # findings go out as warnings, which reach the master's log
+                    await first_of(runner.wait_quit(), shutdown.requested.wait())
         await runner.quit()
     finally:
         shutdown.uninstall()
