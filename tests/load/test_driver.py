@@ -231,3 +231,40 @@ def test_a_timer_driven_caller_over_closed_users() -> None:
     assert [t for t, _, _ in timeline] == [0.0, 1.0, 2.0, 2.0]
     assert timeline[2][1] == {"w1": {"Shopper": 3}, "w2": {"Shopper": 3}}
     assert timeline[-1][2]  # the complete marker comes with the last step
+
+
+def test_a_master_like_controller_with_workers_joining_and_lost_mid_run() -> None:
+    """Timers only: a ramp over two workers, a third joining mid-ramp, one lost after it completed."""
+
+    class Shopper:
+        weight = 1
+
+    clock = FakeClock(start=0.0)
+    driver = StepDriver(
+        ClosedUsers([Shopper], 12, 4).planner([Worker("w1"), Worker("w2", "h2")], PlanContext(clock)), clock
+    )
+    driver.start()
+    running: dict[str, int] = {}
+    markers: list[tuple[float, bool]] = []
+
+    def fire_timers_until(t: float) -> None:
+        while (due := driver.next_due()) is not None and due <= t:
+            clock.advance(due - clock.monotonic())
+            for s in driver.pop_due():
+                running.update({wid: p["Shopper"] for wid, p in s.payloads.items()})
+                if s.complete:
+                    markers.append((clock.monotonic(), s.rebalance))
+        clock.advance(max(0.0, t - clock.monotonic()))
+
+    fire_timers_until(1.5)
+    assert sum(running.values()) == 8
+    driver.add_worker(Worker("w3", "h3"), clock.monotonic())
+    fire_timers_until(10)
+    assert running == {"w1": 4, "w2": 4, "w3": 4}
+    assert [rebalance for _, rebalance in markers] == [False]  # the join folded into the ramp
+    driver.remove_worker("w2", clock.monotonic())
+    running.pop("w2")
+    fire_timers_until(20)
+    assert running == {"w1": 6, "w3": 6}
+    assert markers[-1][1] is True  # that one was a rebalance
+    assert driver.idle
