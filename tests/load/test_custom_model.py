@@ -182,3 +182,23 @@ async def test_an_invalid_or_unknown_model_fails_at_start() -> None:
         runner.start_load(Nameless())
     assert runner.state == "ready"
     await runner.quit()
+
+
+def test_the_same_model_plans_for_a_cluster_whose_workers_change() -> None:
+    from dataclasses import dataclass
+
+    from horde.load import StepDriver
+
+    @dataclass(frozen=True)
+    class Worker:
+        id: str
+
+    clock = FakeClock(start=0.0)
+    driver = StepDriver(PerWorker(3).planner([Worker("w1"), Worker("w2")], PlanContext(clock)), clock)
+    driver.start()
+    first = driver.pop_due()
+    assert [dict(s.payloads) for s in first] == [{"w1": {"users": 3}, "w2": {"users": 3}}, {}]
+    assert first[-1].complete and driver.idle
+    driver.add_worker(Worker("w3"))
+    assert [dict(s.payloads) for s in driver.pop_due()] == [{"w3": {"users": 3}}, {}]
+    assert driver.planner.target_user_count == 9
