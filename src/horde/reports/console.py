@@ -1,6 +1,7 @@
-"""Locust-style text tables of a run's statistics, returned as strings (the CLI decides where they go).
+"""Locust-style text tables of a run's statistics, and the console as an :class:`~horde.reports.output.Output`.
 
-Which numbers each table shows:
+The table functions take a :class:`~horde.stats.snapshot.StatsSnapshot` (or, for convenience, a live
+:class:`~horde.stats.RequestStats`, which they snapshot first) and return strings. Which numbers each shows:
 
 * :func:`stats_table` — counts, Avg/Min/Max/Med are cumulative (since the start or the last reset). The
   rate columns are *current* (``current_rps``: the last ~10 whole seconds, see
@@ -12,32 +13,52 @@ Which numbers each table shows:
 
 Milliseconds print as integers from 10 ms up, like Locust, and with one or two decimals below that, so a
 0.3 ms local service does not show as a column of zeros.
+
+:class:`ConsoleOutput` prints the live table every ``interval`` seconds from the tick's snapshot (and the
+workers table whenever a worker changes state, on a master), and the final report at ``stop``.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import sys
+from collections.abc import Iterable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, TextIO
 
-from horde.stats import MAX_RELATIVE_ERROR, PERCENTILES_TO_REPORT, RequestStats, StatsEntry
+from horde.stats import MAX_RELATIVE_ERROR, RequestStats
+from horde.stats.snapshot import EntrySnapshot, StatsSnapshot, take_snapshot
+
+if TYPE_CHECKING:
+    from horde.reports.output import RunInfo, RunResult
 
 #: Names longer than this are shortened in the middle (the end of a URL usually tells rows apart).
 DEFAULT_MAX_NAME_WIDTH = 60
+#: Seconds between two live tables (the hidden ``--print-stats-interval``; Locust prints every 2 s).
+DEFAULT_INTERVAL = 2.0
 _MIN_NAME_WIDTH = len("Aggregated")
 _TYPE_WIDTH = 8
 
+StatsLike = RequestStats | StatsSnapshot
+
+
+def _snapshot(stats: StatsLike, percentiles: Sequence[float] | None = None) -> StatsSnapshot:
+    if isinstance(stats, StatsSnapshot):
+        return stats
+    return take_snapshot(stats, user_count=0, percentiles=percentiles)
+
 
 def stats_table(
-    stats: RequestStats, *, current: bool = True, max_name_width: int = DEFAULT_MAX_NAME_WIDTH
+    stats: StatsLike, *, current: bool = True, max_name_width: int = DEFAULT_MAX_NAME_WIDTH
 ) -> str:
     """One row per entry (sorted by name, then method), a separator, then the ``Aggregated`` row."""
-    width = _name_width(stats, max_name_width)
+    snap = _snapshot(stats)
+    width = _name_width(snap, max_name_width)
     header = (
         f"{'Type':<{_TYPE_WIDTH}} {'Name':<{width}} {'# reqs':>7} {'# fails':>12} |"
         f" {'Avg':>7} {'Min':>7} {'Max':>7} {'Med':>7} | {'req/s':>7} {'failures/s':>10}"
     )
     separator = _separator(header)
 
-    def row(entry: StatsEntry, type_: str) -> str:
+    def row(entry: EntrySnapshot) -> str:
         rps, fps = (
             (entry.current_rps, entry.current_fail_per_sec)
             if current
@@ -45,80 +66,198 @@ def stats_table(
         )
         fails = f"{entry.num_failures}({entry.fail_ratio * 100:.2f}%)"
         return (
-            f"{_fit(type_, _TYPE_WIDTH)} {_fit(entry.name, width)} {entry.num_requests:>7} {fails:>12} |"
-            f" {_ms(entry.avg_response_time):>7} {_ms(entry.min_response_time or 0.0):>7}"
+            f"{_fit(entry.method, _TYPE_WIDTH)} {_fit(entry.name, width)} {entry.num_requests:>7} {fails:>12} |"
+            f" {_ms(entry.avg_response_time):>7} {_ms(entry.min_response_time):>7}"
             f" {_ms(entry.max_response_time):>7} {_ms(entry.median_response_time):>7} |"
             f" {rps:>7.2f} {fps:>10.2f}"
         )
 
     lines = [header, separator]
-    lines += [row(entry, entry.method) for entry in stats.sorted_entries()]
-    lines += [separator, row(stats.total, "")]
+    lines += [row(entry) for entry in snap.entries]
+    lines += [separator, row(snap.total)]
     return "\n".join(line.rstrip() for line in lines)
 
 
 def percentile_table(
-    stats: RequestStats,
+    stats: StatsLike,
     *,
     current: bool = False,
-    percentiles: Sequence[float] = PERCENTILES_TO_REPORT,
+    percentiles: Sequence[float] | None = None,
     max_name_width: int = DEFAULT_MAX_NAME_WIDTH,
 ) -> str:
-    """Response-time percentiles (ms) per entry and for ``Aggregated``; cumulative unless ``current``."""
-    width = _name_width(stats, max_name_width)
-    labels = [_percent_label(p) for p in percentiles]
+    """Response-time percentiles (ms) per entry and for ``Aggregated``; cumulative unless ``current``.
+
+    ``percentiles`` defaults to the snapshot's (``PERCENTILES_TO_REPORT``); given a snapshot, they must be
+    among the ones it holds.
+    """
+    snap = _snapshot(stats, percentiles)
+    qs = tuple(snap.percentiles if percentiles is None else (float(p) for p in percentiles))
+    missing = [p for p in qs if p not in snap.total.percentiles]
+    if missing:
+        raise ValueError(f"the snapshot holds no percentile {missing[0]!r}; it has {snap.percentiles}")
+    width = _name_width(snap, max_name_width)
+    labels = [_percent_label(p) for p in qs]
     header = (
         f"{'Type':<{_TYPE_WIDTH}} {'Name':<{width}} " + " ".join(f"{lbl:>6}" for lbl in labels) + " # reqs"
     )
     separator = _separator(header)
 
-    def row(entry: StatsEntry, type_: str) -> str:
+    def row(entry: EntrySnapshot) -> str:
         values: Sequence[float | None] | None
         if current:
-            values = entry.get_current_response_time_percentiles(percentiles)
-        elif entry.num_requests - entry.num_none_requests > 0:
-            values = entry.get_response_time_percentiles(percentiles)
+            window = entry.current_percentiles
+            values = None if all(window[p] is None for p in qs) else [window[p] for p in qs]
+        elif entry.timed_requests > 0:
+            values = [entry.percentiles[p] for p in qs]
         else:
             values = None
-        cells = [_ms(v) for v in values] if values is not None else ["N/A"] * len(percentiles)
+        cells = [_ms(v) for v in values] if values is not None else ["N/A"] * len(qs)
         return (
-            f"{_fit(type_, _TYPE_WIDTH)} {_fit(entry.name, width)} "
+            f"{_fit(entry.method, _TYPE_WIDTH)} {_fit(entry.name, width)} "
             + " ".join(f"{cell:>6}" for cell in cells)
             + f" {entry.num_requests:>6}"
         )
 
     lines = [header, separator]
-    lines += [row(entry, entry.method) for entry in stats.sorted_entries()]
-    lines += [separator, row(stats.total, "")]
+    lines += [row(entry) for entry in snap.entries]
+    lines += [separator, row(snap.total)]
     return "\n".join(line.rstrip() for line in lines)
 
 
-def error_table(stats: RequestStats) -> str:
+def error_table(stats: StatsLike) -> str:
     """``# occurrences`` and ``METHOD name: error text`` per error row, most frequent first."""
+    snap = _snapshot(stats)
     header = f"{'# occurrences':<18} Error"
     lines = [header, _separator(header + " " * 40)]
-    rows = sorted(stats.errors.values(), key=lambda r: (-r.occurrences, r.method, r.name, r.error))
-    lines += [f"{row.occurrences:<18} {row.to_name()}" for row in rows]
+    lines += [f"{row.occurrences:<18} {row.method} {row.name}: {row.error}" for row in snap.errors]
     return "\n".join(lines)
 
 
-def summary(stats: RequestStats, *, current: bool = False) -> str:
+def summary(stats: StatsLike, *, current: bool = False) -> str:
     """The end-of-run report: request statistics, percentiles and (if any) errors, with headings."""
+    snap = _snapshot(stats)
     error_bound = f"{MAX_RELATIVE_ERROR * 100:.1f}"
     parts = [
         "Request statistics",
-        stats_table(stats, current=current),
+        stats_table(snap, current=current),
         "",
         f"Response time percentiles (ms; bucketed, within {error_bound} % of the true value)",
-        percentile_table(stats),
+        percentile_table(snap),
     ]
-    if stats.errors:
-        parts += ["", "Error report", error_table(stats)]
+    if snap.errors:
+        parts += ["", "Error report", error_table(snap)]
     return "\n".join(parts)
 
 
-def _name_width(stats: RequestStats, max_width: int) -> int:
-    longest = max((len(entry.name) for entry in stats.entries.values()), default=0)
+def exceptions_table(exceptions: Iterable[Mapping[str, Any]] | Mapping[Any, Mapping[str, Any]]) -> str:
+    """User exceptions (``count``, ``msg``, ``traceback`` rows), most frequent first, with the traceback's end."""
+    rows = list(exceptions.values()) if isinstance(exceptions, Mapping) else list(exceptions)
+    lines = ["User exceptions:", f" {'# occurrences':>14}  Exception"]
+    for row in sorted(rows, key=lambda r: -int(r["count"])):
+        lines.append(f" {row['count']:>14}  {row['msg']}")
+        last = [ln for ln in str(row.get("traceback", "")).strip().splitlines() if ln.strip()][-3:]
+        lines.extend(f" {'':>14}    {ln.strip()}" for ln in last[:-1])
+    return "\n".join(lines)
+
+
+def workers_table(workers: Iterable[Any]) -> str:
+    """One row per worker (``WorkerStatus``): id, state, users, CPU and event-loop lag."""
+    rows = [f" {'worker':<44} {'state':<9} {'users':>6} {'cpu %':>6} {'lag ms':>7}"]
+    for w in sorted(workers, key=lambda w: w.index):
+        rows.append(
+            f" {w.id[:44]:<44} {w.state:<9} {w.user_count:>6} {w.cpu_percent:>6.0f} {w.loop_lag * 1000:>7.0f}"
+        )
+    return "\n".join(rows)
+
+
+def is_distributed(workers: Iterable[Any]) -> bool:
+    """Whether the rows are a master's workers (a local run has one row named ``local``, or none)."""
+    return any(w.id != "local" for w in workers)
+
+
+def final_report(result: RunResult) -> str:
+    """What the console prints at the end: summary, user exceptions, workers (on a master), warnings."""
+    parts = [summary(result.snapshot)]
+    if result.exceptions:
+        parts.append(exceptions_table(result.exceptions))
+    if is_distributed(result.workers):
+        parts.append("Workers:\n" + workers_table(result.workers))
+    if result.warnings:
+        parts.append("Warnings:\n" + "\n".join(f"  - {w}" for w in result.warnings))
+    return "\n\n".join(parts) + "\n"
+
+
+class ConsoleOutput:
+    """The headless console: the live stats table every ``interval`` s, the final report at the end.
+
+    ``only_summary`` (``--only-summary``) suppresses the live tables, not the workers table or the final
+    report. ``final=False`` suppresses the final report too (a front end that prints its own).
+    """
+
+    def __init__(
+        self,
+        stream: TextIO | None = None,
+        interval: float = DEFAULT_INTERVAL,
+        only_summary: bool = False,
+        *,
+        final: bool = True,
+        max_name_width: int = DEFAULT_MAX_NAME_WIDTH,
+    ) -> None:
+        if interval <= 0:
+            raise ValueError(f"interval must be positive, got {interval!r}")
+        self.stream = stream
+        self.interval = interval
+        self.only_summary = only_summary
+        self.final = final
+        self.max_name_width = max_name_width
+        self._run: RunInfo | None = None
+        self._last_print: float | None = None
+        self._workers_seen: tuple[tuple[str, str], ...] | None = None
+
+    def description(self) -> str:
+        live = "final summary only" if self.only_summary else f"live table every {self.interval:g} s"
+        return f"console: {live}"
+
+    def _write(self, text: str) -> None:
+        stream = self.stream if self.stream is not None else sys.stdout
+        stream.write(text + "\n")
+        stream.flush()
+
+    def start(self, run: RunInfo) -> None:
+        self._run = run
+        self._workers_seen = None
+        clock = getattr(getattr(run, "env", None), "clock", None)
+        self._last_print = clock.time() if clock is not None else None
+
+    def on_tick(self, snapshot: StatsSnapshot) -> None:
+        self._print_workers_if_changed()
+        if self.only_summary:
+            return
+        if self._last_print is None:
+            self._last_print = snapshot.time  # no start time known: the first table comes one interval on
+            return
+        # Half a tick of slack: ticks are about a second apart and never exactly.
+        if snapshot.time - self._last_print >= self.interval - 0.5:
+            self._last_print = snapshot.time
+            self._write(stats_table(snapshot, current=True, max_name_width=self.max_name_width))
+
+    def _print_workers_if_changed(self) -> None:
+        status = self._run.status() if self._run is not None else None
+        workers = tuple(getattr(status, "workers", ()) or ())
+        if not is_distributed(workers):
+            return
+        seen = tuple((w.id, w.state) for w in sorted(workers, key=lambda w: w.index))
+        if seen != self._workers_seen:
+            self._workers_seen = seen
+            self._write(workers_table(workers))
+
+    def stop(self, result: RunResult) -> None:
+        if self.final:
+            self._write(final_report(result))
+
+
+def _name_width(snap: StatsSnapshot, max_width: int) -> int:
+    longest = max((len(entry.name) for entry in snap.entries), default=0)
     return max(_MIN_NAME_WIDTH, min(longest, max(max_width, _MIN_NAME_WIDTH)))
 
 

@@ -34,8 +34,13 @@ True
 from __future__ import annotations
 
 import argparse
+import os
+import tempfile
 from collections.abc import Mapping, Sequence
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
+
+from horde.exceptions import ConfigurationError
 
 if TYPE_CHECKING:
     from horde.env import Environment
@@ -125,4 +130,36 @@ def describe(output: object) -> str:
     return type(output).__name__
 
 
-__all__ = ["Output", "RunInfo", "RunResult", "describe"]
+class OutputPathError(ConfigurationError):
+    """A report path that cannot be written; raised before the test starts, the message is one line."""
+
+
+def check_writable_file(path: str | os.PathLike[str]) -> None:
+    """Fail now, with one line, if ``path`` could not be written at the end of the run.
+
+    Missing parent directories are created (as Locust does for ``--csv``). ``"-"`` (stdout) always passes.
+    The check creates and removes a temporary file beside ``path``, since report files are written
+    beside their destination and renamed into place.
+    """
+    if str(path) == "-":
+        return
+    target = Path(path)
+    if target.is_dir():
+        raise OutputPathError(f"cannot write {str(path)!r}: it is a directory")
+    ancestor = target.parent
+    while not ancestor.exists() and ancestor != ancestor.parent:
+        ancestor = ancestor.parent
+    if not ancestor.is_dir():
+        raise OutputPathError(f"cannot write {str(path)!r}: {str(ancestor)!r} is not a directory")
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".check")
+        os.close(fd)
+        os.unlink(tmp)
+        if target.exists() and not os.access(target, os.W_OK):
+            raise PermissionError(13, "Permission denied")
+    except OSError as e:
+        raise OutputPathError(f"cannot write {str(path)!r}: {e.strerror or e}") from None
+
+
+__all__ = ["Output", "OutputPathError", "RunInfo", "RunResult", "check_writable_file", "describe"]
