@@ -18,7 +18,9 @@ horde's own part.
 target, through the real ``TestRun`` session, with outputs off and on — ``HtmlOutput``, ``PrometheusOutput``
 scraped once a second by a thread (Prometheus scrapes every 15 to 60 s: this is the worst case), and the CSV
 output with full history when ``horde.reports.csv`` exists — in interleaved rounds, each in its own
-process pinned to one CPU with the target on the other. The outputs' cost is the ratio of the medians.
+process pinned to one CPU with the target on the other. The outputs' cost is the ratio of the medians,
+of requests per second and of requests per CPU-second of the generator process (the Prometheus thread
+included); on a machine shared with other work the second is the steadier figure.
 """
 
 from __future__ import annotations
@@ -301,15 +303,21 @@ def bench_throughput(seconds: float, rounds: int, users: int, names: int) -> dic
                 result = json.loads(proc.stdout.strip().splitlines()[-1])
                 runs[mode].append(result)
                 print(
-                    f"  round {r + 1} {mode:>3}: {result['rps']:,.0f} req/s, CPU {result['cpu']:.2f}",
+                    f"  round {r + 1} {mode:>3}: {result['rps']:,.0f} req/s, CPU {result['cpu']:.2f},"
+                    f" {result['rps'] / result['cpu']:,.0f} req per CPU-second",
                     flush=True,
                 )
     off = statistics.median(x["rps"] for x in runs["off"])
     on = statistics.median(x["rps"] for x in runs["on"])
+    off_cpu = statistics.median(x["rps"] / x["cpu"] for x in runs["off"])
+    on_cpu = statistics.median(x["rps"] / x["cpu"] for x in runs["on"])
     out = {
         "off_rps": round(off),
         "on_rps": round(on),
         "cost_percent": round((1 - on / off) * 100, 2),
+        "off_req_per_cpu_s": round(off_cpu),
+        "on_req_per_cpu_s": round(on_cpu),
+        "cost_per_cpu_percent": round((1 - on_cpu / off_cpu) * 100, 2),
         "outputs_on": runs["on"][0]["outputs"],
         "files": runs["on"][0]["files"],
         "scrapes_per_run": runs["on"][0]["scrapes"],
