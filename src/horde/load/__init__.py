@@ -7,7 +7,26 @@
     registry.py  plan kind -> applier (what a process does with a payload), model name -> factory
 
 A new model is a new module that defines a LoadModel and its Planner, and registers its plan kind's applier
-with :func:`register_kind` (and its name with :func:`register_model`) when imported; no runner changes.
+with :func:`register_kind` (and its name with :func:`register_model`) when imported; no runner changes::
+
+    class PerWorker:                                   # the model: validates and describes itself
+        kind = "per-worker"
+        def validate(self): return [] if self.users >= 0 else ["Users per worker must be 0 or more."]
+        def describe(self): return f"{self.users} users on every worker"
+        def planner(self, workers, context): return PerWorkerPlanner(self.users, workers)
+
+    class PerWorkerPlanner:                            # pure: yields PlanStep({worker_id: payload}, delay)
+        ...                                            # add_worker / remove_worker / retarget / __next__
+
+    class PerWorkerApplier:                            # in each process: what a payload means
+        def __init__(self, host): self.host = host
+        async def apply(self, payload): await self.host.users.apply(...)
+        async def stop(self): ...
+
+    register_kind("per-worker", PerWorkerApplier)
+    await runner.start_load(PerWorker(3))              # LocalRunner, or a master and its workers
+
+``tests/load/test_custom_model.py`` is that model in full, run on a real LocalRunner.
 """
 
 from horde.load.closed import ClosedPlanner, ClosedUsers, UsersApplier
