@@ -200,7 +200,7 @@ def test_unknown_flag_exits_2(tmp_path: Path) -> None:
 def test_list_and_version(tmp_path: Path) -> None:
     write(tmp_path, LOCUSTFILE)
     r = horde("--list", cwd=tmp_path, timeout=30)
-    assert r.returncode == 0 and r.stdout.split() == ["Quick"]
+    assert r.returncode == 0 and r.stdout.splitlines() == ["Available Users:", "    Quick"]
     r = horde("-V", cwd=tmp_path, timeout=30)
     assert r.returncode == 0 and r.stdout.startswith("horde ")
 

@@ -22,6 +22,37 @@ if TYPE_CHECKING:
     from horde.shape import LoadTestShape
 
 
+#: The stop reason when ``-i/--iterations`` runs out (a planned end, not a failure).
+ITERATIONS_DONE = "the iteration limit was reached"
+
+
+class IterationBudget:
+    """``-i N``: N task runs in all. Users stop when they find the budget spent; the test ends when the
+    last of the N runs has finished (so exactly N complete, none is cut off by the stop)."""
+
+    __slots__ = ("done", "left", "limit")
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.left = limit
+        self.done = 0
+
+    def take(self) -> bool:
+        if self.left <= 0:
+            return False
+        self.left -= 1
+        return True
+
+    def finished(self, environment: Environment) -> None:
+        self.done += 1
+        if self.done == self.limit and environment.runner is not None:
+            environment.runner.stop_test(ITERATIONS_DONE)
+
+    def reset(self) -> None:
+        self.left = self.limit
+        self.done = 0
+
+
 class Environment:
     """Everything a runner needs, and what listeners receive as ``environment``.
 
@@ -70,6 +101,11 @@ class Environment:
         #: per-run task lists under the tag selection (``{class: tasks}``); ``None`` when no tags are
         #: selected. Users and task sets read it at construction; user classes are never modified.
         self.task_selection: dict[type, list[Any]] | None = None
+        #: ``-i/--iterations``: how many task runs this process may still start (None: no limit)
+        self.iteration_budget: IterationBudget | None = None
+        iterations = getattr(parsed_options, "iterations", None) if parsed_options is not None else None
+        if iterations:
+            self.iteration_budget = IterationBudget(int(iterations))
         if shape_class is not None:
             from horde.shape import LoadTestShape
 
@@ -138,6 +174,8 @@ class Environment:
         (a worker told by its master, a new start from the UI) takes effect. The host override needs no
         preparation: each user reads ``environment.host`` when it is created.
         """
+        if self.iteration_budget is not None:
+            self.iteration_budget.reset()
         if self.tags is None and self.exclude_tags is None:
             self.task_selection = None
             return

@@ -25,6 +25,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
+from horde.env import ITERATIONS_DONE
 from horde.exceptions import ConfigurationError
 from horde.runners.status import WorkerStatus
 from horde.stats.history import StatsHistory
@@ -44,7 +45,7 @@ TICK_INTERVAL = 1.0
 _ACTIVE_STATES = ("spawning", "running", "cleanup", "stopping")
 
 #: Runner stop reasons that are a planned end, not a failure of the run (the shape said so).
-NORMAL_ENDS = frozenset({"the load shape ended"})
+NORMAL_ENDS = frozenset({"the load shape ended", ITERATIONS_DONE})
 
 
 @dataclass(frozen=True)

@@ -106,7 +106,7 @@ def load_test(options: argparse.Namespace, *, needs_host: bool = True) -> Loaded
     """Import the locustfile(s) and check the classes; raises ConfigurationError with one clear line."""
     files = load_locustfiles(options.locustfile)
     user_classes = select_user_classes(files, options.user_classes)
-    if options.list_commands:
+    if options.list_commands or options.show_task_ratio or options.show_task_ratio_json:
         return LoadedTest(files, user_classes, None)
     if not user_classes:
         raise LocustfileError(

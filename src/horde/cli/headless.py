@@ -17,7 +17,7 @@ from horde.cli.common import (
     raise_open_files_limit,
 )
 from horde.cli.keyboard import keyboard_control
-from horde.cli.outputs import build_outputs
+from horde.cli.outputs import build_outputs, describe_outputs
 from horde.env import Environment
 from horde.exceptions import HordeError
 from horde.runners.base import Runner
@@ -68,6 +68,8 @@ async def run_headless(
     except (HordeError, OSError) as e:
         return fail(str(e))
     run = TestRun(env, outputs=outputs, locustfile=options.locustfile)
+    for line in describe_outputs(outputs):
+        logger.info("Writing %s", line)
     shutdown = Shutdown(run.hurry, lambda: run.runner.state in ("stopping", "cleanup"))
     shutdown.install()
     gave_up: str | None = None

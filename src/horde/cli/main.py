@@ -5,14 +5,20 @@ or a headless local/master run (:mod:`horde.cli.headless`)."""
 
 from __future__ import annotations
 
+import json
+import logging
 import os
 import sys
 from collections.abc import Sequence
 
-from horde.cli.common import PROCESSES_CHILD_ENV, check_roles, fail, load_test, run_event_loop
+from horde._version import __version__
+from horde.cli.common import PROCESSES_CHILD_ENV, LoadedTest, check_roles, fail, load_test, run_event_loop
 from horde.cli.logging_setup import setup_logging
 from horde.cli.options import parse_options
 from horde.exceptions import ConfigurationError
+from horde.user.ratio import class_shares_by_weight, format_ratio_text, ratio_report
+
+logger = logging.getLogger("horde.main")
 
 
 def main(argv: Sequence[str] | None = None) -> None:
@@ -29,10 +35,11 @@ def run_cli(argv: list[str]) -> int:
 
         return compare_main(argv[1:])
     options = parse_options(argv)
-    try:
-        setup_logging(options.loglevel, options.logfile)
-    except (ValueError, OSError) as e:
-        return fail(str(e))
+    if not options.skip_log_setup:
+        try:
+            setup_logging(options.loglevel, options.logfile)
+        except (ValueError, OSError) as e:
+            return fail(str(e))
     problem = check_roles(options)
     if problem:
         return fail(problem)
@@ -41,9 +48,12 @@ def run_cli(argv: list[str]) -> int:
     except ConfigurationError as e:
         return fail(str(e))
     if options.list_commands:
-        for cls in loaded.user_classes:
-            print(cls.__name__)
+        print("Available Users:")
+        for name in sorted(cls.__name__ for cls in loaded.user_classes):
+            print(f"    {name}")
         return 0
+    if options.show_task_ratio or options.show_task_ratio_json:
+        return show_task_ratio(loaded, as_json=bool(options.show_task_ratio_json))
     if os.environ.get(PROCESSES_CHILD_ENV):
         options.processes = None  # a worker started by --processes never starts workers of its own
     if options.processes is not None:
@@ -54,10 +64,24 @@ def run_cli(argv: list[str]) -> int:
         from horde.cli.worker import run_worker
 
         return int(run_event_loop(run_worker(options, loaded.user_classes)))
+    logger.info("Starting horde %s", __version__)
     if not options.headless:
         from horde.cli.webui import run_web
 
-        return int(run_event_loop(run_web(options, loaded)))
-    from horde.cli.headless import run_headless
+        code = int(run_event_loop(run_web(options, loaded)))
+    else:
+        from horde.cli.headless import run_headless
 
-    return int(run_event_loop(run_headless(options, loaded)))
+        code = int(run_event_loop(run_headless(options, loaded)))
+    logger.info("Shutting down (exit code %d)", code)
+    return code
+
+
+def show_task_ratio(loaded: LoadedTest, *, as_json: bool) -> int:
+    """``--show-task-ratio`` / ``--show-task-ratio-json``: how often each task would run, then exit."""
+    report = ratio_report(loaded.user_classes, class_shares_by_weight(loaded.user_classes))
+    print(
+        json.dumps(report, indent=2) if as_json else format_ratio_text(report),
+        end="" if not as_json else "\n",
+    )
+    return 0

@@ -22,6 +22,9 @@ from horde.web.options import add_web_arguments
 
 ENV_PREFIX = "HORDE_"
 CONF_FILES = ("~/.horde.conf", "horde.conf")
+#: Locust's own config sources, read as fallbacks below horde's (a Locust project works unchanged)
+LOCUST_ENV_PREFIX = "LOCUST_"
+LOCUST_CONF_FILES = ("~/.locust.conf", "locust.conf")
 _TIMESPAN = re.compile(r"^(?:(?P<h>\d+)h)?(?:(?P<m>\d+)m)?(?:(?P<s>\d+)s)?$")
 
 
@@ -67,6 +70,17 @@ def _positive_float(text: str) -> float:
     if value == 0:
         raise argparse.ArgumentTypeError(f"{text} must be > 0")
     return value
+
+
+def _stop_timeout(text: str) -> float:
+    """Seconds (``2.5``) or a time span (``5s``, ``1m``), as Locust accepts."""
+    try:
+        return _non_negative_float(text)
+    except argparse.ArgumentTypeError as e:
+        try:
+            return float(parse_timespan(text))
+        except ValueError:
+            raise e from None
 
 
 def _positive_timespan(text: str) -> int:
@@ -140,7 +154,7 @@ def build_parser() -> argparse.ArgumentParser:
     add(
         "-s",
         "--stop-timeout",
-        type=_non_negative_float,
+        type=_stop_timeout,
         default=0.0,
         help="seconds running tasks may take to finish when users stop (default 0: stop at once)",
     )
@@ -168,7 +182,36 @@ def build_parser() -> argparse.ArgumentParser:
     add(
         "--only-summary", action="store_true", default=None, help="print only the final tables, not every 2 s"
     )
-    add("--json", dest="json_file", metavar="FILE", help="write the final statistics as JSON to FILE")
+    add(
+        "--json",
+        dest="json_file",
+        nargs="?",
+        const="-",
+        metavar="FILE",
+        help="write the final statistics as JSON: to stdout without FILE (the tables then go to stderr)",
+    )
+    add("--json-file", dest="json_file", metavar="FILE", help="write the final statistics as JSON to FILE")
+    add(
+        "-i",
+        "--iterations",
+        type=_positive_int,
+        default=None,
+        help="stop after this many task iterations in all (counted over every user of this process)",
+    )
+    add(
+        "--print-stats",
+        action="store_true",
+        default=None,
+        help="print the live statistics table in web UI runs too (headless runs always print it)",
+    )
+    add(
+        "--show-task-ratio",
+        action="store_true",
+        default=None,
+        help="print how often each task would run, per class and in total, and exit",
+    )
+    add("--show-task-ratio-json", action="store_true", default=None, help="the same as JSON, and exit")
+    add("--skip-log-setup", action="store_true", default=None, help="leave logging as it is configured")
     reports = parser.add_argument_group("reports")
     reports.add_argument(
         "--csv",
@@ -258,6 +301,7 @@ _KEY_ALIASES = {
     "json": "json_file",
     "locustfiles": "locustfile",
     "csv": "csv_prefix",
+    "json_file": "json_file",
     "html": "html_file",
 }
 
@@ -329,6 +373,8 @@ def _source_name(source: str, key: str) -> str:
     """How an error names where a value came from: ``HORDE_RUN_TIME`` or ``horde.conf: run-time``."""
     if source == "environment":
         return ENV_PREFIX + key.upper().replace("-", "_")
+    if source == "locust-environment":
+        return LOCUST_ENV_PREFIX + key.upper().replace("-", "_")
     return f"{source}: {key}"
 
 
@@ -346,7 +392,7 @@ def collect_defaults(
     pyproject = cwd / "pyproject.toml"
     if _is_file(pyproject):
         layers.append((str(pyproject), read_pyproject(pyproject)))
-    for name in CONF_FILES:
+    for name in LOCUST_CONF_FILES + CONF_FILES:
         try:
             path = Path(name).expanduser() if name.startswith("~") else cwd / name
         except RuntimeError:  # no home directory to expand ~ into
@@ -358,25 +404,36 @@ def collect_defaults(
         if not _is_file(path):
             raise ConfigError(f"config file {config_file} does not exist")
         layers.append((config_file, read_conf_file(path)))
-    env_values = {k[len(ENV_PREFIX) :]: v for k, v in environ.items() if k.startswith(ENV_PREFIX)}
-    layers.append(("environment", env_values))
+    for prefix in (LOCUST_ENV_PREFIX, ENV_PREFIX):
+        values = {k[len(prefix) :]: v for k, v in environ.items() if k.startswith(prefix)}
+        layers.append(("environment" if prefix == ENV_PREFIX else "locust-environment", values))
 
     merged: dict[str, Any] = {}
     problems: list[str] = []
+    from_locust: list[str] = []
     for source, values in layers:
+        locust = source == "locust-environment" or Path(source).name in (".locust.conf", "locust.conf")
         for key, value in values.items():
             dest = _normalise_key(key)
             if dest not in dests or dest == "config":
-                if source == "environment":
-                    continue  # unrelated HORDE_* variables are not ours to reject
+                if source in ("environment", "locust-environment") or locust:
+                    continue  # unrelated variables, and Locust options horde has no use for
                 problems.append(f"{source}: unknown option {key!r}")
                 continue
+            if locust:
+                from_locust.append(
+                    LOCUST_ENV_PREFIX + key
+                    if source == "locust-environment"
+                    else f"{Path(source).name}: {key}"
+                )
             try:
                 merged[dest] = _config_value(dests[dest], dest in bool_dests, value, key, source)
             except (ConfigError, argparse.ArgumentTypeError, ValueError) as e:
                 problems.append(f"{_source_name(source, key)}: {e}")
     if problems:
         raise ConfigError("\n".join(problems))
+    if from_locust:
+        print(f"horde: note: read Locust settings as fallbacks: {', '.join(from_locust)}", file=sys.stderr)
     return merged
 
 

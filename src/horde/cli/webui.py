@@ -40,7 +40,7 @@ async def run_web(
     distributed = bool(options.master or expect_workers)
     try:
         runner = create_runner(env, options, distributed, on_master)
-        outputs = build_outputs(options)
+        outputs = build_outputs(options, web=True)
     except (HordeError, OSError) as e:
         return fail(str(e))
     run = TestRun(env, outputs=outputs, locustfile=options.locustfile)

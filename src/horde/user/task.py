@@ -225,6 +225,9 @@ class TaskSet(metaclass=TaskSetMeta):
                     self._task_queue.append(self.get_next_task())
                 task_fn = self._task_queue.pop(0)
                 user._check_stop_condition()
+                budget = user.environment.iteration_budget
+                if budget is not None and not budget.take():
+                    raise StopUser()  # -i/--iterations spent: the test ends once the last one finishes
                 self._task_started_at = user._task_started_at = clock.monotonic()
                 try:
                     await self.execute_task(task_fn)
@@ -232,6 +235,9 @@ class TaskSet(metaclass=TaskSetMeta):
                     continue
                 except RescheduleTask:
                     pass
+                finally:
+                    if budget is not None:
+                        budget.finished(user.environment)
                 await self.wait()
             except InterruptTaskSet as e:
                 await self._on_interrupt(e)
