@@ -193,7 +193,7 @@ async def test_a_shape_decides_instead_of_the_user_count() -> None:
     await settle(clock, 2.0)
     await asyncio.wait_for(run.wait(), 2)
     assert run.status().stop_reason == "the load shape ended"
-    assert run.status().load == "load shape TwoSteps"
+    assert run.status().load == "users and spawn rate from the load shape TwoSteps, re-read every second"
     await run.close()
 
 

@@ -21,12 +21,13 @@ import argparse
 import asyncio
 import logging
 import math
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
 from horde.env import ITERATIONS_DONE
 from horde.exceptions import ConfigurationError
+from horde.load import SHAPE_ENDED, ClosedUsers, LoadModel, ShapeModel
 from horde.runners.status import WorkerStatus
 from horde.stats.history import StatsHistory
 from horde.stats.snapshot import StatsSnapshot, take_snapshot
@@ -45,7 +46,7 @@ TICK_INTERVAL = 1.0
 _ACTIVE_STATES = ("spawning", "running", "cleanup", "stopping")
 
 #: Runner stop reasons that are a planned end, not a failure of the run (the shape said so).
-NORMAL_ENDS = frozenset({"the load shape ended", ITERATIONS_DONE})
+NORMAL_ENDS = frozenset({SHAPE_ENDED, ITERATIONS_DONE})
 
 
 @dataclass(frozen=True)
@@ -63,6 +64,8 @@ class StartRequest:
     run_time: float | None = None
     user_classes: tuple[str, ...] | None = None
     use_shape: bool = True
+    #: any other load model (an arrival rate, a test-only model): it decides instead of the fields above
+    model: LoadModel | None = None
 
     def problems(self, env: Environment) -> list[str]:
         """Every reason this request cannot start, each one sentence (empty when it can)."""
@@ -240,6 +243,7 @@ class TestRun:
         self.run_time: float | None = None
         self.started_at: float | None = None
         self.request: StartRequest | None = None
+        self.model: LoadModel | None = None  # the model of the running (or last) test
         self.stop_reason: str | None = None  # the session's own reason (run time); the runner has its own
         self._timer: asyncio.Task[None] | None = None
         self._ticker: asyncio.Task[None] | None = None
@@ -299,19 +303,35 @@ class TestRun:
             self.markers.clear()
             self.started_at = env.clock.time()
             self._peak_users = 0
-        shaped = request.use_shape and env.shape_class is not None
-        if shaped:
-            self.runner.start_shape()
-        else:
-            classes = list(request.user_classes) if request.user_classes is not None else None
-            self.runner.start(
-                request.user_count if request.user_count is not None else 1,
-                request.spawn_rate or 1.0,
-                user_classes=classes,
-            )
-        self._mark("start" if fresh else "edit", self._describe(request, shaped))
-        if not shaped:  # a shape decides when it ends (its tick returns None); --run-time is for user counts
+        model = self.model_for(request)
+        if fresh:
+            logger.info("Starting: %s", model.describe())
+        self.runner.start_load(model)
+        self.model = model
+        self._mark("start" if fresh else "edit", model.describe())
+        if not isinstance(model, ShapeModel):  # a shape decides when it ends (its tick returns None)
             self._arm_timer(request.run_time)
+
+    def model_for(self, request: StartRequest) -> LoadModel:
+        """The load model a request asks for: its own, the locustfile's shape, or closed user counts."""
+        env = self.env
+        if request.model is not None:
+            return request.model
+        if request.use_shape and env.shape_class is not None:
+            return ShapeModel(
+                env.shape_class,
+                env.user_classes,
+                run_time=request.run_time,
+                dispatcher_class=env.dispatcher_class,
+            )
+        return ClosedUsers(
+            env.user_classes,
+            request.user_count if request.user_count is not None else 1,
+            request.spawn_rate or 1.0,
+            classes=list(request.user_classes) if request.user_classes is not None else None,
+            run_time=request.run_time,
+            dispatcher_class=env.dispatcher_class,
+        )
 
     def edit(self, user_count: int, spawn_rate: float) -> None:
         """Change the user count of a running test (keeps its run time, host and class selection)."""
@@ -445,7 +465,6 @@ class TestRun:
     def status(self) -> RunStatus:
         """The run as a front end shows it; ``version`` moves whenever any field changes."""
         runner = self.runner
-        request = self.request
         status = RunStatus(
             state=str(runner.state),
             user_count=runner.user_count,
@@ -458,9 +477,7 @@ class TestRun:
             stop_reason=self._stop_reason(),
             workers=tuple(runner.worker_statuses()),
             warnings=tuple(self._warnings()),
-            load=self._describe(request, request.use_shape and self.env.shape_class is not None)
-            if request
-            else None,
+            load=self.model.describe() if self.model is not None else None,
         )
         previous = self._status
         if previous is None or previous._content() != status._content():
@@ -547,40 +564,3 @@ class TestRun:
 
     def _mark(self, kind: str, text: str) -> None:
         self.markers.append({"time": self.env.clock.time(), "kind": kind, "text": text})
-
-    def _describe(self, request: StartRequest | None, shaped: bool) -> str:
-        if request is None:
-            return ""
-        if shaped and self.env.shape_class is not None:
-            text = f"load shape {type(self.env.shape_class).__name__}"
-        else:
-            users = request.user_count if request.user_count is not None else 1
-            rate = request.spawn_rate or 1.0
-            classes = self._weights_text(request.user_classes)
-            text = f"{users} users at {rate:g}/s" + (f", {classes}" if classes else "")
-        if request.run_time:
-            text += f", for {_span(request.run_time)}"
-        return text
-
-    def _weights_text(self, names: Sequence[str] | None) -> str:
-        classes = [c for c in self.env.user_classes if names is None or c.__name__ in names]
-        if len(classes) < 2:
-            return ""
-        fixed = [f"{c.__name__} x{c.fixed_count}" for c in classes if c.fixed_count]
-        weighted = [f"{c.__name__} {c.weight:g}" for c in classes if not c.fixed_count]
-        parts = []
-        if weighted:
-            parts.append("weights " + " : ".join(weighted))
-        if fixed:
-            parts.append("fixed " + ", ".join(fixed))
-        return ", ".join(parts)
-
-
-def _span(seconds: float) -> str:
-    """90 → '1m30s', 3600 → '1h', 12.5 → '12.5s'."""
-    if seconds != int(seconds):
-        return f"{seconds:g}s"
-    s = int(seconds)
-    h, rest = divmod(s, 3600)
-    m, sec = divmod(rest, 60)
-    return "".join(f"{n}{u}" for n, u in ((h, "h"), (m, "m"), (sec, "s")) if n) or "0s"
