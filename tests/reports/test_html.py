@@ -250,6 +250,28 @@ def test_no_history_no_charts() -> None:
     assert "No history was recorded" in text and 'id="chart-rps"' not in text
 
 
+def test_worker_series_is_bounded_and_keeps_peaks() -> None:
+    series = report.WorkerSeries(max_points=50)
+    for sec in range(1000):
+        cpu = 99.0 if sec == 700 else 30.0
+        series.add(START + sec, [WorkerStatus("w1", cpu_percent=cpu, loop_lag=0.002), WorkerStatus("w2")])
+    chart = series.chart(START)
+    assert set(chart) == {"w1", "w2"}
+    assert len(chart["w1"]["t"]) <= 50 and len(series._series["w1"][0]) < 100
+    assert max(chart["w1"]["cpu"]) == 99.0 and chart["w1"]["lag"][0] == 2.0
+    assert chart["w1"]["t"][-1] == 999
+
+
+def test_cpu_and_lag_charts_when_workers_were_sampled() -> None:
+    series = report.WorkerSeries()
+    for sec in range(5):
+        series.add(START + sec, [WorkerStatus("w1", cpu_percent=50.0 + sec)])
+    text = render_html(simulate(5), workers=series)
+    assert 'id="chart-cpu"' in text and 'id="chart-lag"' in text
+    assert data_of(text)["chart"]["workers"]["w1"]["cpu"] == [50, 51, 52, 53, 54]
+    assert 'id="chart-cpu"' not in render_html(simulate(5))
+
+
 # -- placeholders and the output ----------------------------------------------------------------------------
 
 
@@ -259,6 +281,9 @@ def test_fill_placeholders() -> None:
     )
     assert fill_placeholders("r_{u}_{r}.html", users=None, spawn_rate=0.5, run_time=None) == "r_{u}_0.html"
     assert fill_placeholders("{x}{u}{u}", users=3, spawn_rate=None, run_time=None) == "{x}33"
+
+
+TICK = SimpleNamespace(time=START + 1.0)  # what on_tick reads of the snapshot
 
 
 class FakeRun:
@@ -278,9 +303,9 @@ def test_placeholders_after_a_web_start(tmp_path: Path) -> None:
     output = HtmlOutput(tmp_path / "out" / "report_{u}_{r}_{t}.html")
     output.start(run)
     run.current = SimpleNamespace(target_user_count=50, spawn_rate=5.0, run_time=None)
-    output.on_tick(None)
+    output.on_tick(TICK)
     run.current = SimpleNamespace(target_user_count=80, spawn_rate=8.0, run_time=None)
-    output.on_tick(None)
+    output.on_tick(TICK)
     run.current = SimpleNamespace(target_user_count=0, spawn_rate=0.0, run_time=None)  # stopped
     result = simulate(12, spawn_rate=8.0)  # the session's result carries the last request's spawn rate
     output.stop(result)
@@ -296,7 +321,7 @@ def test_placeholders_from_the_command_line(tmp_path: Path) -> None:
     output = HtmlOutput(str(tmp_path / "test_report_{u}_{r}_{t}.html"))
     output.start(run)
     run.current = SimpleNamespace(target_user_count=100)  # what the session's status says once started
-    output.on_tick(None)
+    output.on_tick(TICK)
     result = simulate(3, options=run.options)  # ended before the ramp reached 100
     assert output.path_for(result) == tmp_path / "test_report_100_10_50.html"
 
@@ -345,26 +370,34 @@ def test_report_renders_in_chromium(tmp_path: Path, monkeypatch: pytest.MonkeyPa
         600,
         names=("/", "/api/items", "/api/items/[id]", "/api/search?q=[term]", "/api/cart", "/api/checkout"),
         spike_at=400,
-        exceptions=[{"count": 4, "msg": "KeyError('cart')", "traceback": tb, "nodes": ["local"]}],
+        exceptions=[{"count": 4, "msg": "KeyError('cart')", "traceback": tb, "nodes": ["w1", "w2"]}],
         workers=(
+            WorkerStatus("w1", state="stopped", cpu_percent=41.5, loop_lag=0.004, memory_rss=73_400_000),
             WorkerStatus(
-                "local",
-                state="stopped",
-                user_count=0,
-                cpu_percent=41.5,
-                loop_lag=0.004,
-                memory_rss=73_400_000,
+                "w2", index=1, state="stopped", cpu_percent=45.0, loop_lag=0.003, memory_rss=71_900_000
             ),
         ),
-        warnings=("CPU usage above 90 % on local (94 %) for 20 s: response times may be inflated",),
+        warnings=("CPU usage above 90 % on w2 (97 %) for 60 s: response times may be inflated",),
         exit_code=1,
         options=argparse.Namespace(
             users=20, spawn_rate=2.0, run_time=600, host="http://127.0.0.1:8080", locustfile="shop.py"
         ),
         locustfile=str(locustfile),
     )
+    workers = report.WorkerSeries()
+    for sec in range(600):  # two workers; w2 saturates for a minute around the latency spike
+        hot = 370 <= sec < 430
+        workers.add(
+            START + sec,
+            [
+                WorkerStatus("w1", cpu_percent=40.0 + sec % 7, loop_lag=0.003),
+                WorkerStatus(
+                    "w2", index=1, cpu_percent=97.0 if hot else 45.0, loop_lag=0.18 if hot else 0.004
+                ),
+            ],
+        )
     path = tmp_path / "report.html"
-    path.write_text(render_html(result), encoding="utf-8")
+    path.write_text(render_html(result, workers=workers), encoding="utf-8")
     with sync_api.sync_playwright() as p:
         browser = p.chromium.launch(
             executable_path=CHROMIUM,
@@ -385,7 +418,7 @@ def test_report_renders_in_chromium(tmp_path: Path, monkeypatch: pytest.MonkeyPa
             page.on("pageerror", lambda e: errors.append(str(e)))
             page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
             page.goto(path.as_uri())
-            for chart in ("chart-rps", "chart-rt", "chart-users"):
+            for chart in ("chart-rps", "chart-rt", "chart-users", "chart-cpu", "chart-lag"):
                 page.wait_for_selector(f"#{chart} svg.main-svg", timeout=20_000)
             # plotly drew lines: one path per visible trace
             assert page.locator("#chart-rps .scatterlayer .trace").count() == 2
@@ -399,6 +432,7 @@ def test_report_renders_in_chromium(tmp_path: Path, monkeypatch: pytest.MonkeyPa
                 == 3
             )
             assert page.eval_on_selector("#chart-users", "el => el.data.length") == 1
+            assert page.eval_on_selector("#chart-cpu", "el => el.data.map(t => t.name)") == ["w1", "w2"]
             # the lines have real geometry, and the start marker is drawn
             lengths = page.eval_on_selector_all(
                 "#chart-rps .scatterlayer path.js-line", "els => els.map(e => e.getTotalLength())"

@@ -75,6 +75,7 @@ async def test_web_started_run_writes_the_report_with_its_real_figures(tmp_path:
         assert cells[2:4] == [f"{total.num_requests:,}", f"{total.num_failures:,}"]  # the final totals
         assert "locustfile.py" in text and "Stopped: the run time limit was reached." in text
         assert '"kind":"edit"' in text  # the edit marker is on the charts
+        assert 'id="chart-cpu"' in text  # the local row's CPU and loop lag, sampled at every tick
 
         # the exporter still serves after the end: the last scrape has the final totals
         host, port = prom.address

@@ -8,17 +8,21 @@ Sections, top to bottom: the run manifest (horde version, locustfile name + sha2
 start/end in UTC, duration, users, workers), a verdict banner (thresholds when there are any, the exit
 code, the stop reason and the generator-health warnings), request statistics, response-time percentiles,
 charts over the whole run from ``result.history`` (requests/s and failures/s; response-time percentiles,
-selectable; users; with the start/edit/stop/reset markers), users per class, the final workers table
-(CPU, memory and loop lag per worker: the history keeps no per-worker series), failures, and exceptions
-with their tracebacks.
+selectable; users; the start/edit/stop/reset markers on each), the generator's CPU and event-loop lag
+per worker over time (sampled by :class:`HtmlOutput` at every tick, since the history keeps no per-worker
+series; the web UI's on-demand report has the final workers table only), users per class, the final
+workers table, failures, and exceptions with their tracebacks.
 
-Size. The plotly bundle is ~4.8 MB and dominates. Everything else is small because the chart series are
-downsampled to at most :data:`MAX_CHART_POINTS` points per series (consecutive history points are grouped
-evenly; a group keeps the *mean* of requests/s and failures/s, so the area under the curve — the request
-count — is preserved, and the *maximum* of each percentile and of the user count, so a latency spike or the
-peak load is never averaged away), and the tables have one row per entry. Measured with
-``benchmarks/outputs.py``: a simulated 1-hour run (3,600 one-second ticks) with 50 entries gives a
-4.88 MB file, of which ~65 KB is horde's own markup, CSS, script and data (100 entries: ~90 KB).
+Size. The plotly bundle (4.82 MB) dominates. Everything else is small because every chart series is
+downsampled to at most :data:`MAX_CHART_POINTS` points (consecutive history points grouped evenly; a
+group keeps the *mean* of requests/s and failures/s, so the area under the curve — the request count —
+is preserved, and the *maximum* of each percentile, of the user count and of CPU/lag, so a latency spike
+or a saturated second is never averaged away), chart numbers are rounded to 4 significant digits (the
+histogram is only good to 0.78 % anyway), and the tables carry one row per entry with no repeated sort
+keys. Measured with ``benchmarks/outputs.py report`` (a simulated 1-hour run, 3,600 one-second ticks):
+**50 entries: 4.91 MB, of which 95 KB is the report itself; 100 entries: 4.95 MB, 129 KB**. Writing
+it (``HtmlOutput.stop``: the pieces are streamed, plotly.js is never copied) takes ~0.1 s and peaks at
+~15 MB of allocations; :func:`render_html` (one string, for the web route) peaks at ~10 MB.
 
 Times are shown in UTC everywhere (a report travels between time zones). Percentiles in the tables are
 cumulative over the run (:data:`horde.stats.PERCENTILES_TO_REPORT`, the console's and the CSV's set);
@@ -212,6 +216,49 @@ def downsample(
     return out_times, out
 
 
+class WorkerSeries:
+    """CPU % and loop lag per worker over the run, for the report's generator chart, in bounded memory.
+
+    The history keeps no per-worker series, so :class:`HtmlOutput` samples ``status().workers`` at every
+    tick. At most ``2 * max_points`` samples per worker are held: when full, neighbouring samples are
+    merged pairwise, keeping the higher value of each (a saturated second is never averaged away), so the
+    resolution halves as the run grows. Memory: ~100 bytes per sample, ≈ 200 KB per worker at most.
+    """
+
+    def __init__(self, max_points: int = MAX_CHART_POINTS) -> None:
+        self.max_points = max_points
+        self._series: dict[str, tuple[list[float], list[float], list[float]]] = {}
+
+    def __bool__(self) -> bool:
+        return bool(self._series)
+
+    def add(self, now: float, workers: Iterable[Any]) -> None:
+        for w in workers:
+            wid = str(_get(w, "id"))
+            times, cpu, lag = self._series.setdefault(wid, ([], [], []))
+            times.append(now)
+            cpu.append(float(_get(w, "cpu_percent") or 0.0))
+            lag.append(float(_get(w, "loop_lag") or 0.0) * 1000)
+            if len(times) >= 2 * self.max_points:
+                self._series[wid] = (
+                    times[1::2],
+                    [max(a, b) for a, b in zip(cpu[::2], cpu[1::2], strict=False)],
+                    [max(a, b) for a, b in zip(lag[::2], lag[1::2], strict=False)],
+                )
+
+    def chart(self, t0: float) -> dict[str, Any]:
+        """``{worker id: {"t", "cpu", "lag"}}`` for the chart JSON, each at most ``max_points`` long."""
+        out: dict[str, Any] = {}
+        for wid, (times, cpu, lag) in sorted(self._series.items()):
+            t, series = downsample(times, {"cpu": ("max", cpu), "lag": ("max", lag)}, self.max_points)
+            out[wid] = {
+                "t": _rounded([x - t0 for x in t], 1),
+                "cpu": _rounded(series["cpu"], 1),
+                "lag": _rounded(series["lag"], 1),
+            }
+        return out
+
+
 def _get(obj: Any, name: str, default: Any = None) -> Any:
     """An attribute, or a key of a mapping (threshold and worker rows may be either)."""
     if isinstance(obj, Mapping):
@@ -225,7 +272,9 @@ def _total_rows(result: RunResult) -> list[HistoryRow]:
     return list(history.total_rows()) if history is not None else []
 
 
-def chart_data(result: RunResult, *, max_points: int = MAX_CHART_POINTS) -> dict[str, Any]:
+def chart_data(
+    result: RunResult, *, max_points: int = MAX_CHART_POINTS, workers: WorkerSeries | None = None
+) -> dict[str, Any]:
     """The JSON the report's script draws: time offsets from ``t0`` (s) and one list per series."""
     rows = _total_rows(result)
     quantiles = list(result.history.percentiles) if rows else []
@@ -256,6 +305,7 @@ def chart_data(result: RunResult, *, max_points: int = MAX_CHART_POINTS) -> dict
         "pct": {_percent_label(p): _rounded(out[f"p{p}"], 2) for p in charted},
         "visible": [_percent_label(p) for p in _CHART_VISIBLE if p in charted],
         "markers": markers,
+        "workers": workers.chart(t0) if workers else {},
     }
 
 
@@ -276,24 +326,32 @@ def _rounded(values: Iterable[float | None], digits: int) -> list[float | int | 
 
 
 def render_html(
-    result: RunResult, *, manifest: Manifest | None = None, download_url: str | None = None
+    result: RunResult,
+    *,
+    manifest: Manifest | None = None,
+    download_url: str | None = None,
+    workers: WorkerSeries | None = None,
 ) -> str:
     """The whole report as one HTML document (UTF-8 text).
 
     ``manifest`` defaults to :meth:`Manifest.from_result`; ``download_url`` adds a "Download the report"
-    link (the web UI's ``/stats/report?download=1``).
+    link (the web UI's ``/stats/report?download=1``); ``workers`` adds the generator CPU / loop-lag chart.
     """
-    return "".join(render_parts(result, manifest=manifest, download_url=download_url))
+    return "".join(render_parts(result, manifest=manifest, download_url=download_url, workers=workers))
 
 
 def render_parts(
-    result: RunResult, *, manifest: Manifest | None = None, download_url: str | None = None
+    result: RunResult,
+    *,
+    manifest: Manifest | None = None,
+    download_url: str | None = None,
+    workers: WorkerSeries | None = None,
 ) -> list[str]:
     """:func:`render_html` as pieces to write one after the other (plotly.js is one piece, not copied)."""
     manifest = manifest or Manifest.from_result(result)
     title = f"horde report: {Path(manifest.locustfile).name if manifest.locustfile else 'test'}"
     title += f" on {manifest.host}" if manifest.host else ""
-    data = {"chart": chart_data(result)}
+    data = {"chart": chart_data(result, workers=workers)}
     parts = [
         "<!DOCTYPE html>",
         '<html lang="en"><head><meta charset="utf-8">',
@@ -575,6 +633,11 @@ def _charts_html(chart: Mapping[str, Any]) -> str:
         f'<div class="pct-select" id="pct-select">Percentiles: {boxes}</div>'
         '<div class="chart" id="chart-rt"></div>'
         '<div class="chart" id="chart-users"></div>'
+        + (
+            '<div class="chart" id="chart-cpu"></div><div class="chart" id="chart-lag"></div>'
+            if chart["workers"]
+            else ""
+        )
     )
 
 
@@ -764,6 +827,7 @@ class HtmlOutput:
         self._run: RunInfo | None = None
         self._locustfiles: tuple[LocustfileDigest, ...] | None = None
         self._peak_target = 0
+        self.workers = WorkerSeries()
 
     def description(self) -> str:
         return f"HTML report: {self.path_template} (written at the end)"
@@ -773,21 +837,26 @@ class HtmlOutput:
         locustfile = getattr(run, "locustfile", None) or _option(run.options, "locustfile")
         self._locustfiles = digest_locustfiles(locustfile)
         self._peak_target = 0
+        self.workers = WorkerSeries()
         self._observe()
 
     def on_tick(self, snapshot: StatsSnapshot) -> None:
-        self._observe()
+        status = self._observe()
+        if status is not None:
+            self.workers.add(snapshot.time, getattr(status, "workers", ()) or ())
 
-    def _observe(self) -> None:
+    def _observe(self) -> Any:
         """Remember the highest target user count (it changes on a web start, an edit or a shape)."""
         if self._run is None:
-            return
+            return None
         try:
-            target = self._run.status().target_user_count
+            status = self._run.status()
         except Exception:  # a report must not break the run
-            return
+            return None
+        target = getattr(status, "target_user_count", None)
         if isinstance(target, int | float) and target > self._peak_target:
             self._peak_target = int(target)
+        return status
 
     def placeholders(self, result: RunResult) -> dict[str, float | None]:
         """The values of ``{u}``, ``{r}`` and ``{t}`` for this result (see the class docstring)."""
@@ -807,7 +876,7 @@ class HtmlOutput:
         path = self.path_for(result)
         try:
             manifest = Manifest.from_result(result, locustfiles=self._locustfiles)
-            write_atomic(path, render_parts(result, manifest=manifest))
+            write_atomic(path, render_parts(result, manifest=manifest, workers=self.workers))
         except Exception as exc:
             self.error = f"HTML report not written to {path}: {exc}"
             logger.error(self.error)
@@ -958,5 +1027,18 @@ _JS = r"""
     });
   });
   Plotly.newPlot("chart-users", [line("Users", c.users, "#1d2330", {line: {width: 2.2, color: "#1d2330", shape: "hv"}})], layout("Users", "users"), config);
+
+  var ids = Object.keys(c.workers);
+  if (ids.length) {
+    function per(key) {
+      return ids.map(function (id, i) {
+        var w = c.workers[id];
+        return {x: w.t.map(function (dt) { return new Date((c.t0 + dt) * 1000); }), y: w[key], name: id,
+                type: "scatter", mode: "lines", line: {width: 1.5, color: palette[i % palette.length]}};
+      });
+    }
+    Plotly.newPlot("chart-cpu", per("cpu"), layout("Generator CPU per worker (90 % and above: saturated)", "%"), config);
+    Plotly.newPlot("chart-lag", per("lag"), layout("Generator event-loop lag per worker", "ms"), config);
+  }
 })();
 """
