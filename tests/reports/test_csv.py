@@ -216,3 +216,14 @@ def test_csv_output_protocol_description_and_bad_prefixes(tmp_path: Path) -> Non
         CsvOutput(tmp_path / "d").start(make_run())  # type: ignore[arg-type]
     check_writable(tmp_path / "new" / "dir" / "p")
     assert (tmp_path / "new" / "dir").is_dir()
+
+
+def test_renderers_take_live_stats_too() -> None:
+    run = make_run()
+    drive(run, [], 3)
+    stats = run.env.stats
+    snap = take_snapshot(stats, user_count=0)
+    from horde.reports.csv import requests_csv
+
+    assert requests_csv(stats) == stats_csv(stats) == stats_csv(snap)
+    assert failures_csv(stats) == failures_csv(snap)

@@ -47,7 +47,8 @@ from typing import IO, TYPE_CHECKING, Any
 
 from horde.reports.json import write_text
 from horde.reports.output import check_writable_file
-from horde.stats.snapshot import EntrySnapshot, StatsSnapshot
+from horde.stats import RequestStats
+from horde.stats.snapshot import EntrySnapshot, StatsSnapshot, take_snapshot
 
 if TYPE_CHECKING:
     from horde.reports.output import RunInfo, RunResult
@@ -137,8 +138,16 @@ def _stats_row(e: EntrySnapshot) -> list[object]:
     ]
 
 
-def stats_csv(snapshot: StatsSnapshot) -> str:
-    """``PREFIX_stats.csv`` (and ``/stats/requests/csv``): whole-run totals, then ``Aggregated``."""
+def _snap(stats: StatsSnapshot | RequestStats) -> StatsSnapshot:
+    return stats if isinstance(stats, StatsSnapshot) else take_snapshot(stats, user_count=0)
+
+
+def stats_csv(snapshot: StatsSnapshot | RequestStats) -> str:
+    """``PREFIX_stats.csv`` (and ``/stats/requests/csv``): whole-run totals, then ``Aggregated``.
+
+    Takes the tick's snapshot, or live stats (snapshotted first).
+    """
+    snapshot = _snap(snapshot)
     return _render([stats_header(snapshot.percentiles), *(_stats_row(e) for e in snapshot.rows)])
 
 
@@ -230,8 +239,13 @@ def _iso(ts: float | None) -> str:
     return "" if ts is None else time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(ts))
 
 
-def failures_csv(snapshot: StatsSnapshot) -> str:
+#: Locust's name for the stats file renderer (``StatsCSV.requests_csv``).
+requests_csv = stats_csv
+
+
+def failures_csv(snapshot: StatsSnapshot | RequestStats) -> str:
     """``PREFIX_failures.csv`` (and ``/stats/failures/csv``): one row per error, most frequent first."""
+    snapshot = _snap(snapshot)
     rows = [
         [r.method, r.name, r.error, r.occurrences, _iso(r.first_seen), _iso(r.last_seen)]
         for r in snapshot.errors
