@@ -29,6 +29,7 @@ from horde.reports.html import (
     fill_placeholders,
     render_html,
 )
+from horde.reports.output import OutputPathError
 from horde.runners.status import WorkerStatus
 from horde.session import RunResult
 from horde.stats import PERCENTILES_TO_REPORT, RequestStats
@@ -339,16 +340,17 @@ def test_write_failure_is_logged_not_raised(tmp_path: Path, caplog: pytest.LogCa
 def test_check_writable(tmp_path: Path) -> None:
     check_writable(tmp_path / "new" / "dir" / "r_{u}.html")
     assert (tmp_path / "new" / "dir").is_dir()
-    with pytest.raises(ValueError, match="is a directory"):
+    assert not list((tmp_path / "new" / "dir").iterdir())  # the probe file is gone
+    with pytest.raises(OutputPathError, match="it is a directory"):
         check_writable(tmp_path)
     blocker = tmp_path / "file"
     blocker.write_text("x")
-    with pytest.raises(ValueError, match="cannot create"):
-        check_writable(blocker / "r.html")
+    with pytest.raises(OutputPathError, match="is not a directory"):
+        check_writable(blocker / "r_{t}.html")
     if os.geteuid() != 0:  # root may write anywhere
         ro = tmp_path / "ro"
         ro.mkdir(mode=0o500)
-        with pytest.raises(ValueError, match="not writable"):
+        with pytest.raises(OutputPathError, match="cannot write"):
             check_writable(ro / "r.html")
 
 

@@ -94,3 +94,21 @@ async def test_web_started_run_writes_the_report_with_its_real_figures(tmp_path:
         assert states["stopped"] == 1
     finally:
         prom.close()
+
+
+async def test_a_second_test_in_the_same_session_names_the_report_after_itself(tmp_path: Path) -> None:
+    clock = FakeClock()
+    env = Environment(user_classes=[Worker], events=Events(), clock=clock)
+    env.create_local_runner()
+    html = HtmlOutput(tmp_path / "report_{u}_{r}.html")
+    run = TestRun(env, outputs=[html])
+    await run.open()
+    run.start(StartRequest(user_count=6, spawn_rate=6))
+    await settle(clock, 2.0)
+    await run.stop()
+    await settle(clock, 1.0)
+    run.start(StartRequest(user_count=2, spawn_rate=2))  # a new test from the web form
+    await settle(clock, 2.0)
+    result = await run.close()
+    assert html.path == tmp_path / "report_2_2.html"
+    assert max(r.user_count for r in result.history.total_rows()) == 2  # the history is the second test's

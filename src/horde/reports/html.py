@@ -771,20 +771,14 @@ def fill_placeholders(
 
 
 def check_writable(path_template: str | os.PathLike[str]) -> None:
-    """Raise ``ValueError`` (one line) when the report could not be written; the CLI calls it before the run.
+    """Raise :class:`~horde.reports.output.OutputPathError` (one line) now if the report could not be
+    written at the end; the CLI calls it before the test starts. Missing directories are created.
 
-    The directory is created if missing, as Locust does for ``--csv``.
+    The placeholders are unknown before the run; the path is checked with each of them set to ``0``.
     """
-    target = Path(fill_placeholders(os.fspath(path_template), users=0, spawn_rate=0, run_time=0))
-    if target.is_dir():
-        raise ValueError(f"--html {path_template}: is a directory")
-    parent = target.parent
-    try:
-        parent.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise ValueError(f"--html {path_template}: cannot create {parent}: {exc.strerror}") from None
-    if not os.access(parent, os.W_OK | os.X_OK):
-        raise ValueError(f"--html {path_template}: {parent} is not writable")
+    from horde.reports.output import check_writable_file
+
+    check_writable_file(fill_placeholders(os.fspath(path_template), users=0, spawn_rate=0, run_time=0))
 
 
 def write_atomic(path: Path, text: str | Iterable[str]) -> None:
@@ -828,6 +822,7 @@ class HtmlOutput:
         self._locustfiles: tuple[LocustfileDigest, ...] | None = None
         self._peak_target = 0
         self.workers = WorkerSeries()
+        self._cleared_at: float | None = None
 
     def description(self) -> str:
         return f"HTML report: {self.path_template} (written at the end)"
@@ -838,9 +833,15 @@ class HtmlOutput:
         self._locustfiles = digest_locustfiles(locustfile)
         self._peak_target = 0
         self.workers = WorkerSeries()
+        self._cleared_at = getattr(run.history, "cleared_at", None)
         self._observe()
 
     def on_tick(self, snapshot: StatsSnapshot) -> None:
+        cleared = getattr(getattr(self._run, "history", None), "cleared_at", None)
+        if cleared != self._cleared_at:  # a fresh test in the same session (web UI): its own figures
+            self._cleared_at = cleared
+            self._peak_target = 0
+            self.workers = WorkerSeries()
         status = self._observe()
         if status is not None:
             self.workers.add(snapshot.time, getattr(status, "workers", ()) or ())
