@@ -20,6 +20,10 @@ from horde.rpc.protocol import Message
 from horde.runners.master import MasterRunner
 from horde.runners.worker import HeartbeatThread, WorkerRefusedError, WorkerRunner
 
+pytestmark = (
+    pytest.mark.slow
+)  # real sockets and real time (the same scenarios on the fake clock: tests/runners)
+
 HB = 0.1  # heartbeat interval for these tests: a worker is missing after 3 silent intervals
 
 

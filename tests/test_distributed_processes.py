@@ -11,7 +11,7 @@ import sys
 import textwrap
 import time
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import msgpack
@@ -19,6 +19,8 @@ import pytest
 import zmq
 
 from horde.demo.target import start_target
+
+pytestmark = pytest.mark.slow  # real processes
 
 LOCUSTFILE = textwrap.dedent(
     """
@@ -52,6 +54,27 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
+
+
+def wait_for(condition: Callable[[], bool], timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"condition not reached within {timeout:g} s")
+        time.sleep(0.1)
+
+
+def wait_listening(port: int, timeout: float = 30.0) -> None:
+    """Wait until something accepts TCP connections on ``port`` (a master starting on a busy machine)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            return
+        except OSError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.1)
 
 
 def horde(tmp: Path, *args: str) -> subprocess.Popen[str]:
@@ -122,7 +145,9 @@ def test_killed_worker_is_replaced_and_the_others_are_all_counted(tmp: Path, tar
     before = served(target)
     m = master(tmp, port, target, "--expect-workers", "3", "-u", "6", "-r", "100", "-t", "5", "-s", "2")
     workers = [worker(tmp, port) for _ in range(3)]
-    time.sleep(3)
+    # kill it mid-test: once every worker runs users (a loaded machine may take seconds to get there)
+    wait_for(lambda: served(target) - before > 30, timeout=40)
+    time.sleep(1)
     os.kill(workers[2].pid, signal.SIGKILL)
     _code, out, err = finish(m)
     for w in workers[:2]:
@@ -171,7 +196,8 @@ def test_garbage_sent_to_the_master_is_ignored(tmp: Path, target: str) -> None:
     before = served(target)
     m = master(tmp, port, target, "--expect-workers", "2", "-u", "4", "-r", "100", "-t", "4", "-s", "2")
     workers = [worker(tmp, port) for _ in range(2)]
-    time.sleep(2)
+    wait_listening(port)
+    time.sleep(1)
     with socket.create_connection(("127.0.0.1", port)) as raw:  # not even ZeroMQ
         raw.sendall(os.urandom(256))
     ctx = zmq.Context()

@@ -10,6 +10,7 @@ import pytest
 
 from horde import User, task
 from horde.env import Environment
+from horde.event import Events
 
 
 class Burner(User):
@@ -27,8 +28,9 @@ class Idle(User):
         await asyncio.sleep(0.05)
 
 
+@pytest.mark.slow  # burns real CPU for 1.6 s
 async def test_saturated_generator_warns_once_and_in_the_summary(caplog: pytest.LogCaptureFixture) -> None:
-    env = Environment(user_classes=[Burner])
+    env = Environment(events=Events(), user_classes=[Burner])
     samples: list[tuple[float, int, float]] = []
     warnings: list[float] = []
     env.events.usage_monitor.add_listener(
@@ -54,8 +56,9 @@ async def test_saturated_generator_warns_once_and_in_the_summary(caplog: pytest.
     assert runner.monitor.summary_warnings() and "peak" in runner.monitor.summary_warnings()[0]
 
 
+@pytest.mark.slow  # real time
 async def test_idle_generator_does_not_warn() -> None:
-    env = Environment(user_classes=[Idle])
+    env = Environment(events=Events(), user_classes=[Idle])
     runner = env.create_local_runner()
     runner.monitor.interval = 0.3
     await runner.start(2, 100)
@@ -66,7 +69,7 @@ async def test_idle_generator_does_not_warn() -> None:
 
 
 def test_warnings_are_per_test() -> None:
-    env = Environment(user_classes=[Idle])
+    env = Environment(events=Events(), user_classes=[Idle])
     runner = env.create_local_runner()
     runner.monitor.sample(95.0, 1, 0.0)
     runner.monitor.sample(97.0, 1, 0.2)

@@ -17,6 +17,8 @@ from pathlib import Path
 
 import pytest
 
+pytestmark = pytest.mark.slow  # network namespaces and real processes
+
 SUBNET = "10.231.77"
 MASTER_IP, WORKER_IP = f"{SUBNET}.1", f"{SUBNET}.2"
 

@@ -99,8 +99,13 @@ class HandlersMixin(ControllerMixin):
             await self._worker_returned(node)
             return
         node.user_classes_count = running
-        if running != node.target:
+        if running == node.target:
+            return
+        if self._testing():
             await self._send_full_target(node, node.target)
+        elif running:
+            # no test here: a fence would start one on the worker (with zero users, but "running")
+            await self._send(node.id, Message("stop", {}))
 
     # ---- heartbeats and state ------------------------------------------------------------------------
     async def _msg_heartbeat(self, node: WorkerNode, data: dict[str, Any]) -> None:
