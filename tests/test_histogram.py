@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 import math
 import random
@@ -19,6 +20,7 @@ from horde.stats.histogram import (
     bucket_index,
     bucket_value,
     rank,
+    select_percentiles,
 )
 
 # Buckets up to 2**44 µs (~200 days): far beyond any response time, cheap to walk (2,700 buckets).
@@ -225,3 +227,42 @@ def test_wire_round_trip_through_msgpack_and_json() -> None:
 def test_from_wire_rejects_malformed(bad: object) -> None:
     with pytest.raises(ValueError):
         Histogram.from_wire(bad)  # type: ignore[arg-type]
+
+
+def _walk_percentiles(
+    counts: dict[int, int], qs: list[float], low: int | None, high: int | None
+) -> list[int]:
+    """The straightforward ascending walk that select_percentiles replaces (the reference)."""
+    n = sum(counts.values())
+    out = []
+    for q in qs:
+        r = rank(q, n)
+        seen = 0
+        for idx in sorted(counts):
+            seen += counts[idx]
+            if seen >= r:
+                v = bucket_value(idx)
+                break
+        if low is not None and (r == 1 or v < low):
+            v = low
+        if high is not None and (r == n or v > high):
+            v = high
+        out.append(v)
+    return out
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.lists(st.integers(min_value=0, max_value=10**8), min_size=1, max_size=300),
+    st.lists(st.floats(min_value=0.0, max_value=1.0), min_size=1, max_size=12),
+)
+def test_bisected_percentiles_equal_the_bucket_walk(values: list[int], qs: list[float]) -> None:
+    h = Histogram()
+    for v in values:
+        h.record(v)
+    for low, high in ((None, None), (min(values), max(values))):
+        assert h.percentiles(qs, low, high) == _walk_percentiles(h.counts, qs, low, high)
+    # Zero-count buckets (a window vector) do not move any answer.
+    keys = sorted({*h.counts, 1, 5000, 10**6})
+    cumulative = list(itertools.accumulate(h.counts.get(k, 0) for k in keys))
+    assert select_percentiles(keys, cumulative, qs) == h.percentiles(qs)
