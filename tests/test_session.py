@@ -257,3 +257,47 @@ async def test_a_stop_test_is_an_early_end_not_a_pass() -> None:
     assert result.stop_reason == "out of test data"
     assert result.exit_code == 1
     assert result.warnings[0] == "The test ended early: out of test data"
+
+
+async def test_tags_that_empty_one_class_run_the_others_and_warn(caplog: pytest.LogCaptureFixture) -> None:
+    from horde import tag
+
+    class Tagged(User):
+        @tag("checkout")
+        @task
+        async def buy(self) -> None:
+            self.environment.events.request.fire(
+                request_type="job",
+                name="buy",
+                response_time=1.0,
+                response_length=0,
+                exception=None,
+                context={},
+            )
+            await asyncio.sleep(0.001)
+
+    clock = FakeClock()
+    env = Environment(user_classes=[Tagged, Other], events=Events(), clock=clock, tags=["checkout"])
+    env.create_local_runner()
+    run = TestRun(env)
+    await run.open()
+    run.start(StartRequest(user_count=4, spawn_rate=100))
+    await settle(clock, 1.0)
+    assert run.status().user_classes_count == {"Tagged": 4}
+    assert "leaves Other without tasks" in caplog.text
+    result = await run.close()
+    assert result.exit_code == 0
+
+
+async def test_tags_that_empty_every_class_stop_the_test_with_a_non_zero_exit() -> None:
+    clock = FakeClock()
+    env = Environment(user_classes=[Worker], events=Events(), clock=clock, tags=["nothing-has-this"])
+    env.create_local_runner()
+    run = TestRun(env)
+    await run.open()
+    run.start(StartRequest(user_count=1, spawn_rate=10))
+    await settle(clock, 0.5)
+    await asyncio.wait_for(run.wait(), 2)
+    result = await run.close()
+    assert result.exit_code != 0
+    assert "tags" in (result.stop_reason or "")

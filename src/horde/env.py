@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import logging
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -13,6 +14,8 @@ from horde.exceptions import ConfigurationError, RunnerAlreadyExistsError
 from horde.stats import RequestStats
 from horde.user.task import select_tasks_by_tags
 from horde.user.users import User
+
+logger = logging.getLogger(__name__)
 
 if TYPE_CHECKING:
     from horde.runners.base import Runner
@@ -82,6 +85,8 @@ class Environment:
         self.events = events if events is not None else process_events
         self.clock = clock or SYSTEM_CLOCK
         self.user_classes = self._checked_user_classes(user_classes or [])
+        #: the classes as given; ``user_classes`` is this minus any class a tag selection left task-less
+        self.declared_user_classes = list(self.user_classes)
         self.shape_class = shape_class
         self.tags = set(tags) if tags else None
         self.exclude_tags = set(exclude_tags) if exclude_tags else None
@@ -170,19 +175,30 @@ class Environment:
     def prepare_run(self) -> None:
         """Fix this run's per-class choices (the tag selection) before its users are created.
 
-        Called by the runners at every fresh test, so a change of ``tags``/``exclude_tags`` between tests
-        (a worker told by its master, a new start from the UI) takes effect. The host override needs no
-        preparation: each user reads ``environment.host`` when it is created.
+        Called at every fresh test, so a change of ``tags``/``exclude_tags`` between tests (a worker told
+        by its master, a new start from the UI) takes effect. A class the selection leaves without tasks is
+        left out of the run with a warning, as Locust does, while other classes still have tasks; when
+        every class is left empty the run's no-tasks check stops it, naming the selection. The host override
+        needs no preparation: each user reads ``environment.host`` when it is created.
         """
         if self.iteration_budget is not None:
             self.iteration_budget.reset()
+        self.user_classes = list(self.declared_user_classes)
         if self.tags is None and self.exclude_tags is None:
             self.task_selection = None
             return
         selection: dict[type, list[Any]] = {}
-        for cls in self.user_classes:
+        for cls in self.declared_user_classes:
             select_tasks_by_tags(cls, self.tags, self.exclude_tags, selection)
         self.task_selection = selection
+        runnable = [c for c in self.declared_user_classes if selection.get(c)]
+        emptied = [c.__name__ for c in self.declared_user_classes if not selection.get(c)]
+        if runnable and emptied:
+            logger.warning(
+                "The tag selection leaves %s without tasks; running the other classes only",
+                ", ".join(emptied),
+            )
+            self.user_classes = runnable
 
     def tasks_for(self, cls: type) -> list[Any]:
         """The tasks ``cls`` runs in this run (its own, narrowed by the tag selection)."""

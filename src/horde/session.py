@@ -303,6 +303,8 @@ class TestRun:
             self.markers.clear()
             self.started_at = env.clock.time()
             self._peak_users = 0
+        if fresh:
+            env.prepare_run()  # the run's class and task selection, before the model is built from it
         model = self.model_for(request)
         if fresh:
             logger.info("Starting: %s", model.describe())
