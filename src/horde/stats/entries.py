@@ -30,7 +30,8 @@ import operator
 import time
 from collections import deque
 from collections.abc import Callable, Iterable, Mapping
-from itertools import accumulate, repeat
+from bisect import insort
+from itertools import accumulate, islice, repeat
 from typing import Any
 
 from horde.clock import SYSTEM_CLOCK, Clock
@@ -424,8 +425,13 @@ class StatsEntry:
     def _sorted_keys(self) -> list[int]:
         """The histogram's bucket indices, ascending; cached, since buckets are only ever added."""
         keys = self._keys
-        if keys is None or len(keys) != len(self._hist):
-            keys = self._keys = sorted(self._hist)
+        hist = self._hist
+        if keys is None or len(keys) > len(hist):
+            keys = self._keys = sorted(hist)
+        elif len(keys) < len(hist):
+            # Dicts keep insertion order and buckets are never removed: the new ones are the last ones.
+            for idx in islice(hist, len(keys), None):
+                insort(keys, idx)
         return keys
 
     def _cumulate(self, counts: Callable[[list[int]], Iterable[int]]) -> tuple[list[int], list[int]]:
