@@ -28,9 +28,9 @@ from __future__ import annotations
 
 import operator
 import time
+from bisect import insort
 from collections import deque
 from collections.abc import Callable, Iterable, Mapping
-from bisect import insort
 from itertools import accumulate, islice, repeat
 from typing import Any
 
