@@ -226,3 +226,112 @@ async def test_web_login_refuses_an_anonymous_page(browser: Any, web_factory: An
         await page.click("#btn-stop")
         await until(lambda: web.run.status().state == "stopped", what="stopped")
         assert page.errors == []
+
+
+LOCUSTFILE = """
+from horde import HttpUser, constant, task
+
+
+class Browse(HttpUser):
+    wait_time = constant(0.1)
+
+    @task
+    async def ok(self):
+        await self.client.get("/ok")
+"""
+
+
+async def test_processes_run_shows_two_workers(browser: Any, server: Any, tmp_path: Path) -> None:
+    """The real command line, ``--processes 2 --autostart``: the Workers tab lists both worker processes."""
+    import asyncio
+    import signal
+    import socket
+    import sys
+
+    locustfile = tmp_path / "locustfile.py"
+    locustfile.write_text(LOCUSTFILE)
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "horde",
+        "-f",
+        str(locustfile),
+        "--processes",
+        "2",
+        "--autostart",
+        "-u",
+        "4",
+        "-r",
+        "20",
+        "-H",
+        server.url,
+        "-P",
+        str(port),
+        cwd=tmp_path,
+        stdout=asyncio.subprocess.DEVNULL,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    try:
+        page = await new_page(browser)
+        address = f"http://127.0.0.1:{port}/?tab=workers"
+        for _ in range(100):
+            try:
+                await page.goto(address)
+                break
+            except Exception:
+                await asyncio.sleep(0.1)
+        await page.wait_for_function(
+            "() => document.querySelectorAll('#workers-table tbody tr').length === 2", timeout=20_000
+        )
+        await page.wait_for_function(
+            "() => Array.from(document.querySelectorAll('#workers-table tbody tr td:nth-child(3)'))"
+            ".map(td => td.textContent).join() === '2,2'",
+            timeout=20_000,
+        )
+        assert not await page.is_hidden("#m-workers-box")
+        assert await page.text_content("#m-workers") == "2"
+        states = await page.eval_on_selector_all(
+            "#workers-table tbody tr td:nth-child(2)", "tds => tds.map(td => td.textContent)"
+        )
+        assert states == ["running", "running"]
+        await page.wait_for_timeout(1500)
+        await page.screenshot(path=str(SHOTS / "workers-processes.png"))
+        assert page.errors == []
+    finally:
+        if proc.returncode is None:
+            proc.send_signal(signal.SIGINT)
+            try:
+                await asyncio.wait_for(proc.wait(), 20)
+            except TimeoutError:
+                proc.kill()
+                await proc.wait()
+
+
+async def test_five_hundred_entries_stay_readable(browser: Any, web: WebCtx) -> None:
+    """500 rows (Locust's cap) render within a tick, sort by a click, and the Aggregated row stays last."""
+    await web.client.post("/swarm", data={"user_count": "1", "spawn_rate": "10"})
+    await until(lambda: web.run.status().user_count == 1, what="1 user")
+    for i in range(600):
+        web.env.stats.record("GET", f"/api/catalogue/items/{i:04d}?page=1", 1.0 + i % 40, 100)
+    page = await new_page(browser)
+    await page.goto(url(web))
+    await page.wait_for_function(
+        "() => document.querySelectorAll('#stats-table tbody tr').length === 500", timeout=10_000
+    )
+    took = await page.evaluate(
+        "() => { const t = performance.now(); document.querySelector('#stats-table th:nth-child(10)').click();"
+        " return performance.now() - t; }"
+    )
+    assert took < 500, f"sorting 500 rows took {took:.0f} ms"
+    first = await page.text_content("#stats-table tbody tr:first-child td:nth-child(10)")
+    assert first is not None and float(first) <= 1.0  # sorted by Max, ascending
+    assert await page.text_content("#stats-table tfoot td:nth-child(2)") == "Aggregated"
+    # the page keeps up: ticks still arrive and render while 500 rows are shown
+    await page.wait_for_function("() => document.getElementById('conn').textContent === 'live'")
+    await page.wait_for_timeout(1500)
+    await page.screenshot(path=str(SHOTS / "statistics-500-entries.png"))
+    await web.client.get("/stop")
+    assert page.errors == []

@@ -182,6 +182,7 @@ class WebUI:
             "exceptions": len(self.exception_rows()),
         }
         data["logs_version"] = self.logs.version
+        data["logs_alerts"] = self.logs.alerts
         return data
 
     def history_dict(self) -> dict[str, Any]:

@@ -18,6 +18,7 @@
   let markers = [];     // {t, label, kind}
   let chartsDirty = true;
   let logsSeen = 0;
+  let alertsSeen = null;  // warnings and errors seen when the Logs tab was last open
   let sort = { key: null, dir: 0 };
   const chartPercentiles = (args.chart_percentiles || [0.5, 0.66, 0.75, 0.8, 0.9, 0.95, 0.98, 0.99, 0.999, 0.9999]);
   let selectedPct = loadSelectedPct();
@@ -92,7 +93,7 @@
     if (tab === "charts") { chartsDirty = true; drawCharts(true); }
     if (tab === "exceptions") loadExceptions();
     if (tab === "ratios") loadRatios();
-    if (tab === "logViewer") { loadLogs(); $("c-logs").hidden = true; }
+    if (tab === "logViewer") { loadLogs(); $("c-logs").hidden = true; alertsSeen = lastStatus ? lastStatus.logs_alerts : null; }
     if (tab === "stats" && lastStats) renderStats(lastStats);
     if (tab === "workers" && lastStatus) renderWorkers(lastStatus);
   }
@@ -427,9 +428,12 @@
     }
     const lv = data.status.logs_version || 0;
     if (lv !== logsSeen) {
-      if (tab === "logViewer") loadLogs(); else if (logsSeen) $("c-logs").hidden = false;
+      if (tab === "logViewer" && !$("dashboard").hidden) loadLogs();
       logsSeen = lv;
     }
+    const alerts = data.status.logs_alerts || 0;
+    if (alertsSeen === null || tab === "logViewer") alertsSeen = alerts;
+    else if (alerts > alertsSeen) $("c-logs").hidden = false;
   }
   function connect() {
     const source = new EventSource("./api/events");
