@@ -300,6 +300,7 @@ class CsvOutput:
         self._last_write: float | None = None
         self._last_history: tuple[int, int, int] | None = None  # (timestamp, requests, failures) written last
         self._failed = False
+        self._written: dict[Path, str] = {}
 
     def description(self) -> str:
         names = ", ".join(
@@ -315,9 +316,10 @@ class CsvOutput:
         self._last_history = None
         self._open_history()
         # The files exist (with their headers) from the start, as Locust's do.
-        write_text(self.stats_path, _render([stats_header()]))
-        write_text(self.failures_path, _render([FAILURES_COLUMNS]))
-        write_text(self.exceptions_path, _render([EXCEPTIONS_COLUMNS]))
+        self._written = {}
+        self._replace(self.stats_path, _render([stats_header()]))
+        self._replace(self.failures_path, _render([FAILURES_COLUMNS]))
+        self._replace(self.exceptions_path, _render([EXCEPTIONS_COLUMNS]))
 
     def _open_history(self) -> None:
         if self._history is None:
@@ -340,10 +342,16 @@ class CsvOutput:
         runner = getattr(getattr(self._run, "env", None), "runner", None)
         return getattr(runner, "exceptions", None) or ()
 
+    def _replace(self, path: Path, text: str) -> None:
+        """Replace ``path`` with ``text`` unless that is what the last write left there."""
+        if self._written.get(path) != text:
+            write_text(path, text)
+            self._written[path] = text
+
     def _write(self, snapshot: StatsSnapshot, exceptions: Any) -> None:
-        write_text(self.stats_path, stats_csv(snapshot))
-        write_text(self.failures_path, failures_csv(snapshot))
-        write_text(self.exceptions_path, exceptions_csv(exceptions))
+        self._replace(self.stats_path, stats_csv(snapshot))
+        self._replace(self.failures_path, failures_csv(snapshot))
+        self._replace(self.exceptions_path, exceptions_csv(exceptions))
         self._open_history()
         assert self._history is not None
         total = snapshot.total
