@@ -14,9 +14,12 @@ horde's own part.
 ``history``: 86,400 ticks with 100 entries appended to a ``StatsHistory``; prints its array bytes
 (``nbytes()``) and what tracemalloc sees held.
 
+``costs``: the CPU time of each output's per-tick work, and of one Prometheus scrape, at 100 entries
+(``time.process_time``: steady on a shared machine, unlike a throughput ratio).
+
 ``throughput``: a local FastHttpUser run (50 users, no wait, 100 request names) against the benchmark
 target, through the real ``TestRun`` session, with outputs off and on — ``HtmlOutput``, ``PrometheusOutput``
-scraped once a second by a thread (Prometheus scrapes every 15 to 60 s: this is the worst case), and the CSV
+scraped every 5 s by a thread (Prometheus scrapes every 15 to 60 s by default), and the CSV
 output with full history when ``horde.reports.csv`` exists — in interleaved rounds, each in its own
 process pinned to one CPU with the target on the other. The outputs' cost is the ratio of the medians,
 of requests per second and of requests per CPU-second of the generator process (the Prometheus thread
@@ -27,6 +30,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import dataclasses
 import json
 import logging
 import os
@@ -46,6 +50,8 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
 START = 1_796_104_480.0
+#: Seconds between two scrapes in the throughput run (Prometheus' default is 15 s, 60 s in its example config).
+SCRAPE_INTERVAL = 5.0
 
 
 # --- the HTML report of a long run -----------------------------------------------------------------
@@ -185,6 +191,71 @@ def bench_history(entries: int = 100, seconds: int = 86_400) -> dict[str, Any]:
     return out
 
 
+# --- per-call costs at 100 entries ------------------------------------------------------------------
+
+
+def bench_costs(entries: int = 100) -> dict[str, Any]:
+    """CPU time of each output's per-tick work and of one Prometheus scrape, on stats with ``entries``
+    entries and realistic histograms (a minute of 50 req/s per entry): steadier than a throughput ratio
+    on a shared machine. At one tick per second, ``x ms`` per tick is ``x / 10`` % of a core."""
+    from types import SimpleNamespace
+
+    from horde.clock import FakeClock
+    from horde.reports.html import HtmlOutput
+    from horde.reports.prometheus import metrics_text
+    from horde.runners.status import WorkerStatus
+    from horde.stats import RequestStats
+    from horde.stats.snapshot import take_snapshot
+
+    clock = FakeClock(START)
+    stats = RequestStats(clock)
+    rng = random.Random(1)
+    names = [f"/api/resource-{i:03d}" for i in range(entries)]
+    for _ in range(60):
+        for name in names:
+            for _ in range(50):
+                stats.record("GET", name, rng.lognormvariate(0.5, 0.6) * 20, 100)
+        clock.advance(1)
+    snapshot = take_snapshot(stats, user_count=50)
+    status = SimpleNamespace(target_user_count=50, workers=(WorkerStatus("local", cpu_percent=50.0),))
+    run = SimpleNamespace(env=SimpleNamespace(stats=stats), options=None, history=None, status=lambda: status)
+
+    def ms(fn: Any, n: int = 20) -> float:
+        fn()
+        t = time.process_time()
+        for _ in range(n):
+            fn()
+        return round((time.process_time() - t) / n * 1000, 3)
+
+    html = HtmlOutput(os.path.join(tempfile.gettempdir(), "unused_{u}.html"))
+    html.start(run)  # type: ignore[arg-type]
+    out: dict[str, Any] = {
+        "entries": entries,
+        "buckets_per_entry": round(sum(len(e.histogram.counts) for e in stats.entries.values()) / entries),
+        "session_take_snapshot_ms": ms(lambda: take_snapshot(stats, user_count=50)),
+        "html_on_tick_ms": ms(lambda: html.on_tick(snapshot), 1000),  # plus one run.status() (the session's)
+        "prometheus_scrape_ms": ms(lambda: metrics_text(stats)),
+        "prometheus_scrape_bytes": len(metrics_text(stats)),
+    }
+    try:
+        from horde.reports.csv import CsvOutput
+
+        with tempfile.TemporaryDirectory() as tmp:
+            csv = CsvOutput(os.path.join(tmp, "out"), full_history=True)
+            csv.start(run)  # type: ignore[arg-type]
+            ticks = iter(range(1, 10_000))  # each tick one second later: the CSV writes once per second
+
+            def csv_tick() -> None:
+                csv.on_tick(dataclasses.replace(snapshot, time=snapshot.time + next(ticks)))
+
+            out["csv_full_history_on_tick_ms"] = ms(csv_tick)
+            csv.stop(SimpleNamespace(snapshot=snapshot, stats=stats, exceptions=()))  # type: ignore[arg-type]
+    except Exception as exc:  # the CSV output's API may differ: report, do not fail
+        out["csv_full_history_on_tick_ms"] = f"not measured: {exc!r}"
+    print(f"costs: {json.dumps(out)}", flush=True)
+    return out
+
+
 # --- throughput with the outputs on and off ---------------------------------------------------------
 
 
@@ -240,7 +311,7 @@ async def _run_session(url: str, seconds: float, users: int, names: int, on: boo
 
         def scrape() -> None:
             host, port = prom.address
-            while not stop.wait(1.0):
+            while not stop.wait(SCRAPE_INTERVAL):
                 with urllib.request.urlopen(f"http://{host}:{port}/metrics", timeout=5) as resp:
                     resp.read()
                 scrapes[0] += 1
@@ -338,7 +409,9 @@ def main(argv: list[str] | None = None) -> int:
         child(argv[1:])
         return 0
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("part", nargs="?", choices=["report", "history", "throughput", "all"], default="all")
+    parser.add_argument(
+        "part", nargs="?", choices=["report", "history", "costs", "throughput", "all"], default="all"
+    )
     parser.add_argument("--seconds", type=float, default=8.0, help="measured seconds per throughput run")
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--users", type=int, default=50)
@@ -348,6 +421,8 @@ def main(argv: list[str] | None = None) -> int:
         bench_report()
     if args.part in ("history", "all"):
         bench_history()
+    if args.part in ("costs", "all"):
+        bench_costs()
     if args.part in ("throughput", "all"):
         bench_throughput(args.seconds, args.rounds, args.users, args.names)
     return 0
