@@ -41,6 +41,7 @@ rounded to the microsecond, well inside the histogram's 0.78 % error. A current 
 
 from __future__ import annotations
 
+import logging
 import math
 from array import array
 from collections.abc import Iterator
@@ -48,6 +49,8 @@ from typing import Any, NamedTuple
 
 from horde.clock import SYSTEM_CLOCK, Clock
 from horde.stats.snapshot import EntrySnapshot, StatsSnapshot, percentile_key
+
+logger = logging.getLogger(__name__)
 
 #: Points at full resolution in the Aggregated series (24 h of 1-s ticks).
 TOTAL_RECENT_POINTS = 86_400
@@ -196,7 +199,8 @@ class StatsHistory:
     """Per-tick points of a whole run for the charts, the HTML report and the history CSV.
 
     ``append`` the tick's snapshot (a snapshot not newer than the last one kept is ignored, so a final
-    snapshot taken in the same instant as the last tick is harmless); ``clear`` at a new test. See the
+    snapshot taken in the same instant as the last tick is harmless; one with other percentiles than the
+    history's restarts the history, with a warning); ``clear`` at a new test. See the
     module docstring for what is kept and the memory bound. The capacities are parameters for tests and
     embedders; the defaults are the documented bound.
     """
@@ -251,13 +255,18 @@ class StatsHistory:
             return
         total = snapshot.total
         recent_t, older_t, recent_e, older_e = self._capacities
+        if self._total is not None and total.current_percentiles.keys() != self._percentile_keys:
+            # PERCENTILES_TO_REPORT changed mid-run: the columns no longer fit. Start over rather than
+            # fail the tick (the history feeds charts, not the final figures).
+            logger.warning(
+                "stats history restarted: the percentiles changed from %s to %s",
+                self.percentiles,
+                snapshot.percentiles,
+            )
+            self.clear()
         if self._total is None:
             self.percentiles = tuple(total.current_percentiles)
             self._total = _Series(total.method, total.name, len(self.percentiles), recent_t, older_t)
-        elif total.current_percentiles.keys() != self._percentile_keys:
-            raise ValueError(
-                f"snapshot percentiles {snapshot.percentiles} differ from the history's {self.percentiles}"
-            )
         self._percentile_keys = total.current_percentiles.keys()
         self._last_time = t
         users = snapshot.user_count
