@@ -32,6 +32,7 @@ from horde.exceptions import (
 )
 from horde.shape import LoadTestShape
 from horde.user import (
+    MarkovTaskSet,
     SequentialTaskSet,
     TaskSet,
     User,
@@ -41,14 +42,17 @@ from horde.user import (
     constant_throughput,
     tag,
     task,
+    transition,
+    transitions,
 )
 
 if TYPE_CHECKING:
+    from horde.debug import run_single_user
     from horde.runners import LocalRunner, Runner
 
 # The runners pull in pyzmq (the master and worker); a locustfile that only defines users should not pay
 # for it, so they load on first use.
-_LAZY = {"LocalRunner": "horde.runners", "Runner": "horde.runners"}
+_LAZY = {"LocalRunner": "horde.runners", "Runner": "horde.runners", "run_single_user": "horde.debug"}
 
 
 def __getattr__(name: str) -> Any:
@@ -72,6 +76,7 @@ __all__ = [
     "InterruptTaskSet",
     "LoadTestShape",
     "LocalRunner",
+    "MarkovTaskSet",
     "RescheduleTask",
     "RescheduleTaskImmediately",
     "ResponseError",
@@ -87,6 +92,9 @@ __all__ = [
     "constant_pacing",
     "constant_throughput",
     "events",
+    "run_single_user",
     "tag",
     "task",
+    "transition",
+    "transitions",
 ]

@@ -13,9 +13,9 @@ from collections.abc import Sequence
 
 from horde._version import __version__
 from horde.cli.common import PROCESSES_CHILD_ENV, LoadedTest, check_roles, fail, load_test, run_event_loop
-from horde.cli.logging_setup import setup_logging
 from horde.cli.options import parse_options
 from horde.exceptions import ConfigurationError
+from horde.log import setup_logging
 from horde.user.ratio import class_shares_by_weight, format_ratio_text, ratio_report
 
 logger = logging.getLogger("horde.main")

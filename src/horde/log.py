@@ -1,4 +1,5 @@
-"""Log format and destinations for the command line."""
+"""Log format and destinations, as the ``horde`` command sets them up (``horde.log.setup_logging``, Locust's
+``locust.log.setup_logging``, for library users who want the same lines)."""
 
 from __future__ import annotations
 
@@ -9,11 +10,11 @@ import sys
 LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 
 
-def setup_logging(level: str, logfile: str | None = None) -> None:
+def setup_logging(loglevel: str = "INFO", logfile: str | None = None) -> None:
     """Log to stderr (and ``logfile``), leaving stdout to the stats tables."""
-    name = level.upper()
+    name = loglevel.upper()
     if name not in LEVELS:
-        raise ValueError(f"invalid log level {level!r}: use one of {', '.join(LEVELS)}")
+        raise ValueError(f"invalid log level {loglevel!r}: use one of {', '.join(LEVELS)}")
     fmt = f"[%(asctime)s] {socket.gethostname()}/%(levelname)s/%(name)s: %(message)s"
     handlers: list[logging.Handler] = [logging.StreamHandler(sys.stderr)]
     if logfile:

@@ -1,0 +1,133 @@
+"""Locust's names at Locust's module paths, behaving as in Locust: an import line ports one for one."""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import itertools
+from collections import Counter
+
+import pytest
+
+from horde import MarkovTaskSet, StopUser, User, tag, task, transition, transitions
+from horde.env import Environment
+from horde.event import Events
+from horde.user.markov import (
+    InvalidTransitionError,
+    MarkovTaskTagError,
+    NoMarkovTasksError,
+    NonMarkovTaskTransitionError,
+)
+
+
+def test_locust_module_paths_import() -> None:
+    from horde.contrib.fasthttp import FastHttpSession, FastHttpUser, ResponseContextManager  # noqa: F401
+    from horde.exception import (  # noqa: F401
+        CatchResponseError,
+        InterruptTaskSet,
+        LocustError,
+        MissingWaitTimeError,
+        RescheduleTask,
+        StopTest,
+        StopUser,
+    )
+    from horde.log import setup_logging  # noqa: F401
+    from horde.user.task import TaskSet, tag, task  # noqa: F401
+    from horde.user.wait_time import between, constant, constant_pacing, constant_throughput  # noqa: F401
+
+    assert issubclass(StopUser, LocustError)
+
+
+def test_a_markov_chain_starts_at_the_first_task_and_follows_the_weights() -> None:
+    class Shop(MarkovTaskSet):
+        @transition("browse")
+        async def index(self) -> None: ...
+
+        @transitions({"index": 1, "browse": 3})
+        async def browse(self) -> None: ...
+
+    class Visitor(User):
+        tasks = [Shop]
+
+    env = Environment(user_classes=[Visitor], events=Events())
+    chain = Shop(Visitor(env))
+    seen = [chain.get_next_task().__name__ for _ in range(4001)]
+    assert seen[0] == "index" and seen[1] == "browse"
+    after_browse = Counter(b for a, b in itertools.pairwise(seen) if a == "browse")
+    share = after_browse["browse"] / sum(after_browse.values())
+    assert 0.70 < share < 0.80  # weight 3 of 4
+    assert all(b == "browse" for a, b in itertools.pairwise(seen) if a == "index")
+
+
+def test_a_markov_chain_runs_in_a_user() -> None:
+    runs: list[str] = []
+
+    class Flow(MarkovTaskSet):
+        @transition("second")
+        async def first(self) -> None:
+            runs.append("first")
+
+        @transition("first")
+        async def second(self) -> None:
+            runs.append("second")
+            if len(runs) >= 4:
+                raise StopUser()
+
+    class Visitor(User):
+        tasks = [Flow]
+
+    env = Environment(user_classes=[Visitor], events=Events())
+    env.create_local_runner()
+    asyncio.run(Visitor(env).run())
+    assert runs == ["first", "second", "first", "second"]
+
+
+def test_bad_chains_are_refused_when_the_class_is_defined() -> None:
+    with pytest.raises(NoMarkovTasksError):
+
+        class Empty(MarkovTaskSet):
+            async def plain(self) -> None: ...
+
+    with pytest.raises(InvalidTransitionError, match="nowhere"):
+
+        class Broken(MarkovTaskSet):
+            @transition("nowhere")
+            async def a(self) -> None: ...
+
+    with pytest.raises(NonMarkovTaskTransitionError):
+
+        class DeadEnd(MarkovTaskSet):
+            @transition("b")
+            async def a(self) -> None: ...
+
+            async def b(self) -> None: ...
+
+    with pytest.raises(MarkovTaskTagError):
+
+        class Tagged(MarkovTaskSet):
+            @tag("x")
+            @transition("a")
+            async def a(self) -> None: ...
+
+
+def test_run_single_user_prints_each_request_and_ends_when_the_user_stops() -> None:
+    from horde import run_single_user
+
+    class Debugged(User):
+        @task
+        async def work(self) -> None:
+            self.environment.events.request.fire(
+                request_type="GET",
+                name="/items",
+                response_time=12.0,
+                response_length=5,
+                exception=None,
+                context={},
+            )
+            raise StopUser()
+
+    out = io.StringIO()
+    run_single_user(Debugged, include_length=True, loglevel=None, stream=out)
+    lines = out.getvalue().splitlines()
+    assert lines[0].split() == ["type", "name", "resp_ms", "length", "exception"]
+    assert lines[1].split() == ["GET", "/items", "12", "5"]
