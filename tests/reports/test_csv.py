@@ -176,6 +176,9 @@ def test_the_final_write_is_not_duplicated_when_nothing_changed(tmp_path: Path) 
     drive(run, [out], 3)
     finish(run, [out])
     assert len(read_rows(out.history_path)) == 1 + 3
+    run.env.stats.record("GET", "/", 1.0, 0)
+    finish(run, [out])  # a second stop appends, it never truncates the history
+    assert len(read_rows(out.history_path)) == 1 + 4
 
 
 def test_renderers_equal_the_files_and_percentiles_follow_the_constant(

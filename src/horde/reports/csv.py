@@ -301,6 +301,7 @@ class CsvOutput:
         self._last_history: tuple[int, int, int] | None = None  # (timestamp, requests, failures) written last
         self._failed = False
         self._written: dict[Path, str] = {}
+        self._history_created = False
 
     def description(self) -> str:
         names = ", ".join(
@@ -323,9 +324,13 @@ class CsvOutput:
 
     def _open_history(self) -> None:
         if self._history is None:
-            self._history = open(self.history_path, "w", encoding="utf-8", newline="")
-            self._history.write(_render([history_header()]))
-            self._history.flush()
+            # Truncate once per output; if written again after stop(), append to what is there.
+            mode = "a" if self._history_created else "w"
+            self._history = open(self.history_path, mode, encoding="utf-8", newline="")
+            if not self._history_created:
+                self._history.write(_render([history_header()]))
+                self._history.flush()
+            self._history_created = True
 
     def on_tick(self, snapshot: StatsSnapshot) -> None:
         if self._last_write is not None and snapshot.time - self._last_write < self.interval - 0.5:
