@@ -201,7 +201,8 @@ async def test_the_push_channel_sends_the_history_then_a_tick_a_second(web: WebC
     history = events[0][1]
     assert history["points"] and history["markers"][0]["kind"] == "start"
     tick = events[-1][1]
-    assert set(tick) == {"status", "stats", "points", "markers"}
+    assert set(tick) == {"history_id", "status", "stats", "points", "markers"}
+    assert tick["history_id"] == history["history_id"]
     assert tick["stats"]["stats"][-1]["name"] == "Aggregated"
     assert tick["status"]["state"] == "running"
 

@@ -164,6 +164,21 @@ async def test_start_watch_edit_stop_reload_and_download(browser: Any, web: WebC
     assert text.startswith("Type,Name,Request Count,Failure Count,Median Response Time,")
     assert ",Aggregated," in text
     assert download.suggested_filename.endswith("_requests.csv")
+
+    # a new test from the stopped state: the form again, then a fresh run
+    await page.click("#btn-new")
+    await page.wait_for_selector("#start-card:not([hidden])")
+    assert await page.is_visible("#btn-cancel-new")
+    await page.fill("#f-users", "1")
+    await page.click("#btn-start")
+    await page.wait_for_function("() => document.getElementById('m-state').textContent === 'running'")
+    await page.wait_for_function("() => document.getElementById('m-users').textContent === '1'", timeout=10_000)
+    assert [m["kind"] for m in web.run.markers] == ["start"]  # the session starts a new history
+    await page.click("a[data-tab=charts]")
+    await page.wait_for_timeout(1500)
+    assert await chart_len(page, "chart-rps") < kept  # and the page's charts start over with it
+    await page.click("#btn-stop")
+    await page.wait_for_function("() => document.getElementById('m-state').textContent === 'stopped'")
     assert page.errors == []
 
 

@@ -186,9 +186,11 @@ class WebUI:
         return data
 
     def history_dict(self) -> dict[str, Any]:
+        history = getattr(self.run, "history", None)
         return {
+            "history_id": getattr(history, "cleared_at", None),
             "percentiles": list(payloads.CHART_PERCENTILES),
-            "points": charts.chart_points(getattr(self.run, "history", None)),
+            "points": charts.chart_points(history),
             "markers": charts.markers(self.run),
         }
 
@@ -276,6 +278,7 @@ class WebUI:
         last = getattr(history, "last_time", None)
         since = None if last is None else last - RECENT_POINTS_SECONDS
         body = {
+            "history_id": getattr(history, "cleared_at", None),  # changes when a new test clears the history
             "status": self.status_dict(),
             "stats": json.loads(self.stats_requests_text()),
             "points": charts.chart_points(history, since) if since is not None else [],

@@ -194,7 +194,8 @@ async def tasks(request: web.Request) -> web.Response:
 async def logs(request: web.Request) -> web.Response:
     ui = _ui(request)
     workers = getattr(ui.env, "worker_logs", None) or {}
-    return _json({"master": ui.logs.texts(), "workers": {k: list(v) for k, v in workers.items()}})
+    # the last 500 lines per worker, like the master's own buffer
+    return _json({"master": ui.logs.texts(), "workers": {k: list(v)[-500:] for k, v in workers.items()}})
 
 
 async def worker_count(request: web.Request) -> web.Response:

@@ -16,6 +16,7 @@
   let showingNewForm = false;
   let points = [];      // chart points {t, users, rps, fps, p: {"0.5": ms}}
   let markers = [];     // {t, label, kind}
+  let historyId = null; // the server's history generation: a new test starts a new one
   let chartsDirty = true;
   let logsSeen = 0;
   let alertsSeen = null;  // warnings and errors seen when the Logs tab was last open
@@ -415,6 +416,9 @@
     const s = data.status.state;
     if (s !== state || !document.querySelector(".tabs a.active")) applyState(s);
     renderHeader(data.status, data.stats);
+    if (data.history_id !== historyId) {  // a new test: its charts start empty
+      historyId = data.history_id; points = []; chartsDirty = true;
+    }
     addPoints(data.points || []);
     if (JSON.stringify(data.markers) !== JSON.stringify(markers)) { markers = data.markers || []; chartsDirty = true; }
     const tab = currentTab();
@@ -441,7 +445,7 @@
     source.addEventListener("error", () => { $("conn").textContent = "disconnected, retrying…"; });
     source.addEventListener("history", (ev) => {
       const h = JSON.parse(ev.data);
-      points = h.points || []; markers = h.markers || []; chartsDirty = true; drawCharts(false);
+      points = h.points || []; markers = h.markers || []; historyId = h.history_id; chartsDirty = true; drawCharts(false);
     });
     source.addEventListener("tick", (ev) => onTick(JSON.parse(ev.data)));
     window.hordeSource = source;
