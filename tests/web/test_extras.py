@@ -42,7 +42,11 @@ async def test_a_shape_decides_and_the_form_says_so(server: CountingServer) -> N
         assert args["hide_common_options"] is True and args["shape_class"] == "TwoUsers"
         r = await client.post("/swarm", data={"user_count": "0", "spawn_rate": "0"})  # what Locust's UI sends
         body = await r.json()
-        assert body == {"success": True, "message": "Swarming started using shape class 'TwoUsers'", "host": server.url}
+        assert body == {
+            "success": True,
+            "message": "Swarming started using shape class 'TwoUsers'",
+            "host": server.url,
+        }
         await until(lambda: run.status().user_count == 2, what="the shape's 2 users")
         await client.get("/stop")
     finally:
@@ -72,13 +76,26 @@ async def test_workers_forwarded_logs_are_served(web: WebCtx) -> None:
     assert body["workers"]["w1"] == [f"line {i}" for i in range(300, 800)]
 
 
+OPENSSL_SELF_SIGNED = [
+    "openssl",
+    "req",
+    "-x509",
+    "-newkey",
+    "rsa:2048",
+    "-nodes",
+    "-days",
+    "1",
+    "-subj",
+    "/CN=127.0.0.1",
+]
+
+
 @pytest.fixture
 def certificate(tmp_path: Path) -> tuple[str, str]:
     cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
     try:
         subprocess.run(
-            ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=127.0.0.1"]
-            + ["-keyout", str(key), "-out", str(cert)],
+            [*OPENSSL_SELF_SIGNED, "-keyout", str(key), "-out", str(cert)],
             check=True,
             capture_output=True,
         )
