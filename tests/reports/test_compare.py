@@ -152,6 +152,7 @@ def test_rules_parse_and_measure() -> None:
         ("rps>+1ms", "response times only"),
         ("fail_ratio>0.1", "pp or %"),
         ("p101>+1%", "within p0..p100"),
+        ("p>+1%", "unknown metric"),
     ):
         with pytest.raises(CompareError, match=why):
             Rule.parse(bad)

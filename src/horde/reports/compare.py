@@ -50,6 +50,7 @@ EXIT_REGRESSED = 3
 TABLE_METRICS = ("requests", "fail_ratio", "p50", "p95", "p99", "rps")
 _TIME_METRICS = {"avg", "median", "max", "min"}
 _PLAIN_METRICS = {"requests", "failures", "fail_ratio", "rps"}
+_PERCENTILE = re.compile(r"p\d+(?:\.\d+)?")
 _RULE = re.compile(
     r"^\s*(?P<metric>[a-z_]+|p\d+(?:\.\d+)?)\s*(?P<op>[<>])\s*(?P<value>[+-]?\d+(?:\.\d+)?)\s*(?P<unit>%|pp|ms)?\s*$"
 )
@@ -249,7 +250,7 @@ class Rule:
                 f"bad --fail-on rule {text!r}: expected METRIC>CHANGE or METRIC<CHANGE, e.g. 'p95>+10%'"
             )
         metric, op, unit = m["metric"], m["op"], m["unit"] or ""
-        if metric.startswith("p"):
+        if _PERCENTILE.fullmatch(metric):
             q = float(metric[1:])
             if not 0 < q <= 100:
                 raise CompareError(f"bad --fail-on rule {text!r}: percentile {metric} is not within p0..p100")
@@ -258,7 +259,7 @@ class Rule:
             raise CompareError(
                 f"bad --fail-on rule {text!r}: unknown metric {metric!r} (known: {known}, pNN)"
             )
-        is_time = metric.startswith("p") or metric in _TIME_METRICS
+        is_time = _PERCENTILE.fullmatch(metric) is not None or metric in _TIME_METRICS
         if unit == "pp" and metric != "fail_ratio":
             raise CompareError(f"bad --fail-on rule {text!r}: pp (percentage points) is for fail_ratio only")
         if unit == "ms" and not is_time:
@@ -388,7 +389,9 @@ def compare(
             f"{base.path} and {new.path} have no request name in common: runs of different tests?"
         )
     for rule in rules:
-        q_needed = rule.metric.startswith("p") and not (base.has_histograms and new.has_histograms)
+        q_needed = _PERCENTILE.fullmatch(rule.metric) is not None and not (
+            base.has_histograms and new.has_histograms
+        )
         if q_needed and not all(
             quantile(rule.metric) in e.listed for r in (base, new) for e in r.entries.values()
         ):
