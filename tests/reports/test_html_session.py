@@ -13,7 +13,7 @@ from horde import User, task
 from horde.clock import FakeClock
 from horde.env import Environment
 from horde.event import Events
-from horde.reports.html import HtmlOutput
+from horde.reports.html import HtmlOutput, render_html
 from horde.reports.prometheus import PrometheusOutput
 from horde.session import StartRequest, TestRun
 
@@ -60,6 +60,8 @@ async def test_web_started_run_writes_the_report_with_its_real_figures(tmp_path:
         await run.open()
         run.start(StartRequest(user_count=3, spawn_rate=3, run_time=6))  # what POST /swarm does
         await settle(clock, 2.0)
+        live = render_html(run.result())  # the web UI's /stats/report while the test runs
+        assert 'id="chart-rps"' in live and "horde report" in live
         run.edit(5, 5)  # the edit form
         await settle(clock, 5.0)  # the run time ends the test
         await run.wait()
