@@ -172,7 +172,9 @@ async def test_start_watch_edit_stop_reload_and_download(browser: Any, web: WebC
     await page.fill("#f-users", "1")
     await page.click("#btn-start")
     await page.wait_for_function("() => document.getElementById('m-state').textContent === 'running'")
-    await page.wait_for_function("() => document.getElementById('m-users').textContent === '1'", timeout=10_000)
+    await page.wait_for_function(
+        "() => document.getElementById('m-users').textContent === '1'", timeout=10_000
+    )
     assert [m["kind"] for m in web.run.markers] == ["start"]  # the session starts a new history
     await page.click("a[data-tab=charts]")
     await page.wait_for_timeout(1500)
