@@ -542,7 +542,7 @@ def build_parser() -> argparse.ArgumentParser:
         prog="horde compare",
         description="Compare two horde --json reports entry by entry; exit 3 if a --fail-on rule fails.",
         epilog="Exit codes: 0 ok, 3 regressed (a rule failed), 2 bad input. "
-        "Rules: METRIC>CHANGE or METRIC<CHANGE, e.g. 'p95>+10%%', 'rps<-5%%', 'fail_ratio>+0.5pp', 'p99>+20ms'.",
+        "Rules: METRIC>CHANGE or METRIC<CHANGE, e.g. 'p95>+10%', 'rps<-5%', 'fail_ratio>+0.5pp', 'p99>+20ms'.",
     )
     parser.add_argument("base", metavar="BASE.json", help="the reference run")
     parser.add_argument("new", metavar="NEW.json", help="the run to judge")
