@@ -246,9 +246,9 @@ async def test_returning_worker_is_fenced_before_it_runs_users_again(cluster: Cl
     targets: list[int] = []
     original_apply = quiet._apply
 
-    async def watch_apply(seq: int) -> None:
-        targets.append(sum(quiet._target.values()))
-        await original_apply(seq)
+    async def watch_apply(seq: int, kind: str, payload: dict[str, int]) -> None:
+        targets.append(sum(payload.values()))
+        await original_apply(seq, kind, payload)
 
     quiet._apply = watch_apply  # type: ignore[method-assign]
     quiet._send = real_send  # type: ignore[method-assign]

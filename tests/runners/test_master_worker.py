@@ -381,3 +381,30 @@ async def test_worker_statuses_are_rows_of_the_workers(cluster: MemoryCluster) -
     assert cluster.master.worker_count == 2
     await cluster.until(cluster.master.stop())
     assert sorted(r.user_count for r in cluster.master.worker_statuses(final=True)) == [1, 2]
+
+
+async def test_a_shape_drives_the_cluster_on_the_clock_and_ends_the_test() -> None:
+    from horde.shape import LoadTestShape
+
+    class Steps(LoadTestShape):
+        def tick(self):  # type: ignore[no-untyped-def]
+            t = self.get_run_time()
+            if t < 5:
+                return (4, 100)
+            if t < 10:
+                return (2, 100)
+            return None
+
+    c = MemoryCluster()
+    master = c.new_master(shape_class=Steps())
+    for _ in range(2):
+        await c.add_worker()
+    master.start_shape()
+    await c.advance(2.0)
+    assert c.users() == [2, 2] and master.target_user_count == 4
+    await c.advance(5.0)
+    assert c.users() == [1, 1] and master.target_user_count == 2
+    await c.advance(4.0)
+    assert master.state == "stopped" and master.stop_reason == "the load shape ended"
+    assert c.users() == [0, 0]
+    await c.close()

@@ -34,6 +34,7 @@ class _Mailbox:
     def __init__(self) -> None:
         self.items: collections.deque[Any] = collections.deque()
         self._waiter: asyncio.Future[None] | None = None
+        self.reading = False  # a reader has called get() at least once (it will come back for more)
 
     def put(self, item: Any) -> None:
         self.items.append(item)
@@ -42,6 +43,7 @@ class _Mailbox:
             waiter.set_result(None)
 
     async def get(self) -> Any:
+        self.reading = True
         while not self.items:
             self._waiter = asyncio.get_running_loop().create_future()
             try:
@@ -122,11 +124,14 @@ class MemoryNetwork:
         client._mailbox.put(raw)
 
     def pending(self) -> int:
-        """Messages delivered but not yet read by their receiver."""
-        queued = sum(len(c._mailbox.items) for c in self.clients.values())
+        """Messages delivered to a receiver that is waiting for them but has not run yet.
+
+        A mailbox nobody reads (a test's stand-in client that never calls ``recv``) does not count.
+        """
+        boxes = [c._mailbox for c in self.clients.values()]
         if self.server is not None:
-            queued += len(self.server._mailbox.items)
-        return queued
+            boxes.append(self.server._mailbox)
+        return sum(len(box.items) for box in boxes if box.reading)
 
     async def drain(self, max_rounds: int = 100_000) -> None:
         """Return once every delivered message has been read and the loop has nothing else ready to run.

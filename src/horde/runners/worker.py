@@ -29,7 +29,8 @@ import psutil
 
 from horde._version import PROTOCOL_VERSION, __version__
 from horde.clock import Clock
-from horde.exceptions import HordeError, StopTest
+from horde.exceptions import ConfigurationError, HordeError, StopTest
+from horde.load.closed import KIND as USERS
 from horde.rpc.protocol import Message
 from horde.rpc.transport import BadFrame, ClientTransport, HeartbeatSender, RPCError
 from horde.runners.base import RunnerState, UserRunner
@@ -78,11 +79,13 @@ class _WarningBuffer(logging.Handler):
         return lines
 
 
-def heartbeat_payload(runner: WorkerRunner, process: psutil.Process, lag: float) -> dict[str, Any]:
-    """What a heartbeat says: state, CPU since the previous beat, memory, loop lag and users."""
+def heartbeat_payload(
+    runner: WorkerRunner, process: psutil.Process, cpu: float, lag: float
+) -> dict[str, Any]:
+    """What a heartbeat says: state, CPU, memory, loop lag and users."""
     return {
         "state": runner.worker_state,
-        "current_cpu_usage": process.cpu_percent(),
+        "current_cpu_usage": cpu,
         "current_memory_usage": process.memory_info().rss,
         "loop_lag": lag,
         "user_count": runner.users.running_tasks,
@@ -140,7 +143,9 @@ class HeartbeatThread(threading.Thread):
     def _beat(self, channel: HeartbeatSender, process: psutil.Process) -> None:
         runner = self.runner
         try:
-            payload = heartbeat_payload(runner, process, self._lag)
+            payload = heartbeat_payload(
+                runner, process, process.cpu_percent(), self._lag
+            )  # CPU since the last beat
             if runner.connected.is_set():
                 channel.send(Message("heartbeat", payload, runner.client_id))
         except Exception:  # a read racing the event loop must not end the heartbeats
@@ -245,14 +250,15 @@ class WorkerRunner(UserRunner):
             self.spawn_background(self._heartbeat_loop(), "worker-heartbeat")
 
     async def _heartbeat_loop(self) -> None:
-        """Heartbeats on the environment's clock; the loop lag is the usage monitor's latest reading."""
+        """Heartbeats on the environment's clock. CPU and loop lag are the usage monitor's latest sample:
+        measuring them between beats means nothing when the clock is not real time."""
         channel = self.transport.open_heartbeat()
         process = psutil.Process()
-        process.cpu_percent()
         try:
             while True:
                 if self.connected.is_set():
-                    payload = heartbeat_payload(self, process, self.monitor.latest.loop_lag)
+                    sample = self.monitor.latest
+                    payload = heartbeat_payload(self, process, sample.cpu_percent, sample.loop_lag)
                     channel.send(Message("heartbeat", payload, self.client_id))
                 await self._clock.sleep(self.heartbeat_interval)
         finally:
@@ -443,6 +449,30 @@ class WorkerRunner(UserRunner):
             logger.debug("Discarded an outdated spawn message (%d <= %d)", seq, self._last_spawn_seq)
             return
         self._last_spawn_seq = seq
+        self._take_settings(data)
+        if self.worker_state not in ("spawning", "running"):
+            self._exceptions.clear()
+            await self._begin_test()
+        self.worker_state = "spawning"
+        self.state = RunnerState.SPAWNING
+        kind = str(data.get("kind", USERS))
+        payload = (
+            self._users_payload(data) if kind == USERS and "payload" not in data else data.get("payload")
+        )
+        previous = self._apply_task
+        if previous is not None and not previous.done():
+            previous.cancel()
+            await asyncio.gather(previous, return_exceptions=True)
+        self._apply_task = asyncio.get_running_loop().create_task(
+            self._apply(seq, kind, payload), name="worker-apply"
+        )
+        if data.get("fence"):
+            # a fence (after this worker was missing) is applied in full before the next command,
+            # so users the master re-placed elsewhere never run twice
+            await asyncio.shield(self._apply_task)
+
+    def _take_settings(self, data: dict[str, Any]) -> None:
+        """The host, stop_timeout and (once per test) options the master's spawn messages carry."""
         env = self.environment
         if data.get("host"):
             env.host = str(data["host"])
@@ -456,36 +486,28 @@ class WorkerRunner(UserRunner):
                 env.exclude_tags = set(options["exclude_tags"]) if options["exclude_tags"] else None
             if "reset_stats" in options:
                 env.reset_stats = bool(options["reset_stats"])
-        if self.worker_state not in ("spawning", "running"):
-            self._exceptions.clear()
-            await self._begin_test()
-        self.worker_state = "spawning"
-        self.state = RunnerState.SPAWNING
-        known = env.user_classes_by_name()
+
+    def _users_payload(self, data: dict[str, Any]) -> dict[str, int]:
+        """The ``"users"`` kind arrives as per-class changes: fold them into this worker's absolute target."""
+        known = self.environment.user_classes_by_name()
         for name, count in dict(data.get("user_classes_count", {})).items():
             if name in known:
                 self._target[name] = int(count)
             else:
                 logger.error("The master asked for unknown user class %r; is the locustfile the same?", name)
-        if getattr(env, "prepare_run", None) is None:
-            env.apply_host()  # an Environment from before users read env.host themselves
-        previous = self._apply_task
-        if previous is not None and not previous.done():
-            previous.cancel()
-            await asyncio.gather(previous, return_exceptions=True)
-        self._apply_task = asyncio.get_running_loop().create_task(self._apply(seq), name="worker-apply")
-        if data.get("fence"):
-            # a fence (after this worker was missing) is applied in full before the next command,
-            # so users the master re-placed elsewhere never run twice
-            await asyncio.shield(self._apply_task)
+        if getattr(self.environment, "prepare_run", None) is None:
+            self.environment.apply_host()  # an Environment from before users read env.host themselves
+        return dict(self._target)
 
-    async def _apply(self, seq: int) -> None:
-        env = self.environment
+    async def _apply(self, seq: int, kind: str, payload: Any) -> None:
         try:
-            await self.users.apply(self._target, env.user_classes_by_name(), env.stop_timeout)
+            await self.apply_payload(kind, payload)  # the plan kind's applier, from the load registry
         except StopTest as e:
             logger.error("%s", e)
             self.stop_test(str(e))
+        except ConfigurationError as e:  # a plan kind this worker does not know (UnknownPlanKind)
+            logger.error("%s", e)
+            self.stop_test(f"a worker cannot apply the plan: {e}")
         except Exception as e:
             # a user that cannot even be created (a data file missing on this machine, say)
             self.environment.events.unhandled_errors += 1
@@ -512,6 +534,7 @@ class WorkerRunner(UserRunner):
         if task is not None and not task.done():
             task.cancel()
             await asyncio.gather(task, return_exceptions=True)
+        await self._stop_appliers()
         await self.users.stop_all(env.stop_timeout)
         self._target = {}
         self.worker_state = "ready"

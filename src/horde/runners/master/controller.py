@@ -1,17 +1,22 @@
 """The master's controller: one task that owns the state machine, the dispatcher and every timer.
 
-It takes commands (start, stop, quit) and worker messages from one ordered queue, and paces ramps,
+It takes commands (start, stop, quit) and worker messages from one ordered queue, and paces plans,
 checks liveness and enforces deadlines with timers on the environment's clock instead of sleeping, so a
-fake clock drives all of it in tests.
+fake clock drives all of it in tests. A plan is any load model's planner, paced by the load package's
+StepDriver: the controller arms a timer for ``driver.next_due()`` and sends what ``pop_due`` returns as
+spawn messages naming the plan kind; nothing here knows what a kind means except how ``"users"``
+travels on the wire.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections import Counter
+from collections.abc import Mapping
 from typing import Any
 
+from horde.load import LoadModel, Planner, PlanStep, StepDriver
+from horde.load.closed import KIND as USERS
 from horde.rpc.protocol import Message
 from horde.runners.base import RunnerState
 from horde.runners.master.core import RAMP_ACK_TIMEOUT, MasterCore
@@ -77,8 +82,9 @@ class ControllerMixin(MasterCore):
 
     def _next_timer(self) -> float:
         timers = [self._next_liveness_check]
-        if self._next_step is not None:
-            timers.append(self._next_step_at)
+        due = self._driver.next_due() if self._driver is not None else None
+        if due is not None:
+            timers.append(due)
         if self._ramp_acks_deadline is not None:
             timers.append(self._ramp_acks_deadline)
         if self._pending is not None:
@@ -89,8 +95,7 @@ class ControllerMixin(MasterCore):
         now = self._now()
         if now >= self._next_liveness_check:
             await self._check_liveness(now)
-        while self._next_step is not None and self._now() >= self._next_step_at:
-            await self._apply_step()
+        await self._apply_due_steps()
         if self._ramp_acks_deadline is not None and self._now() >= self._ramp_acks_deadline:
             missing = sorted(self._unconfirmed)
             logger.warning(
@@ -108,17 +113,15 @@ class ControllerMixin(MasterCore):
     async def _on_command(self, item: tuple[Any, ...]) -> None:
         kind = item[0]
         if kind == "start":
-            _, count, rate, classes, fut = item
-            await self._start(count, rate, classes, fut)
+            _, model, fut = item
+            await self._start(model, fut)
         elif kind == "stop":
             await self._begin_stop("stop", item[1])
         elif kind == "quit":
             await self._begin_stop("quit", item[1])
 
-    # ---- ramps ---------------------------------------------------------------------------------------
-    async def _start(
-        self, count: int, rate: float, classes: list[Any] | None, fut: asyncio.Future[None]
-    ) -> None:
+    # ---- plans -------------------------------------------------------------------------------------
+    async def _start(self, model: LoadModel, fut: asyncio.Future[None]) -> None:
         if self._pending is not None:
             fut.set_exception(RuntimeError("the master is stopping; start again once it has stopped"))
             return
@@ -127,67 +130,95 @@ class ControllerMixin(MasterCore):
             logger.warning("You can't start a distributed test before at least one worker is connected")
             fut.set_result(None)
             return
-        env = self.environment
-        if not self._testing():
-            await self._begin_test()
-            self._options_sent.clear()
-        self.target_user_count = count
-        self.spawn_rate = rate
-        if rate / len(active) > 100:
-            logger.warning("Spawn rate per worker is above 100 users/s; the ramp may be bursty")
-        if self._dispatcher is None:
-            self._dispatcher = env.dispatcher_class(active, env.user_classes)
-        self._dispatcher.new_dispatch(count, rate, classes)
+        driver = self._driver if self._testing() else None
+        if driver is not None and not driver.retarget(model, self._now()):
+            await self._restart_with(model, fut)  # another kind of plan: end this test first
+            return
+        if driver is None:
+            driver = await self._fresh_plan(model, active)
+        self._note_targets(driver.planner)
         self.state = RunnerState.SPAWNING
         self._ramp_waiters.append(fut)
-        self._rebalancing = False
-        self._begin_steps()
+        self._ramp_acks_deadline = None
         await self._on_timers()
 
-    def _begin_steps(self) -> None:
-        self._steps = iter(self._dispatcher)
-        self._ramp_acks_deadline = None
-        self._fetch_next_step(first=True)
+    async def _fresh_plan(self, model: LoadModel, active: list[WorkerNode]) -> StepDriver:
+        """A new test: test_start, then the model's planner over the active workers, paced on the clock."""
+        await self._begin_test()
+        self._options_sent.clear()
+        planner = model.planner(active, self.plan_context())
+        if len(active) and planner.spawn_rate / len(active) > 100:
+            logger.warning("Spawn rate per worker is above 100 users/s; the ramp may be bursty")
+        self._driver = StepDriver(planner, self._clock)
+        self._driver.start(self._now())
+        return self._driver
 
-    def _fetch_next_step(self, first: bool = False) -> None:
-        assert self._steps is not None
-        step = next(self._steps, None)
-        self._next_step = step
-        if step is None:
+    async def _restart_with(self, model: LoadModel, fut: asyncio.Future[None]) -> None:
+        stopped: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        stopped.add_done_callback(lambda _: self._inbox.put_nowait(("start", model, fut)))
+        await self._begin_stop("stop", stopped)
+
+    def _note_targets(self, planner: Planner) -> None:
+        self.target_user_count = planner.target_user_count
+        self.spawn_rate = planner.spawn_rate
+
+    async def _apply_due_steps(self) -> None:
+        driver = self._driver
+        if driver is None:
             return
-        base = self._now() if first or self._last_step_at is None else self._last_step_at
-        self._next_step_at = base + (0.0 if first else step.delay)
+        for step in driver.pop_due(self._now()):
+            if self._driver is not driver:
+                return  # an earlier step ended the plan
+            await self._apply_step(driver, step)
 
-    async def _apply_step(self) -> None:
-        step = self._next_step
-        self._last_step_at = self._now()
-        await self._send_targets(step.users)
-        self._fetch_next_step()
-        if self._next_step is None:
-            self._steps = None
-            self.target_user_classes_count = _sum_maps(step.users)
+    async def _apply_step(self, driver: StepDriver, step: PlanStep) -> None:
+        if step.end is not None:
+            logger.info("Test stopping: %s", step.end)
+            self.stop_test(step.end)
+            return
+        if step.payloads:
+            await self._send_payloads(driver.planner.kind, step.payloads)
+        self._note_targets(driver.planner)
+        if step.complete:
+            self.target_user_classes_count = dict(step.totals)
+            self._rebalancing = step.rebalance
             self._ramp_acks_deadline = self._now() + RAMP_ACK_TIMEOUT
             await self._check_ramp_acks()
 
-    async def _send_targets(self, users: dict[str, dict[str, int]]) -> None:
-        """Send each worker only the classes whose target changed; unchanged workers get nothing."""
-        for worker_id, target in users.items():
+    async def _send_payloads(self, kind: str, payloads: Mapping[str, Any]) -> None:
+        for worker_id, payload in payloads.items():
             node = self.nodes.get(worker_id)
             if node is None or node.state == RunnerState.MISSING:
                 continue
-            changed = {name: n for name, n in target.items() if node.target.get(name, 0) != n}
-            first = worker_id not in self._options_sent
-            if not changed and not first:
-                continue
-            node.target = {k: v for k, v in target.items() if v}
-            await self._send(worker_id, Message("spawn", self._spawn_payload(node, changed, first)))
+            if kind == USERS:
+                await self._send_users(node, payload)
+            else:
+                data = self._spawn_payload(node, kind, worker_id not in self._options_sent)
+                data["payload"] = payload
+                await self._send(worker_id, Message("spawn", data))
 
-    def _spawn_payload(self, node: WorkerNode, counts: dict[str, int], first: bool) -> dict[str, Any]:
+    async def _send_users(self, node: WorkerNode, target: dict[str, int]) -> None:
+        """Send a worker only the classes whose target changed; an unchanged worker gets nothing.
+
+        The ``"users"`` kind travels as these per-class changes in ``user_classes_count`` (the spawn
+        message of protocol 1, which benchmarks/_sim_workers.py speaks); the worker rebuilds the
+        absolute payload before its applier sees it.
+        """
+        changed = {name: n for name, n in target.items() if node.target.get(name, 0) != n}
+        first = node.id not in self._options_sent
+        if not changed and not first:
+            return
+        node.target = {k: v for k, v in target.items() if v}
+        data = self._spawn_payload(node, USERS, first)
+        data["user_classes_count"] = changed
+        await self._send(node.id, Message("spawn", data))
+
+    def _spawn_payload(self, node: WorkerNode, kind: str, first: bool) -> dict[str, Any]:
         env = self.environment
         self._next_spawn_seq(node)
         data: dict[str, Any] = {
             "seq": self._spawn_seq,
-            "user_classes_count": counts,
+            "kind": kind,
             "host": env.host or "",
             "stop_timeout": env.stop_timeout,
         }
@@ -205,8 +236,10 @@ class ControllerMixin(MasterCore):
     async def _send_full_target(self, node: WorkerNode, target: dict[str, int]) -> None:
         """Tell a worker its whole target (every class), e.g. to fence a worker that was missing."""
         node.target = {k: v for k, v in target.items() if v}
-        counts = {cls.__name__: target.get(cls.__name__, 0) for cls in self.environment.user_classes}
-        data = self._spawn_payload(node, counts, first=False)
+        data = self._spawn_payload(node, USERS, first=False)
+        data["user_classes_count"] = {
+            c.__name__: target.get(c.__name__, 0) for c in self.environment.user_classes
+        }
         data["fence"] = True  # apply completely before any later spawn: no users beyond this target
         await self._send(node.id, Message("spawn", data))
 
@@ -241,22 +274,10 @@ class ControllerMixin(MasterCore):
             await self._send(node.id, Message("spawning_complete", data))
 
     async def _rebalance(self) -> None:
-        """Re-place users after a worker joined or left, paced by the current spawn rate."""
-        if self._dispatcher is None or not self._testing():
+        """Workers joined or left: the plan re-places users (paced by its rate) from its next step."""
+        if self._driver is None or not self._testing():
             return
-        if self._steps is not None:
-            return  # a ramp is in progress: its next steps already account for the change
-        # the dispatcher knows workers changed: iterating it again yields the re-placing steps
-        self._rebalancing = self.state == RunnerState.RUNNING
-        self._begin_steps()
         await self._on_timers()
-
-
-def _sum_maps(users: dict[str, dict[str, int]]) -> dict[str, int]:
-    total: Counter[str] = Counter()
-    for counts in users.values():
-        total.update(counts)
-    return {k: v for k, v in total.items() if v}
 
 
 def _fmt(counts: dict[str, int]) -> str:

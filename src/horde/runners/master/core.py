@@ -21,6 +21,7 @@ from horde.runners.base import Runner, RunnerState
 from horde.runners.nodes import WorkerNode, WorkerNodes
 
 if TYPE_CHECKING:
+    from horde.load import StepDriver
     from horde.runners.master.stopping import Pending
 
 logger = logging.getLogger("horde.runners.master")
@@ -53,11 +54,7 @@ class MasterCore(Runner):
         self._real_time = type(self._clock) is Clock
         self._last_drop_log = float("-inf")
         self._inbox: asyncio.Queue[tuple[Any, ...]] = asyncio.Queue()
-        self._dispatcher: Any = None
-        self._steps: Any = None
-        self._next_step: Any = None
-        self._next_step_at = 0.0
-        self._last_step_at: float | None = None
+        self._driver: StepDriver | None = None  # the running plan (None between tests)
         self._spawn_seq = 0
         self._ramp_waiters: list[asyncio.Future[None]] = []
         self._ramp_acks_deadline: float | None = None

@@ -78,11 +78,11 @@ class HandlersMixin(ControllerMixin):
         self._changed()
         logger.info("Worker %s connected (%d workers)", node_id, len(self.nodes.active))
         self.environment.events.worker_connect.fire(client_id=node_id)
-        if self._testing() and self._dispatcher is not None:
+        if self._testing() and self._driver is not None:
             if running:
                 logger.info("Adopting worker %s and its %d running users", node_id, node.user_count)
                 node.target = dict(running)  # the next targets are sent as changes against what it runs
-            self._dispatcher.add_worker(node)
+            self._driver.add_worker(node, self._now())
             await self._rebalance()
         elif running:
             # users left over from a test this master does not run: they must stop
@@ -218,7 +218,7 @@ class HandlersMixin(ControllerMixin):
         self._check_final_report(node, data)
         self.nodes.remove(node.id)
         self._changed()
-        self._forget_from_dispatcher(node.id)
+        self._forget_from_plan(node.id)
         logger.info("Worker %s quit (%d workers left)", node.id, len(self.nodes.active))
         if self._pending is not None:
             self._acknowledged(node.id)
@@ -235,10 +235,10 @@ class HandlersMixin(ControllerMixin):
                 return
             await self._rebalance()
 
-    def _forget_from_dispatcher(self, node_id: str) -> None:
+    def _forget_from_plan(self, node_id: str) -> None:
         self._unconfirmed.discard(node_id)  # a worker that left confirms nothing
-        if self._dispatcher is not None:
-            self._dispatcher.remove_worker(node_id)
+        if self._driver is not None:
+            self._driver.remove_worker(node_id, self._now())
 
     # ---- liveness ------------------------------------------------------------------------------------
     async def _check_liveness(self, now: float) -> None:
@@ -271,7 +271,7 @@ class HandlersMixin(ControllerMixin):
             node.user_classes_count = {}
             node.target = {}
             self._changed()
-            self._forget_from_dispatcher(node.id)
+            self._forget_from_plan(node.id)
             self._acknowledged(node.id)
         if self._pending is not None:
             if not self._pending.waiting:
@@ -285,9 +285,9 @@ class HandlersMixin(ControllerMixin):
         node.state = RunnerState.READY
         node.missing_since = None
         self._changed()
-        if not (self._testing() and self._dispatcher is not None):
+        if not (self._testing() and self._driver is not None):
             await self._send(node.id, Message("stop", {}))
             return
         await self._send_full_target(node, {})
-        self._dispatcher.add_worker(node)
+        self._driver.add_worker(node, self._now())
         await self._rebalance()

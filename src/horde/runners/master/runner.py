@@ -17,6 +17,7 @@ from collections import Counter
 from collections.abc import Awaitable
 from typing import Any
 
+from horde.load import ClosedUsers, LoadModel
 from horde.rpc.protocol import Message, validate_worker_message
 from horde.rpc.transport import HEARTBEAT, BadFrame, Inbound, RPCError, ServerTransport
 from horde.runners.base import RunnerState
@@ -128,14 +129,17 @@ class MasterRunner(HandlersMixin, StoppingMixin):
         self, user_count: int, spawn_rate: float, user_classes: list[Any] | None = None
     ) -> asyncio.Future[None]:
         """Ramp the whole cluster to ``user_count``; the future resolves when workers confirm it."""
-        if user_count < 0:
-            raise ValueError(f"user count must be >= 0, got {user_count}")
-        if spawn_rate <= 0:
-            raise ValueError(f"spawn rate must be > 0, got {spawn_rate}")
+        env = self.environment
+        model = ClosedUsers(
+            env.user_classes, user_count, spawn_rate, user_classes, dispatcher_class=env.dispatcher_class
+        )
+        return self.start_load(model)
+
+    def _start_model(self, model: LoadModel) -> asyncio.Future[None]:
+        """Queue a validated model for the controller (a fresh test, or a re-target of the running one)."""
         self.start_background()
-        self.target_user_count = user_count
         fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self._inbox.put_nowait(("start", user_count, spawn_rate, user_classes, fut))
+        self._inbox.put_nowait(("start", model, fut))
         return fut
 
     def stop(self) -> asyncio.Future[None]:

@@ -44,7 +44,6 @@ class StoppingMixin(MasterCore):
             self.final_user_classes_count = self.user_classes_count
             self._final_nodes = [replace(n) for n in self.nodes]
         self.state = RunnerState.STOPPING
-        await self._cancel_shape(None)
         self._abandon_ramp()
         reachable = [n for n in self.nodes if n.state != RunnerState.MISSING]
         self._pending = Pending(
@@ -63,13 +62,12 @@ class StoppingMixin(MasterCore):
 
     def _abandon_ramp(self) -> None:
         """Forget the ramp in progress; whoever awaited it is released (the test is stopping)."""
-        self._steps = self._next_step = None
+        self._driver = None
         self._ramp_acks_deadline = None
         waiters, self._ramp_waiters = self._ramp_waiters, []
         for waiter in waiters:
             if not waiter.done():
                 waiter.set_result(None)
-        self._dispatcher = None
 
     async def _finish_pending(self) -> None:
         pending, self._pending = self._pending, None
