@@ -91,11 +91,10 @@ def horde_module(locust_module: str) -> str | None:
 def horde_name(locust_module: str, name: str) -> NameTarget:
     """Where ``from locust_module import name`` finds ``name`` in horde."""
     candidates = NAME_TARGETS.get(locust_module) or (_same_path(locust_module),)
-    for wanted in (name, RENAMES.get(name)):
-        if wanted is None:
-            continue
-        for module in candidates:
-            if has_name(module, wanted):
+    # the preferred module wins, under the Locust name or horde's spelling of it
+    for module in candidates:
+        for wanted in (name, RENAMES.get(name)):
+            if wanted is not None and has_name(module, wanted):
                 return NameTarget(module, wanted, True)
     fallback = horde_module(locust_module) or candidates[0]
     return NameTarget(fallback, name, False)

@@ -6,6 +6,7 @@ was, with a ``# horde convert: ...`` comment above its statement and a :class:`F
 
 from __future__ import annotations
 
+import ast
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -70,9 +71,14 @@ def convert_source(source: str) -> ConvertResult:
     'from horde import task\\n'
     """
     try:
+        ast.parse(source)  # Python's own message and line for a syntax error
+    except SyntaxError as e:
+        raise ConvertError(f"syntax error: {e.msg}", e.lineno) from None
+    try:
         module = cst.parse_module(source)
     except cst.ParserSyntaxError as e:
-        raise ConvertError(f"syntax error: {e.message}", e.raw_line) from None
+        message = " ".join(e.message.split())
+        raise ConvertError(f"syntax error: {message}", e.raw_line) from None
     wrapper = MetadataWrapper(module)
     analysis = Analysis()
     wrapper.module.visit(analysis)
@@ -616,7 +622,9 @@ class Transformer(cst.CSTTransformer):
             return updated_node  # a module path itself: the outer attribute is rewritten
         target = horde_module(base)
         name = original_node.attr.value
-        if target is None or not has_name(target, name):
-            self.flag(original_node, f"horde has no {full}: remove it or port what it does")
+        if target is None:
+            self.flag(original_node, f"horde has no module like {base}: remove it or port what it does")
             return updated_node
+        if not has_name(target, name):
+            self.flag(original_node, _missing(target, name))
         return updated_node.with_changes(value=_dotted_expr(target))

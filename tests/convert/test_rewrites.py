@@ -1,0 +1,262 @@
+"""Single rewrites on small snippets: the edges the corpus does not show."""
+
+from __future__ import annotations
+
+import textwrap
+
+import pytest
+
+from horde.convert import ConvertError, convert_source
+
+
+def conv(src: str) -> str:
+    return convert_source(textwrap.dedent(src)).code
+
+
+def manual(src: str) -> list[str]:
+    return [f.message for f in convert_source(textwrap.dedent(src)).findings if f.manual]
+
+
+HEAD = "from locust import HttpUser, task\n\n\nclass U(HttpUser):\n"
+
+
+def method(body: str) -> str:
+    return HEAD + textwrap.indent(textwrap.dedent(body), "    ")
+
+
+def test_await_is_parenthesized_where_the_response_is_used_directly() -> None:
+    out = conv(
+        method(
+            "@task\ndef t(self):\n    n = self.client.get('/a').json()['n']\n    s = (self.client.get('/b')).text\n"
+        )
+    )
+    assert "n = (await self.client.get('/a')).json()['n']" in out
+    assert "s = (await self.client.get('/b')).text" in out
+
+
+def test_super_on_start_and_self_wait_are_awaited() -> None:
+    out = conv(
+        method("def on_start(self):\n    super().on_start()\n\n@task\ndef t(self):\n    self.wait()\n")
+    )
+    assert "await super().on_start()" in out
+    assert "await self.wait()" in out
+
+
+def test_a_partial_port_gets_the_missing_awaits_and_leaves_task_arguments_alone() -> None:
+    out = conv(
+        method(
+            """
+            async def login(self):
+                await self.client.post("/login")
+
+            @task
+            async def t(self):
+                self.login()
+                await self.login()
+                asyncio.create_task(self.login())
+            """
+        )
+    )
+    assert out.count("await self.login()") == 2
+    assert "asyncio.create_task(self.login())" in out
+
+
+def test_helpers_that_do_not_touch_the_client_stay_synchronous() -> None:
+    out = conv(
+        method(
+            "def payload(self):\n    return {'a': 1}\n\n@task\ndef t(self):\n    self.client.post('/x', json=self.payload())\n"
+        )
+    )
+    assert "def payload(self):" in out and "async def payload" not in out
+    assert "await self.client.post('/x', json=self.payload())" in out
+
+
+def test_a_call_chain_becomes_async_to_a_fixed_point() -> None:
+    out = conv(
+        method(
+            """
+            @task
+            def t(self):
+                self.a()
+
+            def a(self):
+                self.b()
+
+            def b(self):
+                self.c()
+
+            def c(self):
+                self.client.get("/deep")
+            """
+        )
+    )
+    for name in "abc":
+        assert f"async def {name}(self):" in out
+    assert "await self.a()" in out and "await self.b()" in out and "await self.c()" in out
+
+
+def test_what_cannot_be_async_is_flagged_not_rewritten() -> None:
+    src = method(
+        """
+        def __init__(self, env):
+            super().__init__(env)
+            self.client.get("/init")
+
+        @task
+        def gen(self):
+            yield self.client.get("/g")
+
+        @task
+        def lam(self):
+            cb = lambda: self.client.get("/l")
+        """
+    )
+    out, msgs = conv(src), manual(src)
+    assert "def __init__(self, env):" in out and 'self.client.get("/init")' in out
+    assert any("__init__ cannot be async" in m for m in msgs)
+    assert any("task gen must be async def, but gen is a generator" in m for m in msgs)
+    assert any("a lambda cannot await" in m for m in msgs)
+
+
+def test_a_with_mixing_a_request_and_a_file_is_flagged() -> None:
+    msgs = manual(
+        method("@task\ndef t(self):\n    with self.client.get('/a') as r, open('f') as fh:\n        pass\n")
+    )
+    assert msgs == ["a with mixing requests or locks with other context managers: split it"]
+
+
+def test_a_sized_pool_and_a_pool_without_join_are_flagged() -> None:
+    src = """
+    from gevent.pool import Pool
+    from locust import HttpUser, task
+
+    class U(HttpUser):
+        @task
+        def sized(self):
+            pool = Pool(5)
+            pool.spawn(self.client.get, "/a")
+            pool.join()
+
+        @task
+        def unjoined(self):
+            pool = Pool()
+            pool.spawn(self.client.get, "/a")
+    """
+    msgs = manual(src)
+    assert any("a gevent pool with a size" in m for m in msgs)
+    assert any("no pool.join() in the same block" in m for m in msgs)
+    assert "Pool(5)" in conv(src)
+
+
+def test_module_attribute_paths_follow_their_imports() -> None:
+    out = conv(
+        """
+        import locust
+        import locust.exception
+        import locust.stats
+
+        class U(locust.HttpUser):
+            @locust.task
+            def t(self):
+                raise locust.exception.StopUser()
+        """
+    )
+    assert "import horde\nimport horde.exceptions\nimport horde.stats\n" in out
+    assert "class U(horde.HttpUser):" in out and "@horde.task" in out
+    assert "raise horde.exceptions.StopUser()" in out
+    assert "async def t(self):" in out
+
+
+def test_a_from_import_split_over_horde_modules_gets_one_line_per_module() -> None:
+    out = conv("from locust.contrib.fasthttp import FastHttpUser, FastHttpSession\n")
+    assert "from horde import FastHttpUser\n" in out
+    assert "FastHttpSession" in out and "from locust" not in out
+
+
+def test_locust_error_is_imported_under_its_locust_name() -> None:
+    assert conv("from locust.exception import LocustError\n") == (
+        "from horde.exceptions import HordeError as LocustError\n"
+    )
+
+
+def test_asyncio_is_imported_once_after_the_docstring_and_future_imports() -> None:
+    src = (
+        '"""Doc."""\nfrom __future__ import annotations\n\nimport time\nfrom locust import User, task\n\n\n'
+        "class U(User):\n    @task\n    def t(self):\n        time.sleep(1)\n"
+    )
+    out = convert_source(src).code
+    assert out.startswith('"""Doc."""\nfrom __future__ import annotations\n\nimport asyncio\nfrom horde')
+    assert out.count("import asyncio") == 1
+    assert "import time" not in out
+
+
+def test_gevent_queue_and_async_result_are_flagged() -> None:
+    msgs = manual(
+        """
+        import gevent.queue
+        from gevent.event import AsyncResult
+
+        q = gevent.queue.Queue()
+        r = AsyncResult()
+        """
+    )
+    assert any("asyncio.Queue" in m for m in msgs) and any("asyncio.Future" in m for m in msgs)
+
+
+def test_event_wait_with_a_timeout_is_flagged() -> None:
+    src = """
+    from gevent.event import Event
+    from locust import User, task
+
+    ready = Event()
+
+    class U(User):
+        @task
+        def t(self):
+            ready.wait(5)
+    """
+    assert any("asyncio.wait_for" in m for m in manual(src))
+
+
+def test_fire_and_forget_spawn_gets_an_ownership_note() -> None:
+    src = """
+    import gevent
+    from locust import events
+
+    def loop(environment):
+        gevent.sleep(1)
+
+    @events.init.add_listener
+    def on_init(environment, **kw):
+        gevent.spawn(loop, environment)
+    """
+    result = convert_source(textwrap.dedent(src))
+    assert "asyncio.create_task(loop(environment))" in result.code
+    assert "async def loop(environment):" in result.code
+    assert [f.manual for f in result.findings] == [False]
+    assert "# horde convert: asyncio.create_task: keep a reference" in result.code
+
+
+def test_spawn_of_an_unknown_function_runs_it_in_a_thread_and_is_flagged() -> None:
+    src = """
+    import gevent
+    import somewhere
+
+    def f():
+        gevent.spawn(somewhere.work, 1)
+    """
+    out = conv(src)
+    assert "asyncio.create_task(asyncio.to_thread(somewhere.work, 1))" in out
+    assert any("in a thread" in m for m in manual(src))
+
+
+def test_nothing_to_change_gives_the_same_text_and_no_findings() -> None:
+    src = "from horde import HttpUser, task\n\n\nclass U(HttpUser):\n    @task\n    async def t(self):\n        await self.client.get('/')\n"
+    result = convert_source(src)
+    assert result.code == src and not result.changed and result.findings == []
+
+
+def test_a_syntax_error_says_where() -> None:
+    with pytest.raises(ConvertError) as info:
+        convert_source("def f(:\n    pass\n")
+    assert info.value.line == 1
