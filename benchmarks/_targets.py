@@ -35,10 +35,11 @@ import psutil
 
 NGINX_CONF = """\
 worker_processes 1;
+worker_rlimit_nofile 400000;
 daemon off;
 pid {prefix}/nginx.pid;
 error_log {prefix}/error.log crit;
-events {{ worker_connections 4096; }}
+events {{ worker_connections 300000; }}  # memory.py and scale.py hold 5,000-100,000 connections
 http {{
     access_log off;
     keepalive_requests 1000000000;

@@ -14,13 +14,16 @@ Scenarios (1,000 workers on 50 hosts, 10 classes with weights 1..10, spawn rate 
 Machines differ and CI runners are noisy, so each figure is also printed as a ratio to a reference workload
 timed in the same process: a plain Python loop that builds a fresh 1,000 x 10 ``{worker: {class: count}}``
 map (what any dispatcher must hand to the runner every step). A ratio of 20 means "as long as building
-20 such maps". Goals: (a) <= 0.08 s, (c) <= 10 ms per removal. For comparison, Locust 2.x takes about
+20 such maps". Goals: (a) <= 0.08 s, (c) <= 10 ms for the slowest of the 100 removals (not only the
+median). Each removal is also timed in CPU time of this thread (``cpu``): on a shared machine the wall
+time of the slowest removal is often another process holding the CPU, which the CPU time leaves out. For comparison, Locust 2.x takes about
 0.84 s for (a) and 0.75 s per removal for (c) on the machine where those goals were set.
 """
 
 from __future__ import annotations
 
 import argparse
+import gc
 import statistics
 import time
 
@@ -75,16 +78,24 @@ def ramped(users: int) -> UsersDispatcher:
     return d
 
 
-def removals(users: int, count: int) -> list[float]:
+def removals(users: int, count: int) -> tuple[list[float], list[float], list[int]]:
+    """Wall and CPU seconds of each removal (the removal and the step re-placing its users), and the
+    garbage collections per generation they ran."""
     d = ramped(users)
-    times = []
+    # A full collection of what start-up and the ramp left (imports, the first map) is due around now in
+    # any process; collect it here so that the removals are timed with the collections they cause.
+    gc.collect()
+    collections = [g["collections"] for g in gc.get_stats()]
+    times, cpu = [], []
     for wid in d.worker_ids[:count]:
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.thread_time()
         d.remove_worker(wid)
         steps = list(d)
         times.append(time.perf_counter() - t0)
+        cpu.append(time.thread_time() - c0)
         assert len(steps) == 1 and steps[0].user_count == users and steps[0].moves == 0
-    return times
+    ran = [g["collections"] - n for g, n in zip(gc.get_stats(), collections, strict=True)]
+    return times, cpu, ran
 
 
 def additions(users: int, count: int) -> tuple[list[float], int]:
@@ -118,14 +129,20 @@ def main() -> None:
     report("(a) first step, 1,000,000 users", a, 1_000_000, ref)
     b = min(first_step(100_000) for _ in range(args.repeat))
     report("(b) first step, 100,000 users", b, 100_000, ref)
-    rem = removals(1_000_000, 100)
+    rem, rem_cpu, collections = removals(1_000_000, 100)
     report("(c) remove 1 of 1,000 workers, median", statistics.median(rem), None, ref)
     report("    slowest of 100 removals", max(rem), None, ref)
+    report("    median, cpu", statistics.median(rem_cpu), None, ref)
+    report("    slowest of 100 removals, cpu", max(rem_cpu), None, ref)
+    print(
+        "    garbage collections during the 100 removals, generations 0/1/2: "
+        + "/".join(map(str, collections))
+    )
     add, moved = additions(1_000_000, 100)
     report("(d) add a worker to 1,000+, median", statistics.median(add), None, ref)
     report("    slowest of 100 additions", max(add), None, ref)
     print(f"    users moved to the 100 new workers: {moved:,} (~{moved // 100:,} each)")
-    goals = [("(a) <= 80 ms", a <= 0.08), ("(c) <= 10 ms", statistics.median(rem) <= 0.010)]
+    goals = [("(a) <= 80 ms", a <= 0.08), ("(c) slowest <= 10 ms", max(rem) <= 0.010)]
     print("goals: " + ", ".join(f"{name} {'met' if ok else 'MISSED'}" for name, ok in goals))
 
 

@@ -26,10 +26,11 @@ once, knowing which classes the sequence brings, and each step takes part of it 
 
 from __future__ import annotations
 
+import gc
 import math
 import operator
-from collections import deque
-from collections.abc import Iterable, Iterator, Sequence
+from collections import Counter, deque
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -299,6 +300,7 @@ class _Extras:
                 self.ones[c] = set(keep[: self.extras[c]])
         self.forced = [set(ones) for ones in self.ones]
         self.base, self.n_high = divmod(sum(self.extras), n_rows)
+        self._bits: tuple[list[int], list[int], int, int] | None = None  # see _bitsets
 
     def _row_columns(self, w: int) -> list[int]:
         return [c for c in range(self.n_cols) if w in self.ones[c]]
@@ -306,6 +308,9 @@ class _Extras:
     def _release(self, w: int, c: int) -> None:
         self.ones[c].discard(w)
         self.forced[c].discard(w)
+        if self._bits is not None:  # ones and banned are disjoint: the cell is free to take again
+            self._bits[0][c] &= ~(1 << w)
+            self._bits[1][c] &= ~(1 << w)
 
     def solve(self, quick: bool = False) -> list[list[int]] | None:
         """The doubly balanced matrix.
@@ -422,6 +427,8 @@ class _Extras:
         Without costs this is a breadth-first search that stops at the first row with room; with costs it is
         a 0-1 BFS where using a forced or banned cell costs one move.
         """
+        if not allow_cost:
+            return self._augment_free(c0)
         n_rows, n_cols = self.n_rows, self.n_cols
         hub = n_rows + n_cols
         unseen = hub + 2
@@ -486,22 +493,128 @@ class _Extras:
                         break
         if end < 0:
             return False
+        self._apply_path(col0, end, parent.__getitem__)
+        return True
+
+    def _augment_free(self, c0: int) -> bool:
+        """:meth:`_augment` without costs: the same breadth-first search and the same path, on bitsets.
+
+        Rows with room are never queued (reaching one ends the search), so a column's first row with room
+        is the lowest row outside its extras and banned cells. A column or the hub reaches its rows all at
+        once (a run, in row order), and a row only leads to columns or the hub not reached yet, so a whole
+        run is expanded at once: each such node is reached from the run's lowest row that leads to it.
+        With the row sets as integers (bit ``w`` = row ``w``) a search is a few integer operations per
+        column, however many rows there are; the pass over every row per column and per row this
+        replaces made the slow worker removals at 1,000 workers (dozens of searches each).
+        """
+        n_rows, n_cols = self.n_rows, self.n_cols
+        hub = n_rows + n_cols
+        free, blocked, room, highs = self._bitsets()
+        col0 = n_rows + c0
+        reached_by: dict[int, int] = {}  # column node or hub -> the row that reached it
+        runs: list[tuple[int, int]] = []  # (rows, the column node or hub that reached them)
+        unreached = (1 << n_rows) - 1
+        pending = [c for c in range(n_cols) if c != c0]  # columns not reached yet, in order
+        hub_pending = True
+        queue: deque[int | tuple[int]] = deque([col0])  # nodes, and runs of rows as 1-tuples
+        end = end_parent = -1
+        while queue:
+            item = queue.popleft()
+            if isinstance(item, tuple):
+                if not pending and not hub_pending:
+                    continue
+                run = item[0]
+                found: list[tuple[int, int, int]] = []  # (lowest row leading there, order, node)
+                for c in pending:
+                    hits = free[c] & run
+                    if hits:
+                        found.append(((hits & -hits).bit_length() - 1, c, n_rows + c))
+                if hub_pending:
+                    lows = run & ~highs
+                    if lows:
+                        found.append(((lows & -lows).bit_length() - 1, n_cols, hub))
+                        hub_pending = False
+                found.sort()
+                for w, _, node in found:
+                    reached_by[node] = w
+                    queue.append(node)
+                pending = [c for c in pending if n_rows + c not in reached_by]
+                continue
+            if item == hub:
+                ends = highs & unreached & room
+                rows = highs & unreached
+            else:
+                ends = room & ~blocked[item - n_rows]
+                rows = unreached & ~blocked[item - n_rows]
+            if ends:
+                end, end_parent = (ends & -ends).bit_length() - 1, item
+                break
+            if rows:
+                unreached &= ~rows
+                runs.append((rows, item))
+                queue.append((rows,))
+        if end < 0:
+            return False
+
+        def parent(node: int) -> int:
+            if node == end:
+                return end_parent
+            if node >= n_rows:
+                return reached_by[node]
+            return next(by for rows, by in runs if rows >> node & 1)
+
+        self._apply_path(col0, end, parent)
+        return True
+
+    def _bitsets(self) -> tuple[list[int], list[int], int, int]:
+        """Per column the rows whose extra may move (not forced) and the rows it cannot take (an extra
+        already, or banned); the rows with room; the ``E + 1`` rows. Bit ``w`` is row ``w``; built for
+        the first search of a solve, then kept up to date by :meth:`_apply_path`."""
+        if self._bits is None:
+
+            def mask(rows: Iterable[int]) -> int:
+                return sum(1 << w for w in rows)
+
+            self._bits = (
+                [mask(ones - forced) for ones, forced in zip(self.ones, self.forced, strict=True)],
+                [mask(ones | banned) for ones, banned in zip(self.ones, self.banned, strict=True)],
+                mask(w for w in range(self.n_rows) if self.spare[w] > 0),
+                mask(w for w in range(self.n_rows) if self.high[w]),
+            )
+        free, blocked, room, highs = self._bits
+        return free, blocked, room, highs
+
+    def _apply_path(self, col0: int, end: int, parent: Callable[[int], int]) -> None:
+        """Shift the extras along the path found from column ``col0`` to row ``end`` (which has room)."""
+        n_rows = self.n_rows
+        hub = n_rows + self.n_cols
+        spare, high, ones, banned = self.spare, self.high, self.ones, self.banned
+        bits = self._bits
         spare[end] -= 1
+        if bits is not None and spare[end] <= 0:
+            bits = self._bits = (bits[0], bits[1], bits[2] & ~(1 << end), bits[3])
         node = end
         while node != col0:
-            prev = parent[node]
+            prev = parent(node)
             if node < n_rows:
                 if prev == hub:  # `node` hands its E + 1 status to the row that reached the hub
+                    other = parent(hub)
                     high[node] = False
-                    high[parent[hub]] = True
-                    node = parent[hub]
+                    high[other] = True
+                    if bits is not None:
+                        highs = (bits[3] & ~(1 << node)) | (1 << other)
+                        bits = self._bits = (bits[0], bits[1], bits[2], highs)
+                    node = other
                     continue
-                ones[prev - n_rows].add(node)
-                banned[prev - n_rows].discard(node)
+                c = prev - n_rows
+                ones[c].add(node)
+                banned[c].discard(node)
+                if bits is not None:  # a new extra is not forced
+                    bits[0][c] |= 1 << node
+                    bits[1][c] |= 1 << node
             else:  # column `node` gives up its extra on row `prev`
                 self._release(prev, node - n_rows)
             node = prev
-        return True
 
 
 def _balance(
@@ -533,6 +646,10 @@ def _apportion(amount: int, pending: Sequence[int]) -> list[int]:
     return shares
 
 
+_TOTAL_CAP = operator.itemgetter(1, 2)
+_CAP = operator.itemgetter(2)
+
+
 def _water(amount: int, caps: list[tuple[int, int, int]], fill: bool) -> list[tuple[int, int]]:
     """Spread ``amount`` units over rows given as ``(row, total, cap)``, at most ``cap`` per row.
 
@@ -546,38 +663,45 @@ def _water(amount: int, caps: list[tuple[int, int, int]], fill: bool) -> list[tu
         else:
             ranked = sorted(range(len(caps)), key=lambda i: (-caps[i][1], -i))
         return [(caps[i][0], 1) for i in ranked[:amount]]
+    # Rows with the same (total, cap) take the same units at any level: count them once per pair, so the
+    # bisection costs a pass over a handful of pairs instead of over every row.
+    keys = list(map(_TOTAL_CAP, caps))
+    groups = Counter(keys)
+    sign = 1 if fill else -1
+
+    def take(level: int, tot: int, cap: int) -> int:
+        return min(cap, max(0, sign * (level - tot)))
+
+    def used(level: int) -> int:
+        return sum(n * take(level, tot, cap) for (tot, cap), n in groups.items())
+
     if fill:
-
-        def used(level: int) -> int:
-            return sum(min(cap, max(0, level - tot)) for _, tot, cap in caps)
-
-        lo, hi = min(t for _, t, _ in caps), max(t + c for _, t, c in caps)
+        lo, hi = min(t for t, _ in groups), max(t + c for t, c in groups)
         while lo < hi:  # the highest level whose filling fits in `amount`
             mid = (lo + hi + 1) // 2
             if used(mid) <= amount:
                 lo = mid
             else:
                 hi = mid - 1
-        units = [min(cap, max(0, lo - tot)) for _, tot, cap in caps]
-        at_level = [i for i, (_, tot, cap) in enumerate(caps) if units[i] < cap and tot + units[i] == lo]
     else:
-
-        def used(level: int) -> int:
-            return sum(min(cap, max(0, tot - level)) for _, tot, cap in caps)
-
-        lo, hi = min(t - c for _, t, c in caps), max(t for _, t, _ in caps)
+        lo, hi = min(t - c for t, c in groups), max(t for t, _ in groups)
         while lo < hi:  # the lowest level whose draining fits in `amount`
             mid = (lo + hi) // 2
             if used(mid) <= amount:
                 hi = mid
             else:
                 lo = mid + 1
-        units = [min(cap, max(0, tot - lo)) for _, tot, cap in caps]
-        at_level = [i for i, (_, tot, cap) in enumerate(caps) if units[i] < cap and tot - units[i] == lo]
+    per_group = {g: take(lo, *g) for g in groups}
+    units = list(map(per_group.__getitem__, keys))
+    # rows that stop one short of a level that cannot be completed: earlier rows get the last units when
+    # filling, later rows lose first when draining
+    short = {g for g, u in per_group.items() if u < g[1] and g[0] + sign * u == lo}
+    at_level = [i for i, k in enumerate(keys) if k in short]
+    if not fill:
         at_level.reverse()
     for i in at_level[: amount - sum(units)]:
         units[i] += 1
-    return [(caps[i][0], units[i]) for i in range(len(caps)) if units[i]]
+    return [(cell[0], u) for cell, u in zip(caps, units, strict=True) if u]
 
 
 def _advance(cur: list[list[int]], plan: list[list[int]], budget: int | None) -> list[list[int]]:
@@ -586,8 +710,8 @@ def _advance(cur: list[list[int]], plan: list[list[int]], budget: int | None) ->
     Classes get a share of the budget in proportion to what they still need; within a class, starts go to
     the emptiest workers and stops come from the fullest, so workers stay close to each other meanwhile.
     """
-    if budget is None:
-        return [row[:] for row in plan]
+    if budget is None or budget >= max(sum(map(sum, plan)), sum(map(sum, cur))):
+        return [row[:] for row in plan]  # nobody starts more users than the plan holds, nor stops more
     n_cols = len(plan[0]) if plan else 0
     starts = [0] * n_cols
     stops = [0] * n_cols
@@ -656,7 +780,7 @@ def _fewest_moves(rows: list[list[int]], targets: list[int]) -> tuple[list[list[
         goal[w] += 1
     gain = [max(0, goal[w] - totals[w]) for w in range(n_rows)]
     loss = [max(0, totals[w] - goal[w]) for w in range(n_rows)]
-    change = [targets[c] - sum(r[c] for r in rows) for c in range(n_cols)]
+    change = [t - held for t, held in zip(targets, map(sum, zip(*rows, strict=True)), strict=True)]
     extra = sum(gain) - sum(max(0, d) for d in change)  # users that must move between rows
     if extra < 0:
         return None
@@ -669,7 +793,7 @@ def _fewest_moves(rows: list[list[int]], targets: list[int]) -> tuple[list[list[
             for w in range(n_rows)
             if cap[w] and (fill or new[w][c])
         ]
-        if sum(x for _, _, x in cells) < amount:
+        if sum(map(_CAP, cells)) < amount:
             return False
         for w, units in _water(amount, cells, fill):
             new[w][c] += units if fill else -units
@@ -967,7 +1091,7 @@ class UsersDispatcher(Iterator[DispatchStep]):
             self._implicit = True
             self._emitted = False
             self._owed = 0.0
-        step = self._step() if self._active else None
+        step = self._step_without_gc() if self._active else None
         if step is None:
             self._active = False
             self._in_progress = False
@@ -975,6 +1099,25 @@ class UsersDispatcher(Iterator[DispatchStep]):
         self._in_progress = True
         self._emitted = True
         return step
+
+    def _step_without_gc(self) -> DispatchStep | None:
+        """:meth:`_step` with the cyclic garbage collector paused (when it was running).
+
+        A step at 1,000 workers allocates thousands of short-lived lists (matrices, candidate lists):
+        with the collector on, they trip several young-generation collections per step, survive them
+        while the step is still using them, and get promoted; every few steps that promotion triggers a
+        full collection of the whole heap (about 20 ms in the benchmark, more in a busy master), which
+        made the slowest worker removals. Every temporary is freed by reference counting before the step
+        returns, so with the collector paused they never count toward a collection: this removes the
+        collections, it does not postpone them. Nothing here creates reference cycles.
+        """
+        if not gc.isenabled():
+            return self._step()
+        gc.disable()
+        try:
+            return self._step()
+        finally:
+            gc.enable()
 
     def _step(self) -> DispatchStep | None:
         if not self._rows:
@@ -1107,6 +1250,14 @@ class UsersDispatcher(Iterator[DispatchStep]):
             (old_rows[wid], row) for wid, row in rows.items() if wid in old_rows and old_rows[wid] != row
         ]
         moves = _count_moves([a for a, _ in pairs], [b for _, b in pairs]) if pairs else 0
+        # Keep the row lists of the workers that stay, updated in place: the step's new lists are then
+        # freed at once instead of replacing a thousand long-lived objects (which the garbage collector
+        # would promote, and every few steps pay a full collection for).
+        for wid, row in rows.items():
+            old = old_rows.get(wid)
+            if old is not None and old is not row:
+                old[:] = row
+                rows[wid] = old
         self._rows = rows
         return DispatchStep(
             users=self._users_map(),
