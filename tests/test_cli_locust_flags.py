@@ -113,3 +113,38 @@ def test_iterations_end_the_test_as_planned_and_json_goes_to_stdout(tmp_path: Pa
     assert "Request statistics" in r.stderr
     assert "Starting horde" in r.stderr and "Shutting down (exit code 0)" in r.stderr
     assert "the iteration limit was reached" in r.stderr
+
+
+CUSTOM_ARGS = textwrap.dedent(
+    """
+    from horde import HttpUser, events, task
+
+    @events.init_command_line_parser.add_listener
+    def _(parser, **kwargs):
+        parser.add_argument("--my-greeting", default="hi", include_in_web_ui=True, help="what to say")
+        parser.add_argument("--my-token", default="", is_secret=True, help="a secret")
+
+    @events.test_start.add_listener
+    def _(environment, **kwargs):
+        print("GREETING=" + environment.parsed_options.my_greeting, flush=True)
+
+    class Greeter(HttpUser):
+        @task
+        async def go(self):
+            await self.client.get("/items")
+    """
+)
+
+
+@pytest.mark.slow
+def test_a_locustfile_adds_its_own_flags_seen_in_help_and_parsed_options(tmp_path: Path, target: str) -> None:
+    (tmp_path / "locustfile.py").write_text(CUSTOM_ARGS)
+    helped = horde("--help", cwd=tmp_path)
+    assert helped.returncode == 0 and "--my-greeting" in helped.stdout and "what to say" in helped.stdout
+    r = horde("--headless", "-H", target, "-u", "1", "-t", "1s", "--my-greeting", "hello", cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    assert "GREETING=hello" in r.stdout
+    env_set = horde(
+        "--headless", "-H", target, "-u", "1", "-t", "1s", cwd=tmp_path, env={"HORDE_MY_GREETING": "hey"}
+    )
+    assert "GREETING=hey" in env_set.stdout

@@ -102,9 +102,13 @@ def check_roles(options: argparse.Namespace) -> str | None:
     return "\n".join(problems) or None
 
 
-def load_test(options: argparse.Namespace, *, needs_host: bool = True) -> LoadedTest:
-    """Import the locustfile(s) and check the classes; raises ConfigurationError with one clear line."""
-    files = load_locustfiles(options.locustfile)
+def load_test(
+    options: argparse.Namespace, *, needs_host: bool = True, files: Locustfiles | None = None
+) -> LoadedTest:
+    """Import the locustfile(s) (unless ``files`` already holds them) and check the classes; raises
+    ConfigurationError with one clear line."""
+    if files is None:
+        files = load_locustfiles(options.locustfile)
     user_classes = select_user_classes(files, options.user_classes)
     if options.list_commands or options.show_task_ratio or options.show_task_ratio_json:
         return LoadedTest(files, user_classes, None)

@@ -5,6 +5,7 @@ or a headless local/master run (:mod:`horde.cli.headless`)."""
 
 from __future__ import annotations
 
+import argparse
 import json
 import logging
 import os
@@ -13,7 +14,9 @@ from collections.abc import Sequence
 
 from horde._version import __version__
 from horde.cli.common import PROCESSES_CHILD_ENV, LoadedTest, check_roles, fail, load_test, run_event_loop
+from horde.cli.loader import Locustfiles, load_locustfiles
 from horde.cli.options import parse_options
+from horde.event import events
 from horde.exceptions import ConfigurationError
 from horde.log import setup_logging
 from horde.user.ratio import class_shares_by_weight, format_ratio_text, ratio_report
@@ -34,7 +37,10 @@ def run_cli(argv: list[str]) -> int:
         from horde.reports.compare import main as compare_main
 
         return compare_main(argv[1:])
-    options = parse_options(argv)
+    parsed = parse_locustfile_options(argv)
+    if isinstance(parsed, int):
+        return parsed
+    options, files = parsed
     if not options.skip_log_setup:
         try:
             setup_logging(options.loglevel, options.logfile)
@@ -44,7 +50,7 @@ def run_cli(argv: list[str]) -> int:
     if problem:
         return fail(problem)
     try:
-        loaded = load_test(options, needs_host=not options.worker)
+        loaded = load_test(options, needs_host=not options.worker, files=files)
     except ConfigurationError as e:
         return fail(str(e))
     if options.list_commands:
@@ -75,6 +81,21 @@ def run_cli(argv: list[str]) -> int:
         code = int(run_event_loop(run_headless(options, loaded)))
     logger.info("Shutting down (exit code %d)", code)
     return code
+
+
+def parse_locustfile_options(argv: list[str]) -> tuple[argparse.Namespace, Locustfiles | None] | int:
+    """Two passes, as Locust: find and import the locustfile, let its ``init_command_line_parser``
+    listeners add their flags, then parse everything (``--help`` lists the locustfile's flags too).
+    Returns the options and the imported files, or an exit code."""
+    first = parse_options(argv, partial=True)
+    files: Locustfiles | None = None
+    try:
+        files = load_locustfiles(first.locustfile)
+    except ConfigurationError as e:
+        parse_options(argv)  # an unknown flag or --help is answered first (exit 2 / 0), as argparse does
+        return fail(str(e))
+    options = parse_options(argv, extend=lambda parser: events.init_command_line_parser.fire(parser=parser))
+    return options, files
 
 
 def show_task_ratio(loaded: LoadedTest, *, as_json: bool) -> int:

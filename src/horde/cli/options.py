@@ -13,7 +13,7 @@ import os
 import re
 import sys
 import tomllib
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -133,8 +133,29 @@ def _csv_list(text: str | Sequence[str]) -> list[str]:
     return [part.strip() for part in str(text).split(",") if part.strip()]
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+class HordeArgumentParser(argparse.ArgumentParser):
+    """argparse, plus Locust's ``include_in_web_ui`` and ``is_secret`` keywords on ``add_argument``, so a
+    locustfile's ``init_command_line_parser`` listener written for Locust works unchanged. The keywords are
+    kept on the action (``action.include_in_web_ui``, ``action.is_secret``) for the web UI."""
+
+    def add_argument(self, *args: Any, **kwargs: Any) -> argparse.Action:
+        include_in_web_ui = kwargs.pop("include_in_web_ui", True)
+        is_secret = kwargs.pop("is_secret", False)
+        action = super().add_argument(*args, **kwargs)
+        action.include_in_web_ui = include_in_web_ui  # type: ignore[attr-defined]
+        action.is_secret = is_secret  # type: ignore[attr-defined]
+        return action
+
+
+def custom_arguments(parser: argparse.ArgumentParser) -> list[argparse.Action]:
+    """The actions a locustfile added through ``init_command_line_parser`` (after the built-in ones)."""
+    builtin = {a.dest for a in build_parser()._actions}
+    return [a for a in parser._actions if a.dest not in builtin]
+
+
+def build_parser(extend: Callable[[argparse.ArgumentParser], None] | None = None) -> argparse.ArgumentParser:
+    """horde's options; ``extend`` adds a locustfile's own (the ``init_command_line_parser`` event)."""
+    parser = HordeArgumentParser(
         prog="horde",
         description="Run a load test described by async User classes in a locustfile.",
         epilog="Every option can also come from HORDE_<OPTION> env vars, horde.conf, --config or "
@@ -292,6 +313,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     add_web_arguments(parser)
     add("-V", "--version", action="version", version=f"horde {__version__}")
+    if extend is not None:
+        extend(parser)
     return parser
 
 
@@ -379,7 +402,12 @@ def _source_name(source: str, key: str) -> str:
 
 
 def collect_defaults(
-    parser: argparse.ArgumentParser, config_file: str | None, environ: Mapping[str, str], cwd: Path
+    parser: argparse.ArgumentParser,
+    config_file: str | None,
+    environ: Mapping[str, str],
+    cwd: Path,
+    *,
+    lenient: bool = False,
 ) -> dict[str, Any]:
     """Merge the non-flag sources, lowest precedence first, into parser defaults.
 
@@ -416,8 +444,8 @@ def collect_defaults(
         for key, value in values.items():
             dest = _normalise_key(key)
             if dest not in dests or dest == "config":
-                if source in ("environment", "locust-environment") or locust:
-                    continue  # unrelated variables, and Locust options horde has no use for
+                if source in ("environment", "locust-environment") or locust or lenient:
+                    continue  # unrelated variables, Locust options horde has no use for, or not yet known
                 problems.append(f"{source}: unknown option {key!r}")
                 continue
             if locust:
@@ -451,25 +479,43 @@ def _config_value(action: argparse.Action, is_bool: bool, value: Any, key: str, 
 
 
 def parse_options(
-    argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = None, cwd: Path | None = None
+    argv: Sequence[str] | None = None,
+    environ: Mapping[str, str] | None = None,
+    cwd: Path | None = None,
+    *,
+    extend: Callable[[argparse.ArgumentParser], None] | None = None,
+    partial: bool = False,
 ) -> argparse.Namespace:
-    """Parse flags on top of every config source; exits with status 2 and one line on bad input."""
+    """Parse flags on top of every config source; exits with status 2 and one line on bad input.
+
+    ``partial`` is the first pass, before the locustfile is imported: flags and config keys the locustfile
+    may still add are left alone, and ``--help`` waits for the full pass (which lists them).
+    """
     argv = list(sys.argv[1:] if argv is None else argv)
     environ = os.environ if environ is None else environ
     cwd = cwd or Path.cwd()
-    parser = build_parser()
+    parser = build_parser(extend)
+    if partial:
+        parser.add_help = False
+        parser._actions = [a for a in parser._actions if not isinstance(a, argparse._HelpAction)]
+        parser._option_string_actions = {
+            k: v for k, v in parser._option_string_actions.items() if k not in ("-h", "--help")
+        }
     pre = argparse.ArgumentParser(add_help=False)
     pre.add_argument("--config")
     known, _ = pre.parse_known_args(argv)
     config_file = known.config or environ.get(ENV_PREFIX + "CONFIG")
     try:
-        defaults = collect_defaults(parser, config_file, environ, cwd)
+        defaults = collect_defaults(parser, config_file, environ, cwd, lenient=partial)
     except (ConfigError, OSError) as e:
         parser.error(str(e))
     # argparse converts string defaults with the option's type, so config values are validated too
     user_classes_default = defaults.pop("user_classes", None)
     parser.set_defaults(**defaults)
-    options = parser.parse_args(argv)
+    if partial:
+        options, _ = parser.parse_known_args(argv)
+    else:
+        options = parser.parse_args(argv)
     if not options.user_classes and user_classes_default:
         options.user_classes = user_classes_default
     for dest in _bool_dests(parser):
