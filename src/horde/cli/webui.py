@@ -11,6 +11,7 @@ from collections.abc import Callable
 from horde.cli.common import LoadedTest, Shutdown, blocking_watch, fail, first_of, make_environment
 from horde.cli.headless import create_runner, start_request
 from horde.cli.keyboard import keyboard_control
+from horde.cli.options import build_parser
 from horde.cli.outputs import build_outputs
 from horde.exceptions import HordeError
 from horde.session import TestRun
@@ -33,7 +34,8 @@ async def run_web(
     if problem:
         return fail(problem)
     try:
-        settings = WebSettings.from_options(options)
+        builtin = {action.dest for action in build_parser()._actions}
+        settings = WebSettings.from_options(options, custom_dests=frozenset(vars(options)) - builtin)
     except ValueError as e:
         return fail(str(e))
     env = make_environment(options, loaded.user_classes, loaded.shape)
