@@ -7,6 +7,8 @@ import json
 import re
 from typing import Any
 
+import pytest
+
 from horde.web import payloads
 from horde.web.app import WebSettings
 from tests.web.conftest import Crash, WebCtx, until
@@ -147,6 +149,7 @@ async def test_tasks_gives_class_and_task_ratios(web: WebCtx) -> None:
     assert body["total"] == body["per_class"]
 
 
+@pytest.mark.slow  # waits for the 1-s ticks / the ~10-s current window
 async def test_logs_worker_count_status_and_history(web: WebCtx) -> None:
     import logging
 
@@ -180,6 +183,7 @@ async def test_logs_worker_count_status_and_history(web: WebCtx) -> None:
     assert full["total"]["time"] and "entries" in full
 
 
+@pytest.mark.slow  # waits for the 1-s ticks / the ~10-s current window
 async def test_the_push_channel_sends_the_history_then_a_tick_a_second(web: WebCtx) -> None:
     await start(web)
     await until(lambda: len(web.run.history) >= 1, what="a history point")

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
+
 from horde.stats import RequestStats
 from horde.web import downloads, payloads
 from tests.web.conftest import WebCtx, until
@@ -76,6 +78,7 @@ def _is_number(v: Any) -> bool:
     return isinstance(v, (int, float)) and not isinstance(v, bool)
 
 
+@pytest.mark.slow  # waits for the 1-s ticks / the ~10-s current window
 async def test_stats_requests_has_every_key_of_the_spec_with_its_type(web: WebCtx) -> None:
     await web.client.post("/swarm", data={"user_count": "2", "spawn_rate": "20"})
     await until(lambda: web.env.stats.total.num_failures >= 3, what="failures")
@@ -137,6 +140,7 @@ def test_workers_rows_have_locusts_keys() -> None:
     assert body["workers"][0]["cpu_usage"] == 12.5 and body["workers"][0]["memory_usage"] == 1 << 20
 
 
+@pytest.mark.slow  # waits for the 1-s ticks / the ~10-s current window
 async def test_csv_downloads_have_locusts_headers_byte_for_byte(web: WebCtx) -> None:
     await web.client.post("/swarm", data={"user_count": "2", "spawn_rate": "20"})
     await until(lambda: len(web.run.history) >= 2 and web.env.stats.errors, what="history and errors")
