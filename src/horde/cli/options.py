@@ -147,12 +147,6 @@ class HordeArgumentParser(argparse.ArgumentParser):
         return action
 
 
-def custom_arguments(parser: argparse.ArgumentParser) -> list[argparse.Action]:
-    """The actions a locustfile added through ``init_command_line_parser`` (after the built-in ones)."""
-    builtin = {a.dest for a in build_parser()._actions}
-    return [a for a in parser._actions if a.dest not in builtin]
-
-
 def build_parser(extend: Callable[[argparse.ArgumentParser], None] | None = None) -> argparse.ArgumentParser:
     """horde's options; ``extend`` adds a locustfile's own (the ``init_command_line_parser`` event)."""
     parser = HordeArgumentParser(
