@@ -1,5 +1,5 @@
 """``horde``: a thin dispatcher. It parses the options and hands the run to the mode that owns it:
-``demo`` (:mod:`horde.cli.demo`), ``compare`` (:mod:`horde.reports.compare`), ``--processes``
+``demo`` (:mod:`horde.cli.demo`), ``convert`` (:mod:`horde.convert`), ``compare`` (:mod:`horde.reports.compare`), ``--processes``
 (:mod:`horde.cli.processes`), ``--worker`` (:mod:`horde.cli.worker`), the web UI (:mod:`horde.cli.webui`)
 or a headless local/master run (:mod:`horde.cli.headless`)."""
 
@@ -33,6 +33,10 @@ def run_cli(argv: list[str]) -> int:
         from horde.cli.demo import run_demo
 
         return run_demo(argv[1:])
+    if argv and argv[0] == "convert":
+        from horde.convert.cli import main as convert_main
+
+        return convert_main(argv[1:])
     if argv and argv[0] == "compare":
         from horde.reports.compare import main as compare_main
 
