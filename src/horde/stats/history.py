@@ -101,7 +101,17 @@ class HistoryRow(NamedTuple):
 class _Series:
     """Column arrays for one series: a recent tier and an older tier thinned by halving."""
 
-    __slots__ = ("_older", "_phase", "_recent", "method", "name", "older_capacity", "recent_capacity", "step")
+    __slots__ = (
+        "_older",
+        "_phase",
+        "_recent",
+        "_room",
+        "method",
+        "name",
+        "older_capacity",
+        "recent_capacity",
+        "step",
+    )
 
     def __init__(self, method: str, name: str, npercentiles: int, recent: int, older: int) -> None:
         self.method = method
@@ -113,6 +123,7 @@ class _Series:
         self._older: list[array[Any]] = [array(code) for code in codes]
         self.step = 1  # recent points per older point
         self._phase = 0  # recent points moved to the older tier so far, modulo step
+        self._room = 0  # appends before the tier size is next checked (kept <= 256: cached small ints)
 
     def __len__(self) -> int:
         return len(self._recent[0]) + len(self._older[0])
@@ -135,9 +146,17 @@ class _Series:
         for v in e.current_percentiles.values():
             c[i].append(_NAN if v is None else v)
             i += 1
+        # Checking the size costs an int allocation above 256 points; a small countdown does not.
+        room = self._room - 1
+        if room > 0:
+            self._room = room
+            return
+        limit = self.recent_capacity + max(1, self.recent_capacity // 16)
         n = len(c[0])
-        if n > self.recent_capacity + max(1, self.recent_capacity // 16):
+        if n > limit:
             self._spill(n - self.recent_capacity)
+            n = self.recent_capacity
+        self._room = min(256, limit - n + 1)
 
     def _spill(self, k: int) -> None:
         """Move the oldest ``k`` recent points to the older tier, keeping one in ``step``."""
