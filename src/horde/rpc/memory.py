@@ -204,18 +204,20 @@ class MemoryHeartbeat:
 
     def __init__(self, client: MemoryClient) -> None:
         self._client = client
-        self._loop = asyncio.get_running_loop() if _in_loop() else None
-        self._thread = threading.get_ident()
         self.closed = False
 
     def send(self, msg: Message) -> bool:
         client = self._client
         if self.closed or client.closed:
             return False
-        if threading.get_ident() == self._thread or self._loop is None:
+        loop, loop_thread = client._loop, client._loop_thread
+        if loop is None or threading.get_ident() == loop_thread:
             client.network._to_master(client.identity, msg, HEARTBEAT)
         else:
-            self._loop.call_soon_threadsafe(client.network._to_master, client.identity, msg, HEARTBEAT)
+            try:
+                loop.call_soon_threadsafe(client.network._to_master, client.identity, msg, HEARTBEAT)
+            except RuntimeError:
+                return False  # the loop is closed
         return True
 
     def close(self) -> None:
@@ -231,8 +233,16 @@ class MemoryClient:
         self._mailbox = _Mailbox()
         self.closed = False
         self.resets = 0
+        self._loop: asyncio.AbstractEventLoop | None = None  # the loop (and its thread) it is used from
+        self._loop_thread: int | None = None
+        self._bind()
+
+    def _bind(self) -> None:
+        if self._loop is None and _in_loop():
+            self._loop, self._loop_thread = asyncio.get_running_loop(), threading.get_ident()
 
     async def recv(self) -> Message | BadFrame:
+        self._bind()
         if self.closed:
             raise RPCError("receive failed: the client is closed")
         raw: bytes = await self._mailbox.get()
@@ -242,6 +252,7 @@ class MemoryClient:
             return BadFrame("undecodable", str(e))
 
     async def send(self, msg: Message) -> None:
+        self._bind()
         if self.closed:
             raise RPCError("send failed: the client is closed")
         self.network._to_master(self.identity, msg, MAIN)

@@ -10,7 +10,7 @@
 
 from horde.runners.master.core import MISSING_FORGET_AFTER, RAMP_ACK_TIMEOUT, STOP_MARGIN
 from horde.runners.master.liveness import Sweep, sweep
-from horde.runners.master.runner import MasterRunner, WorkerIds
+from horde.runners.master.runner import MasterRunner
 
 __all__ = [
     "MISSING_FORGET_AFTER",
@@ -18,6 +18,5 @@ __all__ = [
     "STOP_MARGIN",
     "MasterRunner",
     "Sweep",
-    "WorkerIds",
     "sweep",
 ]

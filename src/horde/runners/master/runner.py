@@ -32,20 +32,6 @@ WAIT_LOG_INTERVAL = 5.0  # seconds between "waiting for workers" lines
 READ_ERROR_PAUSE = 1.0  # seconds the reader waits after a transport failure before reading again
 
 
-class WorkerIds(tuple[str, ...]):
-    """The ids of the master's workers (``runner.clients``).
-
-    ``ready`` is transitional, for front ends not yet on :meth:`MasterRunner.worker_statuses`.
-    """
-
-    ready: list[WorkerNode]
-
-    def __new__(cls, nodes: list[WorkerNode], ready: list[WorkerNode]) -> WorkerIds:
-        ids = super().__new__(cls, (n.id for n in nodes))
-        ids.ready = ready
-        return ids
-
-
 class MasterRunner(HandlersMixin, StoppingMixin):
     """Coordinates workers over a transport (ZeroMQ unless one is given).
 
@@ -85,9 +71,9 @@ class MasterRunner(HandlersMixin, StoppingMixin):
         return self.transport
 
     @property
-    def clients(self) -> WorkerIds:
-        """Ids of every known worker (missing ones included)."""
-        return WorkerIds(self.nodes.all, self.nodes.ready)
+    def clients(self) -> tuple[str, ...]:
+        """Ids of every known worker (missing ones included), in the order they joined."""
+        return tuple(n.id for n in sorted(self.nodes.all, key=lambda n: n.index))
 
     @property
     def user_classes_count(self) -> dict[str, int]:
@@ -259,19 +245,6 @@ class MasterRunner(HandlersMixin, StoppingMixin):
     async def _send_all(self, targets: list[str], msg: Message) -> None:
         for target in targets:
             await self._send(target, msg)
-
-    def workers_table(self, final: bool = False) -> str:
-        """One row per worker: id, state, users, CPU and loop lag (printed on every change).
-
-        ``final`` shows the workers as they were when the test was stopped (they may have quit since).
-        """
-        rows = [f" {'worker':<44} {'state':<9} {'users':>6} {'cpu %':>6} {'lag ms':>7}"]
-        for row in self.worker_statuses(final=final):
-            rows.append(
-                f" {row.id[:44]:<44} {row.state:<9} {row.user_count:>6} "
-                f"{row.cpu_percent:>6.0f} {row.loop_lag * 1000:>7.0f}"
-            )
-        return "\n".join(rows)
 
 
 def _status(node: WorkerNode) -> WorkerStatus:
