@@ -3,11 +3,13 @@ itself a second time, and flags exactly what it should."""
 
 from __future__ import annotations
 
+from functools import cache
 from pathlib import Path
 
 import pytest
 
-from horde.convert import convert_source
+from horde.convert import ConvertResult
+from horde.convert import convert_source as _convert_source
 
 HERE = Path(__file__).parent
 CORPUS = sorted((HERE / "corpus").glob("*.py"))
@@ -18,6 +20,12 @@ MANUAL: dict[str, list[str]] = {
     "blocking_client": ["gevent.monkey", "re-entrant lock", "`requests.post` blocks", "`session.get` blocks"],
     "missing_names": ["print_task_ratio", "parse_timespan"],
 }
+
+
+@cache
+def convert_source(source: str) -> ConvertResult:
+    """Each distinct text is converted once per test session (the results are not mutated)."""
+    return _convert_source(source)
 
 
 def convert(name: str) -> str:

@@ -260,3 +260,21 @@ def test_a_syntax_error_says_where() -> None:
     with pytest.raises(ConvertError) as info:
         convert_source("def f(:\n    pass\n")
     assert info.value.line == 1
+
+
+def test_the_wait_for_all_users_recipe_is_flagged_where_asyncio_differs() -> None:
+    src = """
+    from gevent.lock import Semaphore
+    from locust import HttpUser, task
+
+    spawned = Semaphore()
+    spawned.acquire()
+
+    class U(HttpUser):
+        def on_start(self):
+            spawned.wait()
+    """
+    msgs = manual(src)
+    assert "asyncio.Semaphore()" in conv(src)
+    assert any("at import time cannot await" in m for m in msgs)
+    assert any("asyncio.Semaphore has no wait()" in m for m in msgs)

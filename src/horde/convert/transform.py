@@ -88,9 +88,10 @@ def convert_source(source: str) -> ConvertResult:
     context = CodemodContext()
     if transformer.need_asyncio:
         tree = add_import_asyncio(tree)
-    for node in transformer.removable_imports:
-        RemoveImportsVisitor.remove_unused_import_by_node(context, node)
-    tree = RemoveImportsVisitor(context).transform_module(tree)
+    if transformer.removable_imports:  # the scope analysis it needs is the slowest step: only when useful
+        for node in transformer.removable_imports:
+            RemoveImportsVisitor.remove_unused_import_by_node(context, node)
+        tree = RemoveImportsVisitor(context).transform_module(tree)
     findings = sorted(set(transformer.findings), key=lambda f: (f.line, f.message))
     return ConvertResult(source, tree.code, findings)
 
@@ -326,6 +327,12 @@ class Transformer(cst.CSTTransformer):
         return self._must_await(original, updated, f"`{dotted(original.func)}()` (now async)")
 
     def _call_await(self, original: cst.Call, updated: cst.Call) -> cst.BaseExpression:
+        if not self._funcs and last_name(original.func) == "acquire":
+            what = dotted(original.func)
+            self.flag(
+                original, f"`{what}()` at import time cannot await: start the semaphore one lower instead"
+            )
+            return updated
         return self._must_await(original, updated, f"`{dotted(original.func)}()`")
 
     def _call_sleep(self, original: cst.Call, updated: cst.Call) -> cst.BaseExpression:
