@@ -153,7 +153,8 @@ class BlockingDetector:
 
     def _is_user_code(self, frame: FrameType) -> bool:
         filename = frame.f_code.co_filename
-        if filename.startswith("<"):
+        # module-level code is the program's entry point (the console script), never a running task
+        if filename.startswith("<") or frame.f_code.co_name == "<module>":
             return False
         resolved = os.path.realpath(filename)
         return not resolved.startswith(self._library)
