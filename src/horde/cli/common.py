@@ -99,6 +99,8 @@ def check_roles(options: argparse.Namespace) -> str | None:
             )
         if options.master:
             problems.append("--processes already runs a master; drop --master")
+    if getattr(options, "csv_full_history", False) and not getattr(options, "csv_prefix", None):
+        problems.append("--csv-full-history needs --csv PREFIX")
     return "\n".join(problems) or None
 
 
