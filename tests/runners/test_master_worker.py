@@ -367,6 +367,25 @@ async def test_hurry_tells_stopping_workers_to_stop_now() -> None:
     await c.close()
 
 
+async def test_hurry_before_the_stop_makes_the_stop_immediate() -> None:
+    class Stubborn(User):
+        wait_time = constant(0)
+
+        @task
+        async def t(self) -> None:
+            await self.environment.clock.sleep(1000)
+
+    c = MemoryCluster()
+    master = c.new_master([Stubborn], stop_timeout=600)
+    worker = await c.add_worker([Stubborn])
+    await c.until(master.start(2, 1000))
+    master.hurry()  # e.g. a second Ctrl-C arriving before the first one's stop was carried out
+    await c.until(master.stop(), limit=1.0)
+    assert worker.users.running_tasks == 0 and master.state == "stopped"
+    assert not master.nodes.missing and master.nodes.all[0].state == "ready"
+    await c.close()
+
+
 async def test_worker_statuses_are_rows_of_the_workers(cluster: MemoryCluster) -> None:
     first = await cluster.add_worker()
     second = await cluster.add_worker()

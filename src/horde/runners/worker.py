@@ -495,8 +495,6 @@ class WorkerRunner(UserRunner):
                 self._target[name] = int(count)
             else:
                 logger.error("The master asked for unknown user class %r; is the locustfile the same?", name)
-        if getattr(self.environment, "prepare_run", None) is None:
-            self.environment.apply_host()  # an Environment from before users read env.host themselves
         return dict(self._target)
 
     async def _apply(self, seq: int, kind: str, payload: Any) -> None:

@@ -61,6 +61,7 @@ class MasterCore(Runner):
         self._rebalancing = False
         self._pending: Pending | None = None
         self._pending_was_testing = False
+        self._hurried = False  # hurry() was called: stops from now on tell workers to stop at once
         self._unconfirmed: set[str] = set()  # workers that have not yet applied their latest spawn
         self._stats_generation = 0  # bumped at each --reset-stats reset; older worker reports are dropped
         # the workers as they were when the test was stopped (they may have quit since)

@@ -53,10 +53,11 @@ class StoppingMixin(MasterCore):
             futures=[fut],
         )
         self._pending_was_testing = was_testing
+        data = {"now": True} if self._hurried else {}  # after a hurry, no stop waits for running tasks
         for node in reachable:
-            await self._send(node.id, Message(kind, {}))
+            await self._send(node.id, Message(kind, data))
         for node in self.nodes.missing:
-            await self._send(node.id, Message(kind, {}))  # in case it is alive after all
+            await self._send(node.id, Message(kind, data))  # in case it is alive after all
         if not self._pending.waiting:
             await self._finish_pending()
 
@@ -89,6 +90,7 @@ class StoppingMixin(MasterCore):
     def hurry(self) -> None:
         """Stop without waiting for running tasks: workers kill their users and report at once."""
         self.environment.stop_timeout = 0
+        self._hurried = True
         pending = self._pending
         if pending is None:
             return
