@@ -34,6 +34,8 @@ logger = logging.getLogger(__name__)
 
 #: Seconds a computed ``/stats/requests`` body is reused (Locust: 2 s); state changes drop it at once.
 STATS_CACHE_SECONDS = 1.0
+#: How old (s) the session's last tick may be to answer /stats/requests from it (it ticks every second).
+SNAPSHOT_MAX_AGE = 1.5
 #: The push channel's period.
 PUSH_INTERVAL = 1.0
 #: Chart points repeated in every push (seconds back), so a tick that arrives late still joins up.
@@ -112,6 +114,7 @@ class WebUI:
         self.logs = logs or LogBuffer()
         self.subscribers: set[asyncio.Queue[str | None]] = set()
         self._stats_cache: tuple[float, str] | None = None
+        self._changed_at = float("-inf")
         self._ticker: asyncio.Task[None] | None = None
         self.app = self._build()
 
@@ -139,15 +142,33 @@ class WebUI:
             return cached[1]
         status = self.status()
         workers = list(status.workers) if self.distributed() else None
-        body = payloads.stats_requests(
-            self.env.stats, state=str(status.state), user_count=status.user_count, workers=workers
-        )
+        snapshot = self._fresh_snapshot(str(status.state))
+        if snapshot is not None:
+            body = payloads.stats_requests_from_snapshot(
+                snapshot, state=str(status.state), user_count=status.user_count, workers=workers
+            )
+        else:
+            body = payloads.stats_requests(
+                self.env.stats, state=str(status.state), user_count=status.user_count, workers=workers
+            )
         text = _dumps(body)
         self._stats_cache = (now, text)
         return text
 
+    def _fresh_snapshot(self, state: str) -> Any:
+        """The session's last tick while a test runs, if it is recent and newer than the last change made
+        here (a reset or a stop must show at once, not a second later); else None (compute live)."""
+        snapshot = getattr(self.run, "latest", None)
+        if snapshot is None or state not in ("spawning", "running"):
+            return None
+        now = self.env.clock.time()
+        if snapshot.time <= self._changed_at or now - snapshot.time > SNAPSHOT_MAX_AGE:
+            return None
+        return snapshot if payloads.snapshot_usable(snapshot) else None
+
     def invalidate(self) -> None:
         self._stats_cache = None
+        self._changed_at = self.env.clock.time()
 
     def health(self, status: Any) -> dict[str, Any]:
         """The header's generator-health badge: worst CPU and loop lag over the load generators."""

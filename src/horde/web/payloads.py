@@ -104,6 +104,64 @@ def stats_requests(
     return body
 
 
+def snapshot_usable(snapshot: Any) -> bool:
+    """Whether a StatsSnapshot holds every percentile /stats/requests needs (a locustfile may change them)."""
+    total = snapshot.total
+    return all(p in total.percentiles for p in PERCENTILES_TO_STATISTICS) and all(
+        p in total.current_percentiles for p in (*PERCENTILES_TO_CHART, 0.5, 0.95)
+    )
+
+
+def _snapshot_entry_dict(e: Any) -> dict[str, Any]:
+    row: dict[str, Any] = {
+        "method": e.method,
+        "name": e.name,
+        "num_requests": e.num_requests,
+        "num_failures": e.num_failures,
+        "avg_response_time": e.avg_response_time,
+        "min_response_time": e.min_response_time or 0,
+        "max_response_time": e.max_response_time,
+        "current_rps": e.current_rps,
+        "current_fail_per_sec": e.current_fail_per_sec,
+        "median_response_time": e.median_response_time,
+        "total_rps": e.total_rps,
+        "total_fail_per_sec": e.total_fail_per_sec,
+        "avg_content_length": e.avg_content_length,
+    }
+    for p in PERCENTILES_TO_STATISTICS:
+        row[percentile_key(p)] = e.percentiles[p]
+    return row
+
+
+def stats_requests_from_snapshot(
+    snapshot: Any, *, state: str, user_count: int, workers: Sequence[WorkerStatus] | None = None
+) -> dict[str, Any]:
+    """The same body as :func:`stats_requests`, read from the session's last tick (already computed once
+    a second for the history and the outputs), so serving it costs no histogram walk."""
+    total = snapshot.total
+    rows = [_snapshot_entry_dict(e) for e in snapshot.entries[:MAX_ROWS]]
+    rows.append(_snapshot_entry_dict(total))
+    current = total.current_percentiles
+    body: dict[str, Any] = {
+        "stats": rows,
+        "errors": [e.to_dict() for e in snapshot.errors[:MAX_ROWS]],
+        "total_rps": total.total_rps,
+        "total_fail_per_sec": total.total_fail_per_sec,
+        "fail_ratio": total.fail_ratio,
+        "current_rps": total.current_rps,
+        "current_fail_per_sec": total.current_fail_per_sec,
+        "current_response_time_percentiles": {percentile_key(p): current[p] for p in PERCENTILES_TO_CHART},
+        "current_response_time_percentile_50": current[0.5],
+        "current_response_time_percentile_95": current[0.95],
+        "state": state,
+        "user_count": user_count,
+    }
+    if workers is not None:
+        body["workers"] = [worker_dict(w) for w in workers]
+        body["worker_count"] = len(workers)
+    return body
+
+
 def error_dict(row: Any) -> dict[str, Any]:
     return {
         "method": row.method,
