@@ -78,13 +78,15 @@ def simulate_run(entries: int, seconds: int, seed: int = 1) -> Any:
         # history, not on the request count; per-second recording into 100 entries costs the stats'
         # per-second bookkeeping 100 times a second, which is not what this measures), the first one
         # some every second so the rate and percentile series move like a real run's
-        batch = names if sec % 10 == 0 else names[:1]
+        # the history keeps entries at the first tick of each 10-s slot of the epoch
+        full = int(clock.time()) % 10 == 0 or qs is None
+        batch = names if full else names[:1]
         for name, ms in zip(batch, scale, strict=False):
-            for _ in range(10 if sec % 10 == 0 else 5):
+            for _ in range(10 if full else 5):
                 error = "HTTPError('503 Service Unavailable')" if rng.random() < 0.01 else None
                 stats.record("GET", name, rng.lognormvariate(0, 0.5) * ms, 1024, error)
         users = min(100, sec + 1)
-        if sec % 10 == 0:  # the history keeps entries every 10 s; the other ticks only need the total
+        if full:  # the other ticks only need the total
             snap = take_snapshot(stats, user_count=users, user_classes_count={"Api": users})
             qs = snap.percentiles
         else:

@@ -233,6 +233,19 @@ def test_chart_data_is_downsampled_and_keeps_peaks() -> None:
     assert sum(chart["rps"]) * len(rows) / len(chart["rps"]) == pytest.approx(full, rel=0.01)
 
 
+def test_entry_chart_shows_the_busiest_entries() -> None:
+    result = simulate(60, names=[f"/e{i:02d}" for i in range(12)])
+    result.stats.record("GET", "/e11", 5, 0)  # one more request: /e11 is the busiest
+    entries = chart_data(replace(result, snapshot=take_snapshot(result.stats, user_count=0)))["entries"]
+    assert entries["percentile"] == "95%"
+    assert len(entries["lines"]) == report.TOP_ENTRIES
+    assert next(iter(entries["lines"])) == "GET /e11"
+    line = entries["lines"]["GET /e00"]
+    assert line["from"] == 0 and "t" not in line  # the shared time axis
+    assert len(entries["t"]) == len(line["v"]) == 6  # every 10 s over 60 s
+    assert all(v is not None and 20 <= v <= 60 for v in line["v"])
+
+
 def test_downsample() -> None:
     times = list(range(10))
     t, s = downsample(times, {"a": ("mean", list(range(10))), "b": ("max", [None] * 5 + [1] * 5)}, 4)
@@ -420,7 +433,7 @@ def test_report_renders_in_chromium(tmp_path: Path, monkeypatch: pytest.MonkeyPa
             page.on("pageerror", lambda e: errors.append(str(e)))
             page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
             page.goto(path.as_uri())
-            for chart in ("chart-rps", "chart-rt", "chart-users", "chart-cpu", "chart-lag"):
+            for chart in ("chart-rps", "chart-rt", "chart-entries", "chart-users", "chart-cpu", "chart-lag"):
                 page.wait_for_selector(f"#{chart} svg.main-svg", timeout=20_000)
             # plotly drew lines: one path per visible trace
             assert page.locator("#chart-rps .scatterlayer .trace").count() == 2
@@ -435,6 +448,7 @@ def test_report_renders_in_chromium(tmp_path: Path, monkeypatch: pytest.MonkeyPa
             )
             assert page.eval_on_selector("#chart-users", "el => el.data.length") == 1
             assert page.eval_on_selector("#chart-cpu", "el => el.data.map(t => t.name)") == ["w1", "w2"]
+            assert page.eval_on_selector("#chart-entries", "el => el.data.length") == 6
             # the lines have real geometry, and the start marker is drawn
             lengths = page.eval_on_selector_all(
                 "#chart-rps .scatterlayer path.js-line", "els => els.map(e => e.getTotalLength())"

@@ -8,7 +8,8 @@ Sections, top to bottom: the run manifest (horde version, locustfile name + sha2
 start/end in UTC, duration, users, workers), a verdict banner (thresholds when there are any, the exit
 code, the stop reason and the generator-health warnings), request statistics, response-time percentiles,
 charts over the whole run from ``result.history`` (requests/s and failures/s; response-time percentiles,
-selectable; users; the start/edit/stop/reset markers on each), the generator's CPU and event-loop lag
+selectable; the 95th percentile of the ten busiest requests, from the history's 10-s entry points; users;
+the start/edit/stop/reset markers on each), the generator's CPU and event-loop lag
 per worker over time (sampled by :class:`HtmlOutput` at every tick, since the history keeps no per-worker
 series; the web UI's on-demand report has the final workers table only), users per class, the final
 workers table, failures, and exceptions with their tracebacks.
@@ -20,9 +21,10 @@ is preserved, and the *maximum* of each percentile, of the user count and of CPU
 or a saturated second is never averaged away), chart numbers are rounded to 4 significant digits (the
 histogram is only good to 0.78 % anyway), and the tables carry one row per entry with no repeated sort
 keys. Measured with ``benchmarks/outputs.py report`` (a simulated 1-hour run, 3,600 one-second ticks):
-**50 entries: 4.91 MB, of which 95 KB is the report itself; 100 entries: 4.95 MB, 129 KB**. Writing
-it (``HtmlOutput.stop``: the pieces are streamed, plotly.js is never copied) takes ~0.1 s and peaks at
-~15 MB of allocations; :func:`render_html` (one string, for the web route) peaks at ~10 MB.
+**50 entries: 4.93 MB, of which 119 KB is the report itself; 100 entries: 4.97 MB, 153 KB** (a local
+run's HtmlOutput adds ~10 KB for the generator CPU/lag series). Writing it (``HtmlOutput.stop``: the
+pieces are streamed, plotly.js is never copied) takes ~0.1 s and peaks at ~15 MB of allocations;
+:func:`render_html` (one string, for the web route) peaks at ~10 MB.
 
 Times are shown in UTC everywhere (a report travels between time zones). Percentiles in the tables are
 cumulative over the run (:data:`horde.stats.PERCENTILES_TO_REPORT`, the console's and the CSV's set);
@@ -65,6 +67,8 @@ PERCENTILES_TO_CHART: tuple[float, ...] = (0.5, 0.75, 0.9, 0.95, 0.99, 1.0)
 _CHART_VISIBLE = (0.5, 0.95)
 #: Most points one chart series holds; longer histories are grouped evenly (see the module docstring).
 MAX_CHART_POINTS = 1000
+#: Entries drawn in the per-request percentile chart (the busiest ones).
+TOP_ENTRIES = 10
 #: Option names whose values are never written into the report.
 _SECRET_OPTION = re.compile(r"pass|secret|token|key|auth|login|credential", re.IGNORECASE)
 _PLACEHOLDER = re.compile(r"\{([urt])\}")
@@ -306,7 +310,42 @@ def chart_data(
         "visible": [_percent_label(p) for p in _CHART_VISIBLE if p in charted],
         "markers": markers,
         "workers": workers.chart(t0) if workers else {},
+        "entries": _entry_series(result, quantiles, t0, max_points),
     }
+
+
+def _entry_series(result: RunResult, quantiles: list[float], t0: float, max_points: int) -> dict[str, Any]:
+    """The 95th percentile (last-10-s window) of the busiest entries over time: which request got slow.
+
+    The history keeps entry points every 10 s (thinned after an hour), so these series are coarser than
+    the Aggregated ones; only the :data:`TOP_ENTRIES` entries with the most requests are drawn.
+    """
+    if not quantiles:
+        return {}
+    p = min(quantiles, key=lambda q: abs(q - 0.95))
+    i = quantiles.index(p)
+    busiest = sorted(result.snapshot.entries, key=lambda e: (-e.num_requests, e.name, e.method))[:TOP_ENTRIES]
+    lines: dict[str, dict[str, Any]] = {}
+    for e in busiest:
+        rows = result.history.entry_rows(e.name, e.method)
+        if not rows:
+            continue
+        times, series = downsample(
+            [r.time for r in rows], {"v": ("max", [r.current_percentiles[i] for r in rows])}, max_points
+        )
+        label = f"{e.method} {e.name}".strip()
+        lines[label] = {"t": _rounded([t - t0 for t in times], 1), "v": _rounded(series["v"], 2)}
+    if not lines:
+        return {}
+    # Entries are kept at the same ticks: send the longest time axis once; a line whose times are its
+    # tail (an entry first seen later) only says where it starts.
+    shared = max((line["t"] for line in lines.values()), key=len)
+    for line in lines.values():
+        start = len(shared) - len(line["t"])
+        if shared[start:] == line["t"]:
+            del line["t"]
+            line["from"] = start
+    return {"percentile": _percent_label(p), "t": shared, "lines": lines}
 
 
 def _rounded(values: Iterable[float | None], digits: int) -> list[float | int | None]:
@@ -632,7 +671,8 @@ def _charts_html(chart: Mapping[str, Any]) -> str:
         '<div class="chart" id="chart-rps"></div>'
         f'<div class="pct-select" id="pct-select">Percentiles: {boxes}</div>'
         '<div class="chart" id="chart-rt"></div>'
-        '<div class="chart" id="chart-users"></div>'
+        + ('<div class="chart" id="chart-entries"></div>' if chart["entries"] else "")
+        + '<div class="chart" id="chart-users"></div>'
         + (
             '<div class="chart" id="chart-cpu"></div><div class="chart" id="chart-lag"></div>'
             if chart["workers"]
@@ -935,6 +975,7 @@ table.sortable tbody tr:hover{background:var(--alt)}
 table.sortable tr.total td{font-weight:600;border-top:2px solid var(--fg);background:var(--alt)}
 .hot{color:var(--fail);font-weight:600}
 .chart{height:320px;margin:4px 0 10px;border:1px solid var(--line);border-radius:6px}
+#chart-entries{height:400px}
 .pct-select{margin:6px 0 2px;color:var(--muted)}
 .pct-select label{margin-left:10px;color:var(--fg);cursor:pointer}
 details.exception{border:1px solid var(--line);border-radius:6px;margin:6px 0;padding:6px 10px}
@@ -1028,6 +1069,22 @@ _JS = r"""
     });
   });
   Plotly.newPlot("chart-users", [line("Users", c.users, "#1d2330", {line: {width: 2.2, color: "#1d2330", shape: "hv"}})], layout("Users", "users"), config);
+
+  if (c.entries.lines) {
+    var names = Object.keys(c.entries.lines);
+    var per_entry = names.map(function (name, i) {
+      var e = c.entries.lines[name];
+      var t = e.t || c.entries.t.slice(e.from);
+      return {x: t.map(function (dt) { return new Date((c.t0 + dt) * 1000); }), y: e.v, name: name,
+              type: "scatter", mode: "lines", connectgaps: false,
+              line: {width: 1.5, color: palette[i % palette.length]}};
+    });
+    var title = c.entries.percentile + " response time of the " + names.length + " busiest requests (last 10 s, every 10 s)";
+    var l = layout(title, "ms");
+    l.legend = {orientation: "h", x: 0, y: -0.18, yanchor: "top", font: {size: 11}};
+    l.margin.b = 90;
+    Plotly.newPlot("chart-entries", per_entry, l, config);
+  }
 
   var ids = Object.keys(c.workers);
   if (ids.length) {
