@@ -48,6 +48,9 @@ def test_it_is_an_output_and_describes_itself() -> None:
         "Thresholds: p95<300ms, fail_ratio<1% (the test stops at the first breach after a 30 s grace period)"
     )
     assert describe(ThresholdOutput(thresholds("avg<1"))) == "Thresholds: avg<1"
+    assert describe(ThresholdOutput(thresholds("avg<1"), abort=True)) == (
+        "Thresholds: avg<1 (the test stops at the first breach)"
+    )
 
 
 def test_verdicts_are_evaluated_on_every_tick_over_the_whole_run() -> None:

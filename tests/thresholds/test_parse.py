@@ -16,6 +16,7 @@ from horde.thresholds import (
 )
 
 ALL = Scope()
+EXAMPLE = "expected METRIC OP VALUE, e.g. p95<300ms or 'GET /items: p99<800ms'"
 
 # text, metric, op, canonical value, unit as written, scope, quantile, description
 FORMS = [
@@ -173,6 +174,27 @@ def test_the_normalised_key_parses_back_to_the_same_threshold(text: str) -> None
         t.quantile,
     )
     assert again.key == t.key
+
+
+def test_an_expression_quoted_as_a_whole_is_unquoted() -> None:
+    t = parse_threshold('"GET /items: p99<800ms"')
+    assert (t.expression, t.scope, t.value) == ("GET /items: p99<800ms", Scope("GET", "/items"), 800.0)
+    assert parse_threshold("'p95<300'").expression == "p95<300"
+    assert parse_all(['""'])[1] == ["threshold '\"\"': empty threshold: " + EXAMPLE]
+
+
+def test_scope_labels_and_texts() -> None:
+    assert (ALL.label, ALL.text, ALL.is_total, ALL.is_entry) == ("all requests", "", True, False)
+    entry = Scope("GET", "/items")
+    assert (entry.label, entry.text, entry.is_total, entry.is_entry) == (
+        "GET /items",
+        "GET /items",
+        False,
+        True,
+    )
+    name = Scope(None, "/items")
+    assert (name.label, name.text, name.is_entry) == ("/items (all methods)", "/items", False)
+    assert Scope(None, "API health").text == "* API health"
 
 
 def test_spellings_of_one_threshold_share_a_key() -> None:

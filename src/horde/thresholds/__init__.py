@@ -14,7 +14,7 @@ A breached threshold makes the run exit with :data:`THRESHOLD_EXIT_CODE` (3). Se
 from horde.thresholds.evaluate import THRESHOLD_EXIT_CODE, Verdict, any_breached, evaluate, evaluate_all
 from horde.thresholds.junit import JUnitOutput, junit_xml
 from horde.thresholds.metrics import EXTRA_METRICS, SNAPSHOT_METRICS, MetricInfo
-from horde.thresholds.output import ThresholdOutput, summary_lines
+from horde.thresholds.output import ThresholdOutput, no_data_warnings, summary_lines
 from horde.thresholds.parse import (
     Scope,
     Threshold,
@@ -39,6 +39,7 @@ __all__ = [
     "evaluate",
     "evaluate_all",
     "junit_xml",
+    "no_data_warnings",
     "parse_all",
     "parse_threshold",
     "split_expressions",

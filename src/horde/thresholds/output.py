@@ -190,14 +190,23 @@ class ThresholdOutput:
         return summary_lines(self.final if self.final is not None else self.verdicts)
 
     def warnings(self) -> list[str]:
-        """Final thresholds that never had data (a misspelt scope passes silently otherwise)."""
-        if self.final is None:
-            return []
-        return [
-            f"Threshold {v.expression} had no data at the end ({v.why}); check its scope and metric"
-            for v in self.final
-            if v.ok is None
-        ]
+        """:func:`no_data_warnings` of the final verdicts (none before the run has ended)."""
+        return no_data_warnings(self.final) if self.final is not None else []
+
+
+def no_data_warnings(verdicts: Iterable[Verdict]) -> list[str]:
+    """One warning per threshold without data: a misspelt scope must not pass unnoticed.
+
+    >>> from horde.thresholds.evaluate import Verdict
+    >>> from horde.thresholds.parse import parse_threshold
+    >>> no_data_warnings([Verdict(parse_threshold("GET /x: avg<1"), None, None, "", why="no request GET /x yet")])
+    ['Threshold GET /x: avg<1 had no data at the end (no request GET /x yet); check its scope and metric']
+    """
+    return [
+        f"Threshold {v.expression} had no data at the end ({v.why}); check its scope and metric"
+        for v in verdicts
+        if v.ok is None
+    ]
 
 
 def summary_lines(verdicts: Sequence[Verdict]) -> list[str]:
@@ -229,4 +238,4 @@ def summary_lines(verdicts: Sequence[Verdict]) -> list[str]:
     return lines
 
 
-__all__ = ["ThresholdOutput", "summary_lines"]
+__all__ = ["ThresholdOutput", "no_data_warnings", "summary_lines"]

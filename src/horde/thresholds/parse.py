@@ -293,6 +293,8 @@ def _parse_one(text: object) -> tuple[Threshold | None, list[str]]:
     if not isinstance(text, str):
         return None, [f"a threshold must be text, got {type(text).__name__} {text!r}"]
     expression = text.strip()
+    if len(expression) >= 2 and expression[0] == expression[-1] and expression[0] in "\"'":
+        expression = expression[1:-1].strip()  # quoted twice: once for the shell or TOML, once inside
     if not expression:
         return None, [f"empty threshold: {_EXAMPLE}"]
     scope_text, colon, body = expression.rpartition(":")
