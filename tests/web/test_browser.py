@@ -352,3 +352,25 @@ async def test_five_hundred_entries_stay_readable(browser: Any, web: WebCtx) -> 
     await page.screenshot(path=str(SHOTS / "statistics-500-entries.png"))
     await web.client.get("/stop")
     assert page.errors == []
+
+
+async def test_class_picker_starts_only_the_chosen_classes(browser: Any, web_factory: Any) -> None:
+    from tests.web.conftest import Browse, Crash
+
+    async with web_factory(WebSettings(port=0, class_picker=True), classes=[Browse, Crash]) as web:
+        page = await new_page(browser)
+        await page.goto(url(web))
+        await page.wait_for_selector("#class-picker:not([hidden])")
+        assert await page.is_checked("input[name=user_classes][value=Crash]")
+        await page.uncheck("input[name=user_classes][value=Crash]")
+        await page.fill("#f-users", "2")
+        await page.fill("#f-rate", "20")
+        await page.screenshot(path=str(SHOTS / "start-form-class-picker.png"))
+        await page.click("#btn-start")
+        await page.wait_for_function(
+            "() => document.getElementById('m-users').textContent === '2'", timeout=10_000
+        )
+        assert web.run.status().user_classes_count == {"Browse": 2}
+        await page.click("#btn-stop")
+        await until(lambda: web.run.status().state == "stopped", what="stopped")
+        assert page.errors == []

@@ -132,6 +132,11 @@
 
   $("start-form").addEventListener("submit", async (ev) => {
     ev.preventDefault();
+    if (args.show_userclass_picker && !document.querySelector("input[name=user_classes]:checked")) {
+      $("start-error").textContent = "Select at least one user class";
+      $("start-error").hidden = false;
+      return;
+    }
     const body = new URLSearchParams(new FormData($("start-form")));
     $("btn-start").disabled = true;
     const res = await call("POST", "./swarm", body);
@@ -324,7 +329,10 @@
   async function loadLogs() {
     const res = await call("GET", "./logs");
     if (!res.ok) return;
-    $("logs-master").replaceChildren(logLines(res.data.master));
+    const box0 = $("logs-master");
+    const atBottom = box0.scrollTop + box0.clientHeight >= box0.scrollHeight - 20;
+    box0.replaceChildren(logLines(res.data.master));
+    if (atBottom) box0.scrollTop = box0.scrollHeight;  // follow new lines unless the reader scrolled up
     const box = $("logs-workers"); box.textContent = "";
     for (const [id, lines] of Object.entries(res.data.workers || {})) {
       const d = el("details", {}, el("summary", { text: "Worker " + id }));
