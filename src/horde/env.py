@@ -99,6 +99,9 @@ class Environment:
         self.stop_timeout: float = float(stop_timeout or 0.0)
         self.dispatcher_class = dispatcher_class or UsersDispatcher
         self.stats = RequestStats(clock=self.clock)
+        max_entries = getattr(parsed_options, "max_entries", None) if parsed_options is not None else None
+        if max_entries is not None:
+            self.stats.max_entries = max_entries or None  # 0 means no limit
         self.runner: Runner | None = None
         self.process_exit_code: int | None = None
         self.web_ui: Any = None

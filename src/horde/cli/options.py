@@ -227,6 +227,14 @@ def build_parser(extend: Callable[[argparse.ArgumentParser], None] | None = None
     )
     add("--show-task-ratio-json", action="store_true", default=None, help="the same as JSON, and exit")
     add("--skip-log-setup", action="store_true", default=None, help="leave logging as it is configured")
+    add(
+        "--max-entries",
+        type=_non_negative_int,
+        default=None,
+        metavar="N",
+        help="distinct request names kept before new ones are counted on one overflow row per method "
+        "(default 1000; 0: no limit)",
+    )
     reports = parser.add_argument_group("reports")
     reports.add_argument(
         "--csv",

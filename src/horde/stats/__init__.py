@@ -8,9 +8,11 @@ See :mod:`horde.stats.histogram` for the bucket layout and its error bound, and
 
 from horde.stats.entries import (
     CURRENT_WINDOW,
+    DEFAULT_MAX_ENTRIES,
     DEFAULT_MAX_ERRORS,
     DEFAULT_PER_SECOND_RETENTION,
     DEFAULT_RPS_LAG,
+    OVERFLOW_ENTRY,
     RequestStats,
     StatsEntry,
 )
@@ -25,11 +27,13 @@ PERCENTILES_TO_REPORT: tuple[float, ...] = (0.5, 0.66, 0.75, 0.8, 0.9, 0.95, 0.9
 
 __all__ = [
     "CURRENT_WINDOW",
+    "DEFAULT_MAX_ENTRIES",
     "DEFAULT_MAX_ERRORS",
     "DEFAULT_PER_SECOND_RETENTION",
     "DEFAULT_RPS_LAG",
     "HISTOGRAM_SCHEME",
     "MAX_RELATIVE_ERROR",
+    "OVERFLOW_ENTRY",
     "PERCENTILES_TO_REPORT",
     "EntrySnapshot",
     "ErrorSnapshot",

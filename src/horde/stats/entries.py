@@ -27,6 +27,7 @@ What differs, and why:
 from __future__ import annotations
 
 import operator
+import logging
 import time
 from bisect import insort
 from collections import deque
@@ -53,8 +54,14 @@ DEFAULT_RPS_LAG = 2
 DEFAULT_PER_SECOND_RETENTION = 60
 #: Distinct error rows kept before further new errors are folded into an overflow row.
 DEFAULT_MAX_ERRORS = 1000
+#: Distinct (name, method) entries kept before new names are folded into one overflow row per method.
+DEFAULT_MAX_ENTRIES = 1000
+#: Name of the row that collects requests beyond ``max_entries`` distinct names, one per method.
+OVERFLOW_ENTRY = "(other names: use name= to group URLs)"
 #: Text of the row that collects errors beyond ``max_errors`` for one (method, name).
 OVERFLOW_ERROR = "(other errors: the error table reached its size limit)"
+
+logger = logging.getLogger(__name__)
 
 # The hot path inlines histogram.bucket_index with literal constants; keep them in step.
 assert SUB_BUCKET_BITS == 6
@@ -560,6 +567,7 @@ class RequestStats:
         current_rps_lag: int = DEFAULT_RPS_LAG,
         per_second_retention: int | None = DEFAULT_PER_SECOND_RETENTION,
         max_errors: int = DEFAULT_MAX_ERRORS,
+        max_entries: int | None = DEFAULT_MAX_ENTRIES,
     ) -> None:
         if per_second_retention is not None and per_second_retention < 2 * CURRENT_WINDOW:
             raise ValueError(f"per_second_retention must be at least {2 * CURRENT_WINDOW} s")
@@ -571,6 +579,10 @@ class RequestStats:
         self.current_rps_lag = current_rps_lag
         self.per_second_retention = per_second_retention
         self.max_errors = max_errors
+        #: distinct (name, method) entries kept before new names fold into one overflow row per method
+        self.max_entries = max_entries
+        self.overflowed_names = 0  # requests whose name went to an overflow row
+        self._overflow_warned = False
         self.entries: dict[tuple[str, str], StatsEntry] = {}
         # name → method → entry: the hot path looks entries up without building a tuple key.
         self._index: dict[str, dict[str, StatsEntry]] = {}
@@ -703,16 +715,43 @@ class RequestStats:
         self._failed(e, t, now, error)
 
     def get(self, name: str, method: str) -> StatsEntry:
-        """The entry for ``name`` + ``method``, created on first use."""
+        """The entry for ``name`` + ``method``, created on first use.
+
+        Past ``max_entries`` distinct entries a new name is counted on the overflow row of its method
+        (:data:`OVERFLOW_ENTRY`), with one warning: unique URLs without ``name=`` would otherwise grow memory
+        by a few KB per URL for ever, and the tables would become unreadable.
+        """
         by_method = self._index.get(name)
-        if by_method is None:
-            by_method = self._index[name] = {}
-        entry = by_method.get(method)
-        if entry is None:
-            entry = StatsEntry(self, name, method, self.use_response_times_cache)
-            by_method[method] = entry
-            self.entries[(name, method)] = entry
+        entry = by_method.get(method) if by_method is not None else None
+        if entry is not None:
+            return entry
+        if self.max_entries is not None and len(self.entries) >= self.max_entries and name != OVERFLOW_ENTRY:
+            self._warn_overflow(name)
+            self.overflowed_names += 1
+            return (
+                self.get(OVERFLOW_ENTRY, method)
+                if (OVERFLOW_ENTRY, method) in self.entries
+                else self._add(OVERFLOW_ENTRY, method)
+            )
+        return self._add(name, method)
+
+    def _add(self, name: str, method: str) -> StatsEntry:
+        entry = StatsEntry(self, name, method, self.use_response_times_cache)
+        self._index.setdefault(name, {})[method] = entry
+        self.entries[(name, method)] = entry
         return entry
+
+    def _warn_overflow(self, name: str) -> None:
+        if self._overflow_warned:
+            return
+        self._overflow_warned = True
+        logger.warning(
+            "More than %d distinct request names (the latest: %r): further names are counted under %r. "
+            'URLs with ids in them usually need name=, e.g. self.client.get(f"/items/{id}", name="/items/[id]")',
+            self.max_entries,
+            name[:120],
+            OVERFLOW_ENTRY,
+        )
 
     # -- run-level numbers -----------------------------------------------------------------------------
 
@@ -762,6 +801,8 @@ class RequestStats:
         self.entries.clear()
         self._index.clear()
         self.errors.clear()
+        self.overflowed_names = 0
+        self._overflow_warned = False
         self.total = StatsEntry(self, "Aggregated", "", self.use_response_times_cache)
 
     # -- wire ------------------------------------------------------------------------------------------

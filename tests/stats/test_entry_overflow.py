@@ -1,0 +1,59 @@
+"""Unique URLs without name= fold into one overflow row per method past max_entries: memory stays bounded."""
+
+from __future__ import annotations
+
+import logging
+import tracemalloc
+
+import pytest
+
+from horde.clock import FakeClock
+from horde.stats import OVERFLOW_ENTRY, RequestStats
+
+
+def test_names_past_the_limit_fold_into_one_row_per_method_with_one_warning(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    stats = RequestStats(FakeClock(), max_entries=10)
+    with caplog.at_level(logging.WARNING):
+        for i in range(50):
+            stats.record("GET", f"/items/{i}", 1.0, 0)
+        stats.record("POST", "/items/999", 1.0, 0, RuntimeError("boom"))
+    assert len(stats.entries) == 12  # 10 names, then one overflow row for GET and one for POST
+    assert stats.get(OVERFLOW_ENTRY, "GET").num_requests == 40
+    assert stats.get(OVERFLOW_ENTRY, "POST").num_failures == 1
+    assert stats.total.num_requests == 51  # nothing is lost, only grouped
+    assert stats.overflowed_names == 41
+    warnings = [r for r in caplog.records if "distinct request names" in r.message]
+    assert len(warnings) == 1 and "name=" in warnings[0].message
+
+
+def test_a_known_name_keeps_its_own_row_after_the_limit() -> None:
+    stats = RequestStats(FakeClock(), max_entries=2)
+    stats.record("GET", "/a", 1.0, 0)
+    stats.record("GET", "/b", 1.0, 0)
+    stats.record("GET", "/c", 1.0, 0)
+    stats.record("GET", "/a", 1.0, 0)
+    assert stats.get("/a", "GET").num_requests == 2
+
+
+def test_a_worker_report_merged_on_a_master_folds_the_same_way() -> None:
+    worker = RequestStats(FakeClock(), use_response_times_cache=False, max_entries=None)
+    for i in range(30):
+        worker.record("GET", f"/u/{i}", 1.0, 0)
+    master = RequestStats(FakeClock(), max_entries=5)
+    master.merge(worker.serialize())
+    assert len(master.entries) == 6 and master.total.num_requests == 30
+
+
+def test_100k_unique_urls_stay_within_a_few_megabytes() -> None:
+    stats = RequestStats(FakeClock())
+    tracemalloc.start()
+    try:
+        for i in range(100_000):
+            stats.record("GET", f"/items/{i}", 1.0, 10)
+        current, _ = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert len(stats.entries) == 1001
+    assert current < 8 * 1024 * 1024, f"{current / 1e6:.1f} MB held for 100k unique URLs"
