@@ -26,8 +26,8 @@ What differs, and why:
 
 from __future__ import annotations
 
-import operator
 import logging
+import operator
 import time
 from bisect import insort
 from collections import deque
