@@ -6,7 +6,7 @@
 * :mod:`~horde.thresholds.junit` — JUnit XML (``--junit FILE``).
 
     thresholds, problems = parse_all(["p95<300ms", "GET /items: p99<800ms", "fail_ratio<1%"])
-    checker = ThresholdOutput(thresholds, abort=True, abort_after=30, on_abort=run.stop)
+    checker = ThresholdOutput(thresholds, abort=True, abort_after=30, on_abort=lambda why: run.stop(why))
 
 A breached threshold makes the run exit with :data:`THRESHOLD_EXIT_CODE` (3). See ``docs/thresholds.md``.
 """

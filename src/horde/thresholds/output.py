@@ -9,8 +9,9 @@ works on a fake clock); a statistics reset (a new test, or "reset stats" in the 
 period and re-arms the abort, since the cumulative figures start again from nothing. Breaches inside the
 grace period are shown but do not abort; the first tick after it that still shows a breach does.
 
-    checker = ThresholdOutput(thresholds, abort=True, abort_after=30, on_abort=run.stop)
-    run = TestRun(env, outputs=[console, checker])
+    checker = ThresholdOutput(thresholds, abort=True, abort_after=30)
+    run = TestRun(env, outputs=[checker, console])   # the checker first: the console shows this tick's line
+    checker.on_abort = run.stop                      # run.stop(reason) becomes the run's stop reason
 
 At the end the session asks :meth:`ThresholdOutput.result_verdicts` for the final verdicts (computed from
 the final snapshot and the final stats, exactly what every other report ends with) and puts them in
