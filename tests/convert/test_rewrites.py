@@ -278,3 +278,27 @@ def test_the_wait_for_all_users_recipe_is_flagged_where_asyncio_differs() -> Non
     assert "asyncio.Semaphore()" in conv(src)
     assert any("at import time cannot await" in m for m in msgs)
     assert any("asyncio.Semaphore has no wait()" in m for m in msgs)
+
+
+def test_a_second_http_session_is_awaited_like_the_client() -> None:
+    out = conv(
+        """
+        from locust import HttpUser, task
+        from locust.clients import HttpSession
+
+        class Multi(HttpUser):
+            def on_start(self):
+                self.api = HttpSession("http://api", request_event=self.environment.events.request, user=self)
+
+            @task
+            def t(self):
+                self.api.get("/stats")
+        """
+    )
+    assert 'await self.api.get("/stats")' in out
+    assert "async def t(self):" in out
+
+
+def test_runner_greenlet_is_flagged() -> None:
+    msgs = manual("def main(runner):\n    runner.greenlet.join()\n")
+    assert any("runner.wait_stopped()" in m for m in msgs)

@@ -27,6 +27,7 @@ USER_BASES = {
 # Methods horde's User/TaskSet define as coroutines: ``self.wait()``, ``super().on_start()``.
 FRAMEWORK_ASYNC = frozenset({"on_start", "on_stop", "wait"})
 HOOKS = frozenset({"on_start", "on_stop"})
+SESSIONS = frozenset({"HttpSession", "FastHttpSession"})
 SLEEPS = frozenset({"time.sleep", "gevent.sleep"})
 SPAWNS = frozenset({"gevent.spawn", "gevent.Greenlet.spawn"})
 JOINALLS = frozenset({"gevent.joinall", "gevent.wait"})
@@ -150,6 +151,9 @@ class Analysis(cst.CSTVisitor):
         self.funcs: list[Func] = []
         self.by_node: dict[int, Func] = {}
         self.module_funcs: dict[str, Func] = {}
+        self.sessions: set[str] = (
+            set()
+        )  # last names of targets bound to HttpSession(...)/FastHttpSession(...)
         self.primitives: dict[str, str] = {}  # last name of a target → "lock" | "event" | problem
         self.blocking_objects: dict[str, str] = {}  # last name of a target → what built it
         self.pool_plans: dict[int, PoolPlan] = {}  # id(first statement) → plan
@@ -287,7 +291,9 @@ class Analysis(cst.CSTVisitor):
             name = last_name(t.target)
             if name is None:
                 continue
-            if q in PRIMITIVES:
+            if q.split(".")[-1] in SESSIONS and q.split(".")[0] in ("locust", "horde"):
+                self.sessions.add(name)  # self.api = HttpSession(...): a second client
+            elif q in PRIMITIVES:
                 self.primitives[name] = PRIMITIVES[q][1]
             elif is_blocking(q):
                 self.blocking_objects[name] = q
@@ -338,6 +344,8 @@ class Analysis(cst.CSTVisitor):
         if verb in VERBS:
             if isinstance(recv, cst.Attribute) and recv.attr.value == "client":
                 return not self.custom_client(recv.value, func)
+            if last_name(recv) in self.sessions:
+                return True
             return isinstance(recv, cst.Name) and func is not None and recv.value in func.client_aliases
         if verb == "rest":
             if isinstance(recv, cst.Attribute):

@@ -619,6 +619,11 @@ class Transformer(cst.CSTTransformer):
         return cst.FlattenSentinel(lines)
 
     def leave_Attribute(self, original_node: cst.Attribute, updated_node: cst.Attribute) -> cst.Attribute:
+        if original_node.attr.value == "greenlet" and last_name(original_node.value) == "runner":
+            self.flag(
+                original_node,
+                "horde's runners have no greenlet: `await runner.wait_stopped()` waits for the end",
+            )
         if self._in_import or not self._locust_paths:
             return updated_node
         base = dotted(original_node.value)
