@@ -427,3 +427,27 @@ async def test_a_shape_drives_the_cluster_on_the_clock_and_ends_the_test() -> No
     assert master.state == "stopped" and master.stop_reason == "the load shape ended"
     assert c.users() == [0, 0]
     await c.close()
+
+
+async def test_workers_lost_together_are_re_placed_in_one_step(cluster: MemoryCluster) -> None:
+    for _ in range(10):
+        await cluster.add_worker()
+    await cluster.until(cluster.master.start(100, 10_000))
+    victims = cluster.workers[-3:]
+    survivors = cluster.workers[:-3]
+    server = cluster.network.server
+    assert server is not None
+    for victim in victims:  # a rack going down: all silent at the same moment
+        cluster.network.disconnect(victim.client_id)
+        await victim._cancel_background()
+        cluster.workers.remove(victim)
+    sent_before = len(server.sent)
+    await cluster.advance(WINDOW + 2 * HB)
+    assert len(cluster.master.nodes.missing) == 3
+    assert sum(w.user_count for w in survivors) == 100
+    spawns: dict[str, int] = {}
+    for ident, msg in server.sent[sent_before:]:
+        if msg.type == "spawn":
+            spawns[ident] = spawns.get(ident, 0) + 1
+    assert set(spawns) <= {w.client_id for w in survivors}
+    assert set(spawns.values()) == {1}  # one re-plan for the three losses, not one per loss

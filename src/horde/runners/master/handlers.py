@@ -218,7 +218,7 @@ class HandlersMixin(ControllerMixin):
         self._check_final_report(node, data)
         self.nodes.remove(node.id)
         self._changed()
-        self._forget_from_plan(node.id)
+        self._forget_from_plan([node.id])
         logger.info("Worker %s quit (%d workers left)", node.id, len(self.nodes.active))
         if self._pending is not None:
             self._acknowledged(node.id)
@@ -235,10 +235,23 @@ class HandlersMixin(ControllerMixin):
                 return
             await self._rebalance()
 
-    def _forget_from_plan(self, node_id: str) -> None:
-        self._unconfirmed.discard(node_id)  # a worker that left confirms nothing
-        if self._driver is not None:
-            self._driver.remove_worker(node_id, self._now())
+    def _forget_from_plan(self, node_ids: list[str]) -> None:
+        """Take workers out of the running plan: it re-plans once for all of them, not once per worker.
+
+        The planner learns every loss before the driver is told of any: the driver re-plans an idle plan
+        at the first removal it hears of, so the second loop only trims the pending step (a planner's
+        remove_worker of a worker it no longer has is a no-op).
+        """
+        for node_id in node_ids:
+            self._unconfirmed.discard(node_id)  # a worker that left confirms nothing
+        driver = self._driver
+        if driver is None:
+            return
+        now = self._now()
+        for node_id in node_ids:
+            driver.planner.remove_worker(node_id)
+        for node_id in node_ids:
+            driver.remove_worker(node_id, now)
 
     # ---- liveness ------------------------------------------------------------------------------------
     async def _check_liveness(self, now: float) -> None:
@@ -271,8 +284,8 @@ class HandlersMixin(ControllerMixin):
             node.user_classes_count = {}
             node.target = {}
             self._changed()
-            self._forget_from_plan(node.id)
             self._acknowledged(node.id)
+        self._forget_from_plan([node.id for node in nodes])
         if self._pending is not None:
             if not self._pending.waiting:
                 await self._finish_pending()
