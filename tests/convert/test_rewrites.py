@@ -302,3 +302,42 @@ def test_a_second_http_session_is_awaited_like_the_client() -> None:
 def test_runner_greenlet_is_flagged() -> None:
     msgs = manual("def main(runner):\n    runner.greenlet.join()\n")
     assert any("runner.wait_stopped()" in m for m in msgs)
+
+
+def test_a_blocking_session_is_flagged_where_it_is_used_not_where_it_is_built() -> None:
+    src = """
+    import requests
+    from locust import HttpUser, task
+
+    class U(HttpUser):
+        def on_start(self):
+            self.session = requests.Session()
+
+        @task
+        def t(self):
+            self.session.get("http://other/")
+            self.client.get("/")
+    """
+    msgs = manual(src)
+    assert len(msgs) == 1 and msgs[0].startswith("`self.session.get` blocks the event loop")
+    assert "await asyncio.to_thread(self.session.get, ...)" in msgs[0]
+
+
+def test_a_custom_client_gets_one_note_on_the_class_that_builds_it() -> None:
+    src = """
+    from locust import User, task
+
+    class Base(User):
+        abstract = True
+        def __init__(self, environment):
+            super().__init__(environment)
+            self.client = make_client()
+
+    class Concrete(Base):
+        @task
+        def t(self):
+            self.client.get("x")
+    """
+    result = convert_source(textwrap.dedent(src))
+    assert [(f.manual, f.message.split()[0]) for f in result.findings] == [(False, "Base")]
+    assert '        self.client.get("x")\n' in result.code and "await self.client" not in result.code

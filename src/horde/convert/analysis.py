@@ -75,7 +75,6 @@ BLOCKING_PREFIXES = (
     "paramiko.",
     "smtplib.",
     "ftplib.",
-    "xmlrpc.client.",
     "subprocess.run",
     "subprocess.call",
     "subprocess.check_call",
@@ -102,8 +101,27 @@ def last_name(node: cst.BaseExpression) -> str | None:
     return None
 
 
+# Constructors of blocking clients: building one does no I/O, calling its methods does (and is flagged).
+BLOCKING_CONSTRUCTORS = frozenset(
+    {
+        "Session",
+        "Client",
+        "Redis",
+        "StrictRedis",
+        "MongoClient",
+        "HTTPConnection",
+        "HTTPSConnection",
+        "PoolManager",
+    }
+)
+
+
 def is_blocking(qualified: str) -> bool:
     return qualified.startswith(BLOCKING_PREFIXES) and not qualified.startswith(NOT_BLOCKING_PREFIXES)
+
+
+def is_blocking_call(qualified: str) -> bool:
+    return is_blocking(qualified) and qualified.split(".")[-1] not in BLOCKING_CONSTRUCTORS
 
 
 @dataclass(eq=False)
@@ -382,7 +400,7 @@ class Analysis(cst.CSTVisitor):
             return "monkey"
         if q.startswith("gevent") or q.startswith("greenlet"):
             return "gevent"
-        if is_blocking(q):
+        if is_blocking_call(q):
             return "blocking"
         callee = call.func
         if isinstance(callee, cst.Attribute):

@@ -264,7 +264,7 @@ class Transformer(cst.CSTTransformer):
 
     def leave_ClassDef(self, original_node: cst.ClassDef, updated_node: cst.ClassDef) -> cst.ClassDef:
         cls = self.a.classes.get(original_node.name.value)
-        if cls is not None and cls.node is original_node and cls.kind == "user":
+        if cls is not None and cls.node is original_node and cls.kind == "user" and cls.assigns_client:
             self.flag(
                 original_node,
                 f"{cls.name} builds its own self.client: its calls stay as they are; if they do I/O, "
