@@ -341,3 +341,22 @@ def test_a_custom_client_gets_one_note_on_the_class_that_builds_it() -> None:
     result = convert_source(textwrap.dedent(src))
     assert [(f.manual, f.message.split()[0]) for f in result.findings] == [(False, "Base")]
     assert '        self.client.get("x")\n' in result.code and "await self.client" not in result.code
+
+
+def test_a_lock_bound_after_the_task_that_takes_it_is_still_recognised() -> None:
+    out = conv(
+        """
+        from gevent.lock import Semaphore
+        from locust import HttpUser, task
+
+        class U(HttpUser):
+            @task
+            def t(self):
+                with self.lock:
+                    self.client.get("/")
+
+            def on_start(self):
+                self.lock = Semaphore()
+        """
+    )
+    assert "async with self.lock:" in out and "self.lock = asyncio.Semaphore()" in out

@@ -163,6 +163,8 @@ class PoolPlan:
 
 
 class Analysis(cst.CSTVisitor):
+    """Run :meth:`analyze`, then :meth:`solve`; the transformer reads the result."""
+
     def __init__(self) -> None:
         self.aliases: dict[str, str] = {}  # local name → qualified name ("sleep" → "time.sleep")
         self.classes: dict[str, Cls] = {}
@@ -172,6 +174,7 @@ class Analysis(cst.CSTVisitor):
         self.sessions: set[str] = (
             set()
         )  # last names of targets bound to HttpSession(...)/FastHttpSession(...)
+        self.client_classes: set[str] = set()  # classes whose methods set ``self.client = ...``
         self.primitives: dict[str, str] = {}  # last name of a target → "lock" | "event" | problem
         self.blocking_objects: dict[str, str] = {}  # last name of a target → what built it
         self.pool_plans: dict[int, PoolPlan] = {}  # id(first statement) → plan
@@ -180,32 +183,11 @@ class Analysis(cst.CSTVisitor):
         self._class_stack: list[Cls] = []
         self._func_stack: list[Func | None] = []  # None for a lambda
 
-    # -- imports --------------------------------------------------------------------------------------
-    def visit_Import(self, node: cst.Import) -> None:
-        for alias in node.names:
-            full = dotted(alias.name)
-            if full is None:
-                continue
-            if alias.asname is not None and isinstance(alias.asname.name, cst.Name):
-                self.aliases[alias.asname.name.value] = full
-            else:
-                root = full.split(".")[0]
-                self.aliases.setdefault(root, root)
-
-    def visit_ImportFrom(self, node: cst.ImportFrom) -> None:
-        if node.relative or node.module is None or isinstance(node.names, cst.ImportStar):
-            return
-        module = dotted(node.module)
-        if module is None:
-            return
-        for alias in node.names:
-            name = dotted(alias.name)
-            if name is None:
-                continue
-            local = name
-            if alias.asname is not None and isinstance(alias.asname.name, cst.Name):
-                local = alias.asname.name.value
-            self.aliases[local] = f"{module}.{name}"
+    def analyze(self, module: cst.Module) -> None:
+        # bindings first, so that a use above its definition (a lock set in on_start, defined after the
+        # tasks that take it) is still recognised
+        module.visit(_Bindings(self))
+        module.visit(self)
 
     def qualify(self, node: cst.BaseExpression) -> str | None:
         """The qualified name an expression refers to through the file's imports (``sleep`` →
@@ -226,7 +208,7 @@ class Analysis(cst.CSTVisitor):
             q = self.qualify(arg.value) or dotted(arg.value)
             if q is not None:
                 bases.append(q)
-        cls = Cls(node, node.name.value, bases)
+        cls = Cls(node, node.name.value, bases, assigns_client=node.name.value in self.client_classes)
         self.classes.setdefault(cls.name, cls)
         self._class_stack.append(cls)
         for stmt in node.body.body:
@@ -298,32 +280,13 @@ class Analysis(cst.CSTVisitor):
 
     # -- bodies ---------------------------------------------------------------------------------------
     def visit_Assign(self, node: cst.Assign) -> None:
-        if not isinstance(node.value, cst.Call):
-            if isinstance(node.value, cst.Attribute) and node.value.attr.value == "client":
-                for t in node.targets:
-                    if isinstance(t.target, cst.Name) and self.current is not None:
-                        self.current.client_aliases.add(t.target.value)
+        func = self.current
+        if func is None:
             return
-        q = self.qualify(node.value.func) or ""
-        for t in node.targets:
-            name = last_name(t.target)
-            if name is None:
-                continue
-            if q.split(".")[-1] in SESSIONS and q.split(".")[0] in ("locust", "horde"):
-                self.sessions.add(name)  # self.api = HttpSession(...): a second client
-            elif q in PRIMITIVES:
-                self.primitives[name] = PRIMITIVES[q][1]
-            elif is_blocking(q):
-                self.blocking_objects[name] = q
-            elif q in SPAWNS and self.current is not None and isinstance(t.target, cst.Name):
-                self.current.spawned.add(name)
-            if (
-                name == "client"
-                and isinstance(t.target, cst.Attribute)
-                and dotted(t.target.value) == "self"
-                and self._class_stack
-            ):
-                self._class_stack[-1].assigns_client = True
+        if isinstance(node.value, cst.Attribute) and node.value.attr.value == "client":
+            func.client_aliases.update(t.target.value for t in node.targets if isinstance(t.target, cst.Name))
+        elif isinstance(node.value, cst.Call) and (self.qualify(node.value.func) or "") in SPAWNS:
+            func.spawned.update(t.target.value for t in node.targets if isinstance(t.target, cst.Name))
 
     def visit_Call(self, node: cst.Call) -> None:
         func = self.current
@@ -687,3 +650,68 @@ def _single_expr(stmt: cst.BaseStatement) -> cst.BaseExpression | None:
     ):
         return stmt.body[0].value
     return None
+
+
+class _Bindings(cst.CSTVisitor):
+    """The prepass: imports, and what names are bound to (locks, sessions, blocking clients)."""
+
+    def __init__(self, analysis: Analysis) -> None:
+        self.a = analysis
+        self._classes: list[str] = []
+
+    # -- imports --------------------------------------------------------------------------------------
+    def visit_Import(self, node: cst.Import) -> None:
+        for alias in node.names:
+            full = dotted(alias.name)
+            if full is None:
+                continue
+            if alias.asname is not None and isinstance(alias.asname.name, cst.Name):
+                self.a.aliases[alias.asname.name.value] = full
+            else:
+                root = full.split(".")[0]
+                self.a.aliases.setdefault(root, root)
+
+    def visit_ImportFrom(self, node: cst.ImportFrom) -> None:
+        if node.relative or node.module is None or isinstance(node.names, cst.ImportStar):
+            return
+        module = dotted(node.module)
+        if module is None:
+            return
+        for alias in node.names:
+            name = dotted(alias.name)
+            if name is None:
+                continue
+            local = name
+            if alias.asname is not None and isinstance(alias.asname.name, cst.Name):
+                local = alias.asname.name.value
+            self.a.aliases[local] = f"{module}.{name}"
+
+    def visit_ClassDef(self, node: cst.ClassDef) -> None:
+        self._classes.append(node.name.value)
+
+    def leave_ClassDef(self, original_node: cst.ClassDef) -> None:
+        self._classes.pop()
+
+    def visit_Assign(self, node: cst.Assign) -> None:
+        if not isinstance(node.value, cst.Call):
+            return
+        a = self.a
+        q = a.qualify(node.value.func) or ""
+        for t in node.targets:
+            name = last_name(t.target)
+            if name is None:
+                continue
+            if q.split(".")[-1] in SESSIONS and q.split(".")[0] in ("locust", "horde"):
+                a.sessions.add(name)  # self.api = HttpSession(...): a second client
+            elif q in PRIMITIVES:
+                a.primitives[name] = PRIMITIVES[q][1]
+            elif is_blocking(q):
+                a.blocking_objects[name] = q
+            target = t.target
+            if (
+                name == "client"
+                and isinstance(target, cst.Attribute)
+                and dotted(target.value) == "self"
+                and self._classes
+            ):
+                a.client_classes.add(self._classes[-1])

@@ -81,7 +81,7 @@ def convert_source(source: str) -> ConvertResult:
         raise ConvertError(f"syntax error: {message}", e.raw_line) from None
     wrapper = MetadataWrapper(module)
     analysis = Analysis()
-    wrapper.module.visit(analysis)
+    analysis.analyze(wrapper.module)
     analysis.solve()
     transformer = Transformer(analysis)
     tree = wrapper.visit(transformer)
