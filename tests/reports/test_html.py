@@ -178,7 +178,23 @@ def test_verdict_levels() -> None:
     )
     breached = render_html(simulate(3, exit_code=3, thresholds=thresholds))
     assert "1 threshold(s) breached" in breached
-    assert "Threshold p95 &lt; 500: passed" in breached and "Threshold fail_ratio &lt; 1%: FAILED" in breached
+    assert "PASS \u2014 threshold p95 &lt; 500" in breached
+    assert "FAIL \u2014 threshold fail_ratio &lt; 1%" in breached
+
+
+def test_verdict_shows_real_threshold_verdicts() -> None:
+    from horde.thresholds.evaluate import evaluate_all
+    from horde.thresholds.parse import parse_threshold
+
+    result = simulate(20)
+    expressions = ["p95 < 1000", "p99 < 10", "fail_ratio < 50%", "GET /nope: p95 < 10"]
+    verdicts = evaluate_all([parse_threshold(e) for e in expressions], result.snapshot, stats=result.stats)
+    text = render_html(replace(result, thresholds=tuple(verdicts), exit_code=3))
+    banner = text.split('id="verdict">')[1].split("</div>")[0]
+    assert "1 threshold(s) breached (exit code 3)" in banner
+    assert banner.count('<li class="pass">') == 2 and banner.count('<li class="fail">') == 1
+    assert 'class="no">NO DATA' in banner
+    assert "observed" in banner  # the verdict's own text, with the observed value
 
 
 def test_failures_exceptions_workers_and_classes(run: RunResult) -> None:
@@ -398,6 +414,13 @@ def test_report_renders_in_chromium(tmp_path: Path, monkeypatch: pytest.MonkeyPa
             users=20, spawn_rate=2.0, run_time=600, host="http://127.0.0.1:8080", locustfile="shop.py"
         ),
         locustfile=str(locustfile),
+    )
+    from horde.thresholds.evaluate import evaluate_all
+    from horde.thresholds.parse import parse_threshold
+
+    thresholds = [parse_threshold(e) for e in ("p95 < 300ms", "GET /api/checkout: fail_ratio < 1%")]
+    result = replace(
+        result, thresholds=tuple(evaluate_all(thresholds, result.snapshot, stats=result.stats)), exit_code=3
     )
     workers = report.WorkerSeries()
     for sec in range(600):  # two workers; w2 saturates for a minute around the latency spike

@@ -572,8 +572,8 @@ def _verdict(result: RunResult) -> tuple[str, str, list[str]]:
     for threshold in getattr(result, "thresholds", ()) or ():
         ok = _threshold_ok(threshold)
         failed_thresholds += ok is False
-        mark = {True: "passed", False: "FAILED", None: "not evaluated"}[ok]
-        lines.append(f"Threshold {_threshold_text(threshold)}: {mark}")
+        mark = {True: "PASS", False: "FAIL", None: "NO DATA"}[ok]
+        lines.append(f"{mark} \u2014 threshold {_threshold_text(threshold)}")
     warnings = list(result.warnings)
     exit_code = result.exit_code
     if total.num_requests:
@@ -606,7 +606,8 @@ def _threshold_ok(threshold: object) -> bool | None:
 
 
 def _threshold_text(threshold: object) -> str:
-    for name in ("describe", "expression", "name"):
+    # a horde.thresholds Verdict describes itself ("p95 of all requests < 300 ms: observed 412 ms")
+    for name in ("describe", "text", "expression", "name"):
         value = _get(threshold, name)
         if callable(value):
             value = value()
@@ -617,7 +618,12 @@ def _threshold_text(threshold: object) -> str:
 
 def _verdict_html(result: RunResult) -> str:
     level, headline, lines = _verdict(result)
-    items = "".join(f"<li>{_e(line)}</li>" for line in lines)
+    items = "".join(
+        f'<li class="{line.split(" ", 1)[0].lower()}">{_e(line)}</li>'
+        if line.startswith(("PASS \u2014", "FAIL \u2014", "NO DATA \u2014"))
+        else f"<li>{_e(line)}</li>"
+        for line in lines
+    )
     return f'<div class="verdict {level}" id="verdict"><strong>{_e(headline)}</strong><ul>{items}</ul></div>'
 
 
@@ -955,6 +961,8 @@ h2{font-size:17px;margin:28px 0 8px;padding-bottom:4px;border-bottom:2px solid v
 .verdict.warn{background:var(--warn-bg);border-color:#d99a00;color:var(--warn)}
 .verdict.fail{background:var(--fail-bg);border-color:var(--fail);color:var(--fail)}
 .verdict li{color:var(--fg)}
+.verdict li.fail{color:var(--fail);font-weight:600}
+.verdict li.pass{color:var(--pass)}
 dl.manifest{display:grid;grid-template-columns:max-content 1fr;gap:3px 18px;margin:0}
 dl.manifest dt{color:var(--muted)}
 dl.manifest dd{margin:0}
