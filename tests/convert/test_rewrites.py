@@ -360,3 +360,24 @@ def test_a_lock_bound_after_the_task_that_takes_it_is_still_recognised() -> None
         """
     )
     assert "async with self.lock:" in out and "self.lock = asyncio.Semaphore()" in out
+
+
+@pytest.mark.parametrize(
+    "src",
+    [
+        "",
+        "# only a comment\n",
+        "from locust import HttpUser, task\r\n\r\nclass U(HttpUser):\r\n    @task\r\n    def t(self):\r\n        self.client.get('/')\r\n",
+        "from locust import HttpUser, task\nimport time\nclass U(HttpUser):\n\t@task\n\tdef t(self):\n\t\ttime.sleep(1)\n",
+        "from locust import (\n    HttpUser,\n    task,\n    not_in_horde,\n)\n",
+        "import requests\nfrom locust import User, task\nclass U(User):\n    @task\n    def t(self):\n        if 1:\n            pass\n        elif requests.get('x'):\n            pass\n",
+        "from __future__ import annotations\nimport time\ndef f():\n    time.sleep(1)\n",
+    ],
+    ids=["empty", "comment", "crlf", "tabs", "flag-on-first-line", "elif", "future"],
+)
+def test_odd_inputs_convert_compile_and_stay_put(src: str) -> None:
+    once = convert_source(src).code
+    compile(once, "x.py", "exec")
+    assert convert_source(once).code == once
+    if "\r\n" in src:
+        assert "\r\n" in once and "\n" not in once.replace("\r\n", "")

@@ -84,6 +84,8 @@ def convert_source(source: str) -> ConvertResult:
     analysis.analyze(wrapper.module)
     analysis.solve()
     transformer = Transformer(analysis)
+    # comments above the first statement are parsed into the module's header, not the statement
+    transformer.header_comments = {line.comment.value for line in module.header if line.comment is not None}
     tree = wrapper.visit(transformer)
     context = CodemodContext()
     if transformer.need_asyncio:
@@ -181,6 +183,7 @@ class Transformer(cst.CSTTransformer):
         self._comments: list[list[str]] = []  # per open statement: comments to put above it
         self._skip_await: set[int] = set()
         self._in_import = 0
+        self.header_comments: set[str] = set()
         # module paths bound by ``import locust...`` without ``as`` (their references are rewritten)
         self._locust_paths: set[str] = set()
 
@@ -207,15 +210,14 @@ class Transformer(cst.CSTTransformer):
                 result = self._attach(result, comments)
         return result
 
-    @staticmethod
-    def _attach(node: Any, comments: list[str]) -> Any:
+    def _attach(self, node: Any, comments: list[str]) -> Any:
         if isinstance(node, cst.FlattenSentinel):
             first, *rest = node.nodes
-            return cst.FlattenSentinel([Transformer._attach(first, comments), *rest])
+            return cst.FlattenSentinel([self._attach(first, comments), *rest])
         if not isinstance(node, _STATEMENTS):
             return node
         lines = list(node.leading_lines)
-        present = {line.comment.value for line in lines if line.comment is not None}
+        present = {line.comment.value for line in lines if line.comment is not None} | self.header_comments
         for message in comments:
             text = COMMENT_PREFIX + message
             if text not in present:
