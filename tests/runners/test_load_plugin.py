@@ -171,6 +171,25 @@ async def test_retargeting_the_running_model_and_switching_models(cluster: Memor
     assert sorted(PerWorkerApplier.stopped) == sorted(w.client_id for w in cluster.workers)
 
 
+async def test_a_returning_worker_is_fenced_then_given_its_share_again(cluster: MemoryCluster) -> None:
+    master = cluster.master
+    await cluster.add_worker()
+    quiet = await cluster.add_worker()
+    await cluster.until(master.start_load(PerWorker(master.environment.user_classes[0], users=3)))
+    cluster.network.partition(quiet.client_id, from_master=False)
+    await cluster.advance(HB * LIVENESS + HB)
+    assert [n.id for n in master.nodes.missing] == [quiet.client_id]
+    assert cluster.users() == [3, 3]  # a partition: it still runs them, the master no longer counts them
+    PerWorkerApplier.stopped.clear()
+    cluster.network.heal(quiet.client_id)
+    await cluster.advance(2 * HB)
+    assert not master.nodes.missing and cluster.users() == [3, 3]
+    assert PerWorkerApplier.stopped == [quiet.client_id]  # the fence stopped its plan kind first
+    to_quiet = [m.data for i, m in cluster.network.server.sent if i == quiet.client_id and m.type == "spawn"]  # type: ignore[union-attr]
+    assert to_quiet[-2]["fence"] and to_quiet[-1]["kind"] == KIND
+    assert master.user_count == 6
+
+
 async def test_an_invalid_model_is_refused_with_every_problem(cluster: MemoryCluster) -> None:
     from horde.exceptions import ConfigurationError
 

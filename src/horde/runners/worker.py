@@ -463,6 +463,8 @@ class WorkerRunner(UserRunner):
         if previous is not None and not previous.done():
             previous.cancel()
             await asyncio.gather(previous, return_exceptions=True)
+        if data.get("fence"):
+            await self._stop_appliers()  # whatever plan kind ran here, nothing of it may go on
         self._apply_task = asyncio.get_running_loop().create_task(
             self._apply(seq, kind, payload), name="worker-apply"
         )

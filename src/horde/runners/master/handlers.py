@@ -10,6 +10,7 @@ import logging
 from typing import Any
 
 from horde._version import PROTOCOL_VERSION, __version__
+from horde.load.closed import KIND as USERS
 from horde.rpc.protocol import Message
 from horde.runners.base import RunnerState
 from horde.runners.master.controller import ControllerMixin
@@ -102,7 +103,8 @@ class HandlersMixin(ControllerMixin):
         if running == node.target:
             return
         if self._testing():
-            await self._send_full_target(node, node.target)
+            if self._driver is not None and self._driver.planner.kind == USERS:
+                await self._send_full_target(node, node.target)  # other kinds keep what they were told
         elif running:
             # no test here: a fence would start one on the worker (with zero users, but "running")
             await self._send(node.id, Message("stop", {}))
