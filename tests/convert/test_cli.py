@@ -105,3 +105,10 @@ def test_python_dash_m_horde_convert(locustfile: Path) -> None:
     )
     assert proc.returncode == 0, proc.stderr
     assert "+from horde import" in proc.stdout
+
+
+def test_horde_convert_through_the_horde_command(locustfile: Path, capsys) -> None:
+    from horde.cli.main import run_cli
+
+    assert run_cli(["convert", str(locustfile)]) == 0
+    assert "+from horde import" in capsys.readouterr().out

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import difflib
+import os
 import shutil
 import subprocess
 import sys
@@ -99,7 +100,11 @@ def main(argv: list[str]) -> int:
             fromfile=src if Path(src).is_absolute() else f"a/{src}",
             tofile=src if Path(src).is_absolute() else f"b/{src}",
         )
-        sys.stdout.writelines(diff)
+        try:
+            sys.stdout.writelines(diff)
+            sys.stdout.flush()
+        except BrokenPipeError:  # `horde convert f.py | head`: the reader has seen enough
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
 
     manual = [f for f in result.findings if f.manual]
     for f in result.findings:
