@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
-import logging
 import math
 import os
 import re
@@ -356,14 +355,15 @@ def test_placeholders_from_the_command_line(tmp_path: Path) -> None:
     assert output.path_for(result) == tmp_path / "test_report_100_10_50.html"
 
 
-def test_write_failure_is_logged_not_raised(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+def test_write_failure_raises_one_line(tmp_path: Path) -> None:
     blocker = tmp_path / "file"
     blocker.write_text("x")
     output = HtmlOutput(blocker / "report.html")
     output.start(FakeRun())
-    with caplog.at_level(logging.ERROR):
+    with pytest.raises(OSError, match=r"HTML report not written to .*report\.html") as caught:
         output.stop(simulate(2))
-    assert output.path is None and output.error and "HTML report not written" in caplog.text
+    assert "\n" not in str(caught.value)
+    assert output.path is None and output.error == str(caught.value)
 
 
 def test_check_writable(tmp_path: Path) -> None:

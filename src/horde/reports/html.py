@@ -856,8 +856,9 @@ class HtmlOutput:
     * ``{t}``: the run time limit in seconds (``result.run_time``: ``-t`` or the web form's), else
       ``--run-time``, else the measured duration rounded to whole seconds.
 
-    Each is ``str(int(value))``. A failure to write is logged (one line) and kept in :attr:`error`; it
-    does not raise, so the other outputs still get their ``stop``.
+    Each is ``str(int(value))``. A failure to write raises ``OSError`` with one line (also kept in
+    :attr:`error`): the session logs it, still stops the other outputs, and turns a passing exit code into
+    2, so a CI job notices a missing report.
     """
 
     def __init__(self, path_template: str | os.PathLike[str]) -> None:
@@ -924,10 +925,9 @@ class HtmlOutput:
         try:
             manifest = Manifest.from_result(result, locustfiles=self._locustfiles)
             write_atomic(path, render_parts(result, manifest=manifest, workers=self.workers))
-        except Exception as exc:
-            self.error = f"HTML report not written to {path}: {exc}"
-            logger.error(self.error)
-            return
+        except OSError as exc:
+            self.error = f"HTML report not written to {path}: {exc.strerror or exc}"
+            raise OSError(self.error) from None
         self.path = path
         logger.info("HTML report written to %s", path)
 
