@@ -31,6 +31,8 @@ from horde.load import SHAPE_ENDED, ClosedUsers, LoadModel, ShapeModel
 from horde.runners.status import WorkerStatus
 from horde.stats.history import StatsHistory
 from horde.stats.snapshot import StatsSnapshot, take_snapshot
+from horde.thresholds.evaluate import THRESHOLD_EXIT_CODE, Verdict
+from horde.thresholds.output import ThresholdOutput, no_data_warnings
 
 if TYPE_CHECKING:
     from horde.env import Environment
@@ -171,7 +173,7 @@ class RunResult:
     locustfile: str | None = None
     spawn_rate: float | None = None
     run_time: float | None = None
-    thresholds: tuple[Any, ...] = ()
+    thresholds: tuple[Verdict, ...] = ()
     markers: tuple[dict[str, Any], ...] = field(default_factory=tuple)
 
     @property
@@ -193,6 +195,7 @@ class RunResult:
             "exit_code": self.exit_code,
             "host": self.host,
             "locustfile": self.locustfile,
+            "thresholds": [v.to_dict() for v in self.thresholds],
         }
 
 
@@ -229,12 +232,20 @@ class TestRun:
         outputs: Iterable[Output] = (),
         tick_interval: float = TICK_INTERVAL,
         locustfile: str | None = None,
+        thresholds: ThresholdOutput | None = None,
     ) -> None:
         if env.runner is None:
             raise ConfigurationError("TestRun needs an environment with a runner (env.create_local_runner())")
         self.env = env
         self.runner: Runner = env.runner
         self.outputs: list[Output] = list(outputs)
+        #: the threshold checker: its verdicts go into RunResult.thresholds and decide exit code 3
+        self.thresholds = thresholds
+        if thresholds is not None:
+            if thresholds not in self.outputs:
+                self.outputs.insert(0, thresholds)
+            if thresholds.on_abort is None:
+                thresholds.on_abort = lambda reason: self.stop(reason)
         self.tick_interval = tick_interval
         self.locustfile = locustfile
         self.history = StatsHistory(clock=env.clock)
@@ -496,8 +507,12 @@ class TestRun:
         warnings = self._warnings()
         verdict = self._verdict_problems(snapshot)
         warnings[:0] = ([gave_up] if gave_up else []) + verdict
+        verdicts = tuple(self.thresholds.evaluate(snapshot, env.stats)) if self.thresholds is not None else ()
+        warnings += no_data_warnings(verdicts)
         start = runner.test_started_at or self.started_at or env.clock.time()
-        code = exit_code if exit_code is not None else self.exit_code(gave_up=bool(gave_up))
+        code = (
+            exit_code if exit_code is not None else self.exit_code(gave_up=bool(gave_up), verdicts=verdicts)
+        )
         request = self.request
         return RunResult(
             start_time=start,
@@ -518,26 +533,35 @@ class TestRun:
             spawn_rate=request.spawn_rate if request else None,
             run_time=self.run_time,
             markers=tuple(self.markers),
+            thresholds=verdicts,
         )
 
-    def exit_code(self, *, gave_up: bool = False) -> int:
+    def exit_code(self, *, gave_up: bool = False, verdicts: tuple[Verdict, ...] = ()) -> int:
         """The verdict as a process exit code, in this order of precedence.
 
         1. a code set by user code (``environment.process_exit_code``);
         2. ``1`` when the run never started because workers did not come (``--expect-workers-max-wait``);
-        3. ``--exit-code-on-error`` (default 1) when any request failed or a task raised;
-        4. ``2`` when a listener, an output or horde itself hit an unhandled error;
-        5. ``1`` when the test ended early for a reason that was not the user's (a StopTest, the last
+        3. ``3`` when a ``--threshold`` was breached: the gate the user asked for comes first;
+        4. ``--exit-code-on-error`` (default 1) when a task raised, or a request failed — except that with
+           thresholds configured and all of them passing, failed requests count only through them
+           (``fail_ratio<1%`` means some failures are acceptable; add ``failures==0`` to refuse any);
+        5. ``2`` when a listener, an output or horde itself hit an unhandled error (after failures, as in
+           Locust);
+        6. ``1`` when the test ended early for a reason that was not the user's (a StopTest, the last
            worker lost, users that could not start) or when users ran but not one request was recorded:
            a run that measured nothing or stopped early is never a pass;
-        6. ``0``.
+        7. ``0``.
         """
         env = self.env
         if env.process_exit_code is not None:
             return int(env.process_exit_code)
         if gave_up:
             return 1
-        if env.stats.total.num_failures > 0 or self.runner.exceptions:
+        if any(v.ok is False for v in verdicts):
+            return THRESHOLD_EXIT_CODE
+        thresholds_passed = bool(verdicts) and all(v.ok for v in verdicts)
+        failed_requests = env.stats.total.num_failures > 0 and not thresholds_passed
+        if failed_requests or self.runner.exceptions:
             options = env.parsed_options
             return int(getattr(options, "exit_code_on_error", 1) if options is not None else 1)
         if env.events.unhandled_errors:

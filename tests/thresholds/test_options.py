@@ -11,7 +11,6 @@ from horde.cli.options import build_parser, collect_defaults
 from horde.reports.output import OutputPathError, check_writable_file
 from horde.thresholds import JUnitOutput, ThresholdOutput
 from horde.thresholds.options import (
-    add_threshold_arguments,
     build_threshold_outputs,
     check_threshold_options,
     parse_duration,
@@ -20,9 +19,8 @@ from horde.thresholds.options import (
 
 
 def parse(argv: list[str], cwd: Path, environ: dict[str, str] | None = None) -> argparse.Namespace:
-    """What horde.cli.options.parse_options does, on a parser that has the threshold flags."""
+    """What horde.cli.options.parse_options does (the real parser carries the threshold flags)."""
     parser = build_parser()
-    add_threshold_arguments(parser)
     parser.set_defaults(**collect_defaults(parser, None, environ or {}, cwd))
     options = parser.parse_args(argv)
     if options.threshold_abort is None:

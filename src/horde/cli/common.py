@@ -10,7 +10,7 @@ import logging
 import signal
 import sys
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from horde.blocking import BlockingDetector
@@ -21,6 +21,8 @@ from horde.dispatch import UsersDispatcher
 from horde.env import Environment
 from horde.exceptions import ConfigurationError, LocustfileError
 from horde.shape import LoadTestShape
+from horde.thresholds.options import check_threshold_options
+from horde.thresholds.parse import Threshold, ThresholdError
 from horde.user.checks import porting_problems
 from horde.user.users import User
 
@@ -50,11 +52,13 @@ def run_event_loop(coro: Any) -> Any:
 
 @dataclass
 class LoadedTest:
-    """The locustfile's classes, selected and checked, ready to build an Environment from."""
+    """The locustfile's classes, selected and checked, ready to build an Environment from, and the run's
+    parsed thresholds."""
 
     files: Locustfiles
     user_classes: list[type[User]]
     shape: LoadTestShape | None
+    thresholds: list[Threshold] = field(default_factory=list)
 
 
 def select_user_classes(files: Locustfiles, names: Sequence[str]) -> list[type[User]]:
@@ -130,10 +134,15 @@ def load_test(
         check_user_classes(user_classes)
     except ValueError as e:
         raise ConfigurationError(str(e)) from None
+    thresholds: list[Threshold] = []
+    if not options.worker:  # the master (or the local run) evaluates thresholds; workers never do
+        thresholds, threshold_problems = check_threshold_options(options)
+        if threshold_problems:
+            raise ThresholdError(threshold_problems)
     shape = files.shape_classes[0]() if files.shape_classes else None
     if shape is None and options.headless and options.users == 0 and not options.worker:
         raise ConfigurationError("-u/--users 0 would run no user at all; give at least 1")
-    return LoadedTest(files, user_classes, shape)
+    return LoadedTest(files, user_classes, shape, thresholds)
 
 
 def make_environment(

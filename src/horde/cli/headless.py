@@ -64,10 +64,10 @@ async def run_headless(
     distributed = bool(options.master or expect_workers)
     try:
         runner = create_runner(env, options, distributed, on_master)
-        outputs = build_outputs(options)
+        outputs, checker = build_outputs(options, thresholds=loaded.thresholds)
     except (HordeError, OSError) as e:
         return fail(str(e))
-    run = TestRun(env, outputs=outputs, locustfile=options.locustfile)
+    run = TestRun(env, outputs=outputs, locustfile=options.locustfile, thresholds=checker)
     for line in describe_outputs(outputs):
         logger.info("Writing %s", line)
     shutdown = Shutdown(run.hurry, lambda: run.runner.state in ("stopping", "cleanup"))

@@ -19,6 +19,7 @@ from horde.cli.options import parse_options
 from horde.event import events
 from horde.exceptions import ConfigurationError
 from horde.log import setup_logging
+from horde.thresholds.parse import ThresholdError
 from horde.user.ratio import class_shares_by_weight, format_ratio_text, ratio_report
 
 logger = logging.getLogger("horde.main")
@@ -55,6 +56,10 @@ def run_cli(argv: list[str]) -> int:
         return fail(problem)
     try:
         loaded = load_test(options, needs_host=not options.worker, files=files)
+    except ThresholdError as e:  # every invalid expression, one line each, before anything starts
+        for problem in e.problems:
+            fail(problem)
+        return 2
     except ConfigurationError as e:
         return fail(str(e))
     if options.list_commands:

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from horde._version import __version__
+from horde.thresholds.options import add_threshold_arguments
 from horde.web.options import add_web_arguments
 
 ENV_PREFIX = "HORDE_"
@@ -314,6 +315,7 @@ def build_parser(extend: Callable[[argparse.ArgumentParser], None] | None = None
         help="(worker) quit after the master has been unreachable this long",
     )
     add_web_arguments(parser)
+    add_threshold_arguments(parser)
     add("-V", "--version", action="version", version=f"horde {__version__}")
     if extend is not None:
         extend(parser)
@@ -326,6 +328,7 @@ _KEY_ALIASES = {
     "json": "json_file",
     "locustfiles": "locustfile",
     "csv": "csv_prefix",
+    "thresholds": "threshold",
     "json_file": "json_file",
     "html": "html_file",
 }

@@ -5,31 +5,42 @@ from __future__ import annotations
 
 import argparse
 import sys
-from typing import Any
+from collections.abc import Sequence
 
 from horde.reports import csv as csv_report
 from horde.reports import html as html_report
 from horde.reports import json as json_report
 from horde.reports.console import ConsoleOutput
-from horde.reports.output import Output, describe
+from horde.reports.output import Output, check_writable_file, describe
+from horde.thresholds.options import build_threshold_outputs
+from horde.thresholds.output import ThresholdOutput
+from horde.thresholds.parse import Threshold
 
 
-def build_outputs(options: argparse.Namespace, *, web: bool = False) -> list[Output]:
+def build_outputs(
+    options: argparse.Namespace, *, web: bool = False, thresholds: Sequence[Threshold] = ()
+) -> tuple[list[Output], ThresholdOutput | None]:
     """The console first, then each report the options ask for (``--json``, ``--csv``, ``--html``,
-    ``--prometheus-port``). Raises ``OutputPathError`` or ``OSError`` with one line on a bad path or port.
+    ``--prometheus-port``), with the threshold checker (and ``--junit``) ahead of the console so the live
+    status line is this tick's. Returns the outputs and the checker (``None`` without thresholds). Raises
+    ``OutputPathError`` or ``OSError`` with one line on a bad path or port.
 
     In a web UI run the live table prints only with ``--print-stats`` (the page shows it); the final summary
     always prints. With ``--json`` to stdout the tables go to stderr so stdout stays valid JSON.
     """
     to_stdout = options.json_file == "-"
     live = not web or bool(getattr(options, "print_stats", False))
-    outputs: list[Any] = [
+    checker, outputs = build_threshold_outputs(
+        options, on_abort=None, thresholds=list(thresholds), check_writable=check_writable_file
+    )
+    outputs.append(
         ConsoleOutput(
             stream=sys.stderr if to_stdout else None,
             interval=float(options.print_stats_interval),
             only_summary=bool(options.only_summary) or not live,
+            status_lines=(lambda: [checker.status_line()]) if checker is not None else None,
         )
-    ]
+    )
     if options.json_file:
         json_report.check_writable(options.json_file)
         outputs.append(json_report.JsonOutput(options.json_file))
@@ -45,7 +56,7 @@ def build_outputs(options: argparse.Namespace, *, web: bool = False) -> list[Out
         prometheus = PrometheusOutput(options.prometheus_port)
         prometheus.open()  # bind now: a port in use fails before the test
         outputs.append(prometheus)
-    return outputs
+    return outputs, checker
 
 
 def describe_outputs(outputs: list[Output]) -> list[str]:

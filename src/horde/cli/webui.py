@@ -42,10 +42,10 @@ async def run_web(
     distributed = bool(options.master or expect_workers)
     try:
         runner = create_runner(env, options, distributed, on_master)
-        outputs = build_outputs(options, web=True)
+        outputs, checker = build_outputs(options, web=True, thresholds=loaded.thresholds)
     except (HordeError, OSError) as e:
         return fail(str(e))
-    run = TestRun(env, outputs=outputs, locustfile=options.locustfile)
+    run = TestRun(env, outputs=outputs, locustfile=options.locustfile, thresholds=checker)
     server = WebServer(run, settings)
     env.web_ui = server
     shutdown = Shutdown(run.hurry, lambda: run.runner.state in ("stopping", "cleanup"))

@@ -21,7 +21,7 @@ workers table whenever a worker changes state, on a master), and the final repor
 from __future__ import annotations
 
 import sys
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, TextIO
 
 from horde.stats import MAX_RELATIVE_ERROR, RequestStats
@@ -182,9 +182,27 @@ def final_report(result: RunResult) -> str:
         parts.append(exceptions_table(result.exceptions))
     if is_distributed(result.workers):
         parts.append("Workers:\n" + workers_table(result.workers))
+    verdicts = list(getattr(result, "thresholds", ()) or ())
+    if verdicts:
+        parts.append(thresholds_block(verdicts))
     if result.warnings:
         parts.append("Warnings:\n" + "\n".join(f"  - {w}" for w in result.warnings))
     return "\n\n".join(parts) + "\n"
+
+
+def thresholds_block(verdicts: Sequence[Any]) -> str:
+    """Each threshold as written, its status and the observed value (``FAIL  p95<300ms  observed 412 ms``)."""
+    breached = sum(getattr(v, "ok", None) is False for v in verdicts)
+    total = len(verdicts)
+    head = f"Thresholds: {breached} of {total} breached" if breached else f"Thresholds: all {total} passed"
+    width = max(len(str(getattr(v, "expression", ""))) for v in verdicts)
+    rows = []
+    for v in verdicts:
+        ok = getattr(v, "ok", None)
+        status = "FAIL" if ok is False else ("pass" if ok else "no data")
+        seen = f"observed {v.observed_text}" if ok is not None else str(getattr(v, "why", "") or "no data")
+        rows.append(f"  {status:<8} {v.expression:<{width}}  {seen}")
+    return "\n".join([head, *rows])
 
 
 class ConsoleOutput:
@@ -202,6 +220,7 @@ class ConsoleOutput:
         *,
         final: bool = True,
         max_name_width: int = DEFAULT_MAX_NAME_WIDTH,
+        status_lines: Callable[[], Sequence[str]] | None = None,
     ) -> None:
         if interval <= 0:
             raise ValueError(f"interval must be positive, got {interval!r}")
@@ -210,6 +229,8 @@ class ConsoleOutput:
         self.only_summary = only_summary
         self.final = final
         self.max_name_width = max_name_width
+        #: extra live lines printed under each table (the thresholds' status line, for one)
+        self.status_lines = status_lines
         self._run: RunInfo | None = None
         self._last_print: float | None = None
         self._workers_seen: tuple[tuple[str, str], ...] | None = None
@@ -240,6 +261,9 @@ class ConsoleOutput:
         if snapshot.time - self._last_print >= self.interval - 0.5:
             self._last_print = snapshot.time
             self._write(stats_table(snapshot, current=True, max_name_width=self.max_name_width))
+            if self.status_lines is not None:
+                for line in self.status_lines():
+                    self._write(line)
 
     def _print_workers_if_changed(self) -> None:
         status = self._run.status() if self._run is not None else None

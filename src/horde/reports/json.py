@@ -17,7 +17,8 @@
       "errors": [{"method", "name", "error", "occurrences", "first_seen", "last_seen"}],   most frequent first
       "user_count", "start_time", "end_time", "duration"                            the run, epoch s
       "user_classes_count", "host", "locustfile", "stop_reason", "exit_code",       (since version 2; from
-      "warnings", "exceptions": [{"count", "msg", "traceback", "nodes"}]             the run result, if known)
+      "warnings", "exceptions": [{"count", "msg", "traceback", "nodes"}],            the run result, if known)
+      "thresholds": [{"expression", "metric", "ok", "status", "observed", "observed_text", …}]
     }
 
 All response times are floats in milliseconds. An entry without timed requests reports 0.0 for every
@@ -147,6 +148,7 @@ def result_dict(result: RunResult) -> dict[str, Any]:
         "exit_code": result.exit_code,
         "warnings": list(result.warnings),
         "exceptions": exceptions_list(result.exceptions),
+        "thresholds": [v.to_dict() for v in getattr(result, "thresholds", ()) or ()],
     }
     return report_dict(
         result.snapshot,
