@@ -381,3 +381,21 @@ def test_odd_inputs_convert_compile_and_stay_put(src: str) -> None:
     assert convert_source(once).code == once
     if "\r\n" in src:
         assert "\r\n" in once and "\n" not in once.replace("\r\n", "")
+
+
+def test_markov_transitions_are_tasks() -> None:
+    out = conv(
+        """
+        from locust import MarkovTaskSet, transition
+
+        class M(MarkovTaskSet):
+            @transition("b")
+            def a(self):
+                pass
+
+            @transition("a")
+            def b(self):
+                self.interrupt()
+        """
+    )
+    assert "async def a(self):" in out and "async def b(self):" in out

@@ -28,6 +28,7 @@ RUNNABLE = [
     "module_tasks",
     "listeners",
     "custom_client",
+    "markov",
 ]
 
 

@@ -27,6 +27,7 @@ USER_BASES = {
 # Methods horde's User/TaskSet define as coroutines: ``self.wait()``, ``super().on_start()``.
 FRAMEWORK_ASYNC = frozenset({"on_start", "on_stop", "wait"})
 HOOKS = frozenset({"on_start", "on_stop"})
+TASK_DECORATORS = frozenset({"task", "transition", "transitions"})  # the last two: MarkovTaskSet
 SESSIONS = frozenset({"HttpSession", "FastHttpSession"})
 SLEEPS = frozenset({"time.sleep", "gevent.sleep"})
 SPAWNS = frozenset({"gevent.spawn", "gevent.Greenlet.spawn"})
@@ -171,9 +172,8 @@ class Analysis(cst.CSTVisitor):
         self.funcs: list[Func] = []
         self.by_node: dict[int, Func] = {}
         self.module_funcs: dict[str, Func] = {}
-        self.sessions: set[str] = (
-            set()
-        )  # last names of targets bound to HttpSession(...)/FastHttpSession(...)
+        # last names of the targets bound to HttpSession(...)/FastHttpSession(...)
+        self.sessions: set[str] = set()
         self.client_classes: set[str] = set()  # classes whose methods set ``self.client = ...``
         self.primitives: dict[str, str] = {}  # last name of a target → "lock" | "event" | problem
         self.blocking_objects: dict[str, str] = {}  # last name of a target → what built it
@@ -246,7 +246,7 @@ class Analysis(cst.CSTVisitor):
         for deco in node.decorators:
             target = deco.decorator.func if isinstance(deco.decorator, cst.Call) else deco.decorator
             q = self.qualify(target) or dotted(target) or ""
-            if q.split(".")[-1] == "task":
+            if q.split(".")[-1] in TASK_DECORATORS:
                 func.role = "task"
         self.funcs.append(func)
         self.by_node[id(node)] = func
