@@ -435,7 +435,8 @@ def test_report_renders_in_chromium(tmp_path: Path, monkeypatch: pytest.MonkeyPa
             ],
         )
     path = tmp_path / "report.html"
-    path.write_text(render_html(result, workers=workers), encoding="utf-8")
+    # a fixed footer time: the committed screenshot changes only when the report does
+    path.write_text(render_html(result, workers=workers, generated_at=result.end_time + 2), encoding="utf-8")
     with sync_api.sync_playwright() as p:
         browser = p.chromium.launch(
             executable_path=CHROMIUM,
