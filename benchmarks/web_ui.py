@@ -71,9 +71,10 @@ async def throughput_child(mode: str, target: str, seconds: float) -> dict[str, 
     await run.open()
     web = None
     consumer = None
-    if mode == "ui":
+    if mode in ("ui", "server"):
         web = WebServer(run, WebSettings(port=0))
         url = await web.start()
+    if mode == "ui":
         consumer = subprocess.Popen(  # noqa: ASYNC220 (before the measured window)
             ["curl", "-sN", "-o", "/dev/null", url + "api/events"],
             preexec_fn=lambda: pin_self(0),
@@ -82,8 +83,8 @@ async def throughput_child(mode: str, target: str, seconds: float) -> dict[str, 
     while run.status().user_count < USERS:
         await asyncio.sleep(0.05)
     await asyncio.sleep(WARMUP)
-    if web is not None:
-        assert web.ui.subscribers, "the push-channel client did not connect"
+    if consumer is not None:
+        assert web is not None and web.ui.subscribers, "the push-channel client did not connect"
     import psutil
 
     me = psutil.Process()
