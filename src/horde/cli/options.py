@@ -262,6 +262,11 @@ def build_parser(extend: Callable[[argparse.ArgumentParser], None] | None = None
         metavar="PORT",
         help="serve Prometheus metrics on 127.0.0.1:PORT/metrics while the test runs (headless, master)",
     )
+    reports.add_argument(
+        "--prometheus-host",
+        default="127.0.0.1",
+        help="interface for --prometheus-port (default 127.0.0.1; 0.0.0.0 to let another machine scrape)",
+    )
     add("--print-stats-interval", type=_positive_float, default=2.0, help=argparse.SUPPRESS)
     dist = parser.add_argument_group("distributed runs")
     dist.add_argument(

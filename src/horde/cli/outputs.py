@@ -53,7 +53,7 @@ def build_outputs(
     if getattr(options, "prometheus_port", None) is not None:
         from horde.reports.prometheus import PrometheusOutput
 
-        prometheus = PrometheusOutput(options.prometheus_port)
+        prometheus = PrometheusOutput(options.prometheus_port, host=options.prometheus_host)
         prometheus.open()  # bind now: a port in use fails before the test
         outputs.append(prometheus)
     return outputs, checker
