@@ -374,3 +374,21 @@ async def test_class_picker_starts_only_the_chosen_classes(browser: Any, web_fac
         await page.click("#btn-stop")
         await until(lambda: web.run.status().state == "stopped", what="stopped")
         assert page.errors == []
+
+
+async def test_the_page_works_under_a_base_path(browser: Any, web_factory: Any) -> None:
+    """Every URL the page uses is relative, so ``--web-base-path`` (or a rewriting proxy) just works."""
+    async with web_factory(WebSettings(port=0, base_path="/load/horde")) as web:
+        page = await new_page(browser)
+        await page.goto(url(web, "/load/horde"))  # redirected to /load/horde/
+        assert page.url.endswith("/load/horde/")
+        await page.wait_for_function("() => document.getElementById('conn').textContent === 'live'")
+        await page.fill("#f-users", "1")
+        await page.fill("#f-rate", "10")
+        await page.click("#btn-start")
+        await page.wait_for_function(
+            "() => document.querySelectorAll('#stats-table tbody tr').length === 2", timeout=10_000
+        )
+        await page.click("#btn-stop")
+        await until(lambda: web.run.status().state == "stopped", what="stopped")
+        assert page.errors == []
