@@ -399,3 +399,32 @@ def test_markov_transitions_are_tasks() -> None:
         """
     )
     assert "async def a(self):" in out and "async def b(self):" in out
+
+
+def test_a_wrapper_class_around_the_client_is_followed_through_its_instances() -> None:
+    out = conv(
+        """
+        from locust import HttpUser, task
+
+        class Api:
+            def __init__(self, client):
+                self.client = client
+
+            def items(self):
+                return self.client.get("/items").json()
+
+        class U(HttpUser):
+            def on_start(self):
+                self.api = Api(self.client)
+
+            @task
+            def t(self):
+                self.api.items()
+                local = Api(self.client)
+                local.items()
+        """
+    )
+    assert "async def items(self):" in out
+    assert 'return (await self.client.get("/items")).json()' in out
+    assert out.count("await self.api.items()") == 1 and "await local.items()" in out
+    assert "def __init__(self, client):" in out

@@ -174,6 +174,7 @@ class Analysis(cst.CSTVisitor):
         self.module_funcs: dict[str, Func] = {}
         # last names of the targets bound to HttpSession(...)/FastHttpSession(...)
         self.sessions: set[str] = set()
+        self.instances: dict[str, str] = {}  # last name of a target → the class called to build it
         self.client_classes: set[str] = set()  # classes whose methods set ``self.client = ...``
         self.primitives: dict[str, str] = {}  # last name of a target → "lock" | "event" | problem
         self.blocking_objects: dict[str, str] = {}  # last name of a target → what built it
@@ -297,7 +298,7 @@ class Analysis(cst.CSTVisitor):
             func.direct = True
         if kind in ("spawn", "pool_spawn") and node.args:
             self._spawn_targets.append((node.args[0].value, func))
-        ref = call_ref(node, func)
+        ref = self.call_ref(node, func)
         if ref is not None:
             func.calls.append(ref)
 
@@ -313,7 +314,7 @@ class Analysis(cst.CSTVisitor):
 
     def spawn_target(self, target: cst.BaseExpression, func: Func) -> Func | None:
         """The function of this file that ``gevent.spawn(target, ...)`` runs, if it is one."""
-        found = self.targets(_call_ref(target, func), func)
+        found = self.targets(self.call_ref(cst.Call(func=target), func), func)
         return found[0] if len(found) == 1 else None
 
     # -- what a call is -------------------------------------------------------------------------------
@@ -484,6 +485,27 @@ class Analysis(cst.CSTVisitor):
             yield c
             stack.extend(self.classes[b] for b in c.bases if b in self.classes)
 
+    def call_ref(self, call: cst.Call, func: Func) -> tuple[str, str] | None:
+        """How a call names its target: (self|super|user|name|of:Class, name)."""
+        callee = call.func
+        if isinstance(callee, cst.Name):
+            return ("name", callee.value)
+        if not isinstance(callee, cst.Attribute):
+            return None
+        recv, m = callee.value, callee.attr.value
+        if isinstance(recv, cst.Name) and recv.value == "self":
+            return ("self", m)
+        if isinstance(recv, cst.Call) and dotted(recv.func) == "super":
+            return ("super", m)
+        if (isinstance(recv, cst.Attribute) and recv.attr.value in ("user", "parent")) or (
+            isinstance(recv, cst.Name) and recv.value == func.first_param and func.cls is None
+        ):
+            return ("user", m)
+        bound = self.instances.get(last_name(recv) or "")
+        if bound is not None and bound in self.classes:
+            return (f"of:{bound}", m)  # self.api = Api(self.client); self.api.items()
+        return None
+
     def targets(self, ref: tuple[str, str] | None, func: Func) -> list[Func]:
         """The functions of this file a call may reach."""
         if ref is None:
@@ -506,6 +528,10 @@ class Analysis(cst.CSTVisitor):
             return []
         if kind == "user":
             return [c.methods[name] for c in self.classes.values() if name in c.methods]
+        if kind.startswith("of:"):
+            for c in self.mro(self.classes[kind[3:]]):
+                if name in c.methods:
+                    return [c.methods[name]]
         return []
 
     def framework_async(self, ref: tuple[str, str], func: Func) -> bool:
@@ -548,29 +574,6 @@ class Analysis(cst.CSTVisitor):
 
     def call_is_async(self, ref: tuple[str, str], func: Func) -> bool:
         return any(t.will_be_async for t in self.targets(ref, func)) or self.framework_async(ref, func)
-
-
-def call_ref(call: cst.Call, func: Func) -> tuple[str, str] | None:
-    """How a call names its target: (self|super|user|name, name)."""
-    callee = call.func
-    if isinstance(callee, cst.Name):
-        return ("name", callee.value)
-    if isinstance(callee, cst.Attribute):
-        recv, m = callee.value, callee.attr.value
-        if isinstance(recv, cst.Name) and recv.value == "self":
-            return ("self", m)
-        if isinstance(recv, cst.Call) and dotted(recv.func) == "super":
-            return ("super", m)
-        if (isinstance(recv, cst.Attribute) and recv.attr.value in ("user", "parent")) or (
-            isinstance(recv, cst.Name) and recv.value == func.first_param and func.cls is None
-        ):
-            return ("user", m)
-    return None
-
-
-def _call_ref(target: cst.BaseExpression, func: Func) -> tuple[str, str] | None:
-    """The reference a spawn target (``f`` or ``self.f``) makes, as if it were called."""
-    return call_ref(cst.Call(func=target), func)
 
 
 def _task_names(value: cst.BaseExpression) -> list[str]:
@@ -701,6 +704,8 @@ class _Bindings(cst.CSTVisitor):
             name = last_name(t.target)
             if name is None:
                 continue
+            if isinstance(node.value.func, cst.Name):
+                a.instances.setdefault(name, node.value.func.value)  # a class of this file, maybe
             if q.split(".")[-1] in SESSIONS and q.split(".")[0] in ("locust", "horde"):
                 a.sessions.add(name)  # self.api = HttpSession(...): a second client
             elif q in PRIMITIVES:

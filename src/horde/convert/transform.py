@@ -21,7 +21,6 @@ from horde.convert.analysis import (
     TASK_WRAPPERS,
     Analysis,
     Func,
-    call_ref,
     dotted,
     last_name,
 )
@@ -305,7 +304,7 @@ class Transformer(cst.CSTTransformer):
         f = self.func
         kind = self.a.classify(original_node, f)
         if kind is None and f is not None:
-            ref = call_ref(original_node, f)
+            ref = self.a.call_ref(original_node, f)
             if ref is not None and self.a.call_is_async(ref, f):
                 kind = "call"
         if kind is None:
