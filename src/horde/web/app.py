@@ -11,7 +11,6 @@ import asyncio
 import base64
 import binascii
 import hmac
-import inspect
 import json
 import logging
 import time
@@ -19,7 +18,7 @@ from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 from aiohttp import web
@@ -29,6 +28,9 @@ from horde.web import charts, payloads
 from horde.web.logbuffer import LogBuffer
 from horde.web.options import DEFAULT_WEB_HOST, DEFAULT_WEB_PORT, Login, parse_login
 from horde.web.swarm import DEFAULT_SHAPE, SwarmContext, SwarmRequest
+
+if TYPE_CHECKING:
+    from horde.session import RunStatus, TestRun
 
 logger = logging.getLogger(__name__)
 
@@ -90,11 +92,14 @@ class WebSettings:
 UI_KEY: web.AppKey[WebUI] = web.AppKey("horde_web_ui")
 
 
-async def _settle(result: Any) -> Any:
-    """Await a coroutine the session returns; a Future/Task (a ramp, a stop in progress) is left running."""
-    if inspect.iscoroutine(result):
-        return await result
-    return result
+def _in_background(future: asyncio.Future[Any]) -> None:
+    """Leave a stop in progress running (Locust answers /stop at once) but log it if it fails."""
+
+    def done(f: asyncio.Future[Any]) -> None:
+        if not f.cancelled() and f.exception() is not None:
+            logger.error("stopping the test failed", exc_info=f.exception())
+
+    future.add_done_callback(done)
 
 
 def _json(data: Any, status: int = 200) -> web.Response:
@@ -108,7 +113,9 @@ def _dumps(data: Any) -> str:
 class WebUI:
     """The state the routes share: the run, the settings, the log buffer, the chart markers, subscribers."""
 
-    def __init__(self, run: Any, settings: WebSettings | None = None, logs: LogBuffer | None = None) -> None:
+    def __init__(
+        self, run: TestRun, settings: WebSettings | None = None, logs: LogBuffer | None = None
+    ) -> None:
         self.run = run
         self.settings = settings or WebSettings()
         self.logs = logs or LogBuffer()
@@ -124,7 +131,7 @@ class WebUI:
     def env(self) -> Any:
         return self.run.env
 
-    def status(self) -> Any:
+    def status(self) -> RunStatus:
         return self.run.status()
 
     def distributed(self) -> bool:
@@ -278,16 +285,18 @@ class WebUI:
             custom_defaults=self._custom_defaults(),
         )
 
-    async def apply(self, req: SwarmRequest) -> None:
+    def apply(self, req: SwarmRequest) -> None:
+        """Start or edit; the session raises ConfigurationError before changing anything. Custom arguments
+        are set only once it accepted, and before the ramp (a task that runs later) fires test_start."""
+        if req.edit and not req.uses_shape:
+            assert req.user_count is not None and req.spawn_rate is not None
+            self.run.edit(req.user_count, req.spawn_rate)
+        else:
+            self.run.start(start_request(req))
         options = getattr(self.env, "parsed_options", None)
         if options is not None:
             for key, value in req.custom.items():
                 setattr(options, key, value)
-        if req.edit and not req.uses_shape:
-            assert req.user_count is not None and req.spawn_rate is not None
-            await _settle(self.run.edit(req.user_count, req.spawn_rate))
-        else:
-            await _settle(self.run.start(start_request(req)))
         self.invalidate()
 
     # -- the push channel --------------------------------------------------------------------------------

@@ -14,8 +14,8 @@ from horde.web.app import (
     UI_KEY,
     WebUI,
     _dumps,
+    _in_background,
     _json,
-    _settle,
     plotly_js_path,
     static_path,
 )
@@ -95,7 +95,7 @@ async def swarm(request: web.Request) -> web.Response:
     if req is None:
         return _json({"success": False, "message": "; ".join(problems), "host": host}, status=400)
     try:
-        await ui.apply(req)
+        ui.apply(req)
     except (ValueError, RuntimeError) as e:  # the session refused (e.g. a state changed meanwhile)
         return _json({"success": False, "message": str(e), "host": ui.env.host or None}, status=400)
     body: dict[str, Any] = {"success": True, "host": ui.env.host or None}
@@ -112,14 +112,14 @@ async def swarm(request: web.Request) -> web.Response:
 
 async def stop(request: web.Request) -> web.Response:
     ui = _ui(request)
-    await _settle(ui.run.stop())
+    _in_background(ui.run.stop())
     ui.invalidate()
     return _json({"message": "Test stopped", "success": True})
 
 
 async def reset(request: web.Request) -> web.Response:
     ui = _ui(request)
-    await _settle(ui.run.reset_stats())
+    ui.run.reset_stats()
     ui.invalidate()
     return web.Response(text="ok", content_type="text/html")
 

@@ -11,12 +11,15 @@ from __future__ import annotations
 import errno
 import logging
 import ssl
-from typing import Any
+from typing import TYPE_CHECKING
 
 from aiohttp import web
 
 from horde.web.app import WebSettings, WebUI
 from horde.web.logbuffer import LogBuffer
+
+if TYPE_CHECKING:
+    from horde.session import TestRun
 
 logger = logging.getLogger(__name__)
 
@@ -28,7 +31,9 @@ class WebServerError(Exception):
 class WebServer:
     """The aiohttp server of one run: bind, serve, push a tick every second, and stop cleanly."""
 
-    def __init__(self, run: Any, settings: WebSettings | None = None, logs: LogBuffer | None = None) -> None:
+    def __init__(
+        self, run: TestRun, settings: WebSettings | None = None, logs: LogBuffer | None = None
+    ) -> None:
         self.settings = settings or WebSettings()
         self.logs = logs or LogBuffer()
         self.ui = WebUI(run, self.settings, self.logs)
