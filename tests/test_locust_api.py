@@ -131,3 +131,19 @@ def test_run_single_user_prints_each_request_and_ends_when_the_user_stops() -> N
     lines = out.getvalue().splitlines()
     assert lines[0].split() == ["type", "name", "resp_ms", "length", "exception"]
     assert lines[1].split() == ["GET", "/items", "12", "5"]
+
+
+async def test_stats_printer_and_stats_history_for_library_use(capsys: pytest.CaptureFixture[str]) -> None:
+    from horde.stats import stats_history, stats_printer
+
+    env = Environment(user_classes=[], events=Events())
+    runner = env.create_local_runner()
+    env.stats.record("GET", "/items", 3.0, 10)
+    printer = asyncio.create_task(stats_printer(env.stats, interval=0.01)())
+    history = asyncio.create_task(stats_history(runner))
+    await asyncio.sleep(0.05)
+    for t in (printer, history):
+        t.cancel()
+    await asyncio.gather(printer, history, return_exceptions=True)
+    assert "/items" in capsys.readouterr().out
+    assert len(runner.stats_history) >= 1  # type: ignore[attr-defined]
