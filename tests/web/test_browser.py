@@ -68,6 +68,19 @@ async def goto_status(page: Any, address: str) -> int | str:
     return int(response.status)
 
 
+async def page_text(page: Any) -> str:
+    """The page's HTML once it settled (chromium swaps in its own error page after a refused login)."""
+    for _ in range(50):
+        try:
+            await page.wait_for_load_state("load")
+            return str(await page.content())
+        except Exception as e:
+            if "navigating" not in str(e):
+                raise
+            await page.wait_for_timeout(100)
+    raise AssertionError("the page never settled")
+
+
 def url(web: WebCtx, path: str = "/") -> str:
     return str(web.client.make_url(path))
 
@@ -225,12 +238,12 @@ async def test_web_login_refuses_an_anonymous_page(browser: Any, web_factory: An
         anonymous = await new_page(browser)
         # headless chromium cannot ask for a login: it shows the 401 or its own error page, never ours
         assert await goto_status(anonymous, url(web)) in (401, "refused")
-        assert "Start new load test" not in await anonymous.content()
+        assert "Start new load test" not in await page_text(anonymous)
         refused = await anonymous.request.get(url(web))
         assert refused.status == 401 and refused.headers["www-authenticate"].startswith("Basic")
         wrong = await new_page(browser, http_credentials={"username": "admin", "password": "nope"})
         assert await goto_status(wrong, url(web)) in (401, "refused")
-        assert "Start new load test" not in await wrong.content()
+        assert "Start new load test" not in await page_text(wrong)
         page = await new_page(browser, http_credentials={"username": "admin", "password": "s3cret"})
         response = await page.goto(url(web))
         assert response.status == 200
