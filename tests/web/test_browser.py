@@ -111,6 +111,15 @@ async def test_start_watch_edit_stop_reload_and_download(browser: Any, web: WebC
         "() => document.querySelectorAll('#stats-table tbody tr').length === 2", timeout=10_000
     )
     assert await page.text_content("#stats-table tfoot td:nth-child(2)") == "Aggregated"
+    # hide a column; the choice is remembered
+    await page.click("#column-picker summary")
+    await page.uncheck("input[data-col='avg_content_length']")
+    assert await page.is_hidden("#stats-table thead th:nth-child(11)")
+    assert await page.evaluate("() => JSON.parse(localStorage.getItem('hiddenColumns'))") == [
+        "avg_content_length"
+    ]
+    await page.check("input[data-col='avg_content_length']")
+    await page.click("#column-picker summary")
     await page.wait_for_function("() => document.getElementById('m-state').textContent === 'running'")
     await page.wait_for_function("() => document.getElementById('m-users').textContent === '3'")
 

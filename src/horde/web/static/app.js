@@ -238,6 +238,30 @@
     return cols;
   }
   const COLUMNS = statColumns();
+  let hiddenCols = new Set(loadHiddenCols());
+  function loadHiddenCols() {
+    try { const v = JSON.parse(localStorage.getItem("hiddenColumns") || "[]"); return Array.isArray(v) ? v : []; } catch (e) { return []; }
+  }
+  function buildColumnPicker() {
+    for (const c of COLUMNS) {
+      if (c.key === "name") continue;  // a row without its name means nothing
+      const box = el("input", { type: "checkbox", "data-col": c.key });
+      box.checked = !hiddenCols.has(c.key);
+      box.addEventListener("change", () => {
+        if (box.checked) hiddenCols.delete(c.key); else hiddenCols.add(c.key);
+        try { localStorage.setItem("hiddenColumns", JSON.stringify(Array.from(hiddenCols))); } catch (e) { /* ignore */ }
+        applyHiddenCols();
+      });
+      $("column-list").append(el("label", {}, box, c.title));
+    }
+  }
+  function applyHiddenCols() {
+    const table = $("stats-table");
+    COLUMNS.forEach((c, i) => {
+      const hide = hiddenCols.has(c.key);
+      for (const row of table.querySelectorAll("tr")) if (row.cells[i]) row.cells[i].classList.toggle("hidden-col", hide);
+    });
+  }
   function buildStatsHead() {
     const tr = el("tr");
     for (const c of COLUMNS) {
@@ -278,6 +302,7 @@
     $("stats-table").replaceChild(body, $("stats-table").tBodies[0]);
     const foot = $("stats-table").tFoot; foot.textContent = "";
     if (total) foot.append(statRow(total));
+    if (hiddenCols.size) applyHiddenCols();
   }
 
   // ---- failures / exceptions / ratios / logs / workers ------------------------------------------------
@@ -461,6 +486,8 @@
 
   prefill();
   buildStatsHead();
+  buildColumnPicker();
+  applyHiddenCols();
   buildPicker();
   applyState(state);
   if (state !== "ready") showTab(currentTab(), false);
