@@ -222,3 +222,20 @@ async def test_the_model_reports_every_problem_before_starting() -> None:
     text = str(e.value)
     assert "arrival rate must be" in text and "duration must be" in text and "cannot be more than" in text
     await runner.quit()
+
+
+async def test_a_new_rate_mid_test_takes_over_without_a_new_test() -> None:
+    log = Log()
+    clock = FakeClock(start=0.0)
+    env = Environment(user_classes=make_classes(log, service=0.01)[:1], clock=clock)
+    starts: list[str] = []
+    env.events.test_start.add_listener(lambda environment: starts.append("start"))
+    runner = env.create_local_runner()
+    await runner.start_load(ConstantArrivalRate(10, pre_allocated=2, max_users=5))
+    await clock.run_for(1.995, step=0.005)  # arrivals at 0.0 .. 1.9
+    assert len(log.runs) == 20
+    await runner.start_load(ConstantArrivalRate(20, pre_allocated=2, max_users=5))  # from now: 20/s
+    await clock.run_for(1.99, step=0.005)
+    assert len(log.runs) == 20 + 40 and starts == ["start"]
+    assert arrival_stats(env).iterations == 60
+    await runner.quit()
