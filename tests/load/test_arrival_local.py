@@ -239,3 +239,21 @@ async def test_a_new_rate_mid_test_takes_over_without_a_new_test() -> None:
     assert len(log.runs) == 20 + 40 and starts == ["start"]
     assert arrival_stats(env).iterations == 60
     await runner.quit()
+
+
+async def test_poisson_arrivals_on_a_runner_are_seeded_and_near_the_rate() -> None:
+    counts = []
+    for _ in range(2):
+        log = Log()
+        clock = FakeClock(start=0.0)
+        env = Environment(user_classes=make_classes(log, service=0.001)[:1], clock=clock)
+        runner = env.create_local_runner()
+        model = ConstantArrivalRate(50, duration=10, pre_allocated=2, max_users=20, poisson=True, seed=3)
+        await runner.start_load(model)
+        await run_until_stopped(env, clock)
+        counts.append(len(log.runs))
+        gaps = [b[2] - a[2] for a, b in zip(log.runs, log.runs[1:], strict=False)]
+        assert max(gaps) >= 0.08 and min(gaps) == 0  # not evenly spaced (every 20 ms at 50/s)
+        await runner.quit()
+    assert counts[0] == counts[1]  # the seed makes the run reproducible
+    assert 430 <= counts[0] <= 570  # 500 expected, sd ~22
