@@ -257,3 +257,23 @@ async def test_poisson_arrivals_on_a_runner_are_seeded_and_near_the_rate() -> No
         await runner.quit()
     assert counts[0] == counts[1]  # the seed makes the run reproducible
     assert 430 <= counts[0] <= 570  # 500 expected, sd ~22
+
+
+async def test_a_lower_pool_limit_retires_free_users_and_busy_ones_when_done() -> None:
+    from horde.load.arrival import split_payloads
+
+    log = Log()
+    clock = FakeClock(start=0.0)
+    env = Environment(user_classes=make_classes(log, service=0.3)[:1], clock=clock)
+    runner = env.create_local_runner()
+    model = ConstantArrivalRate(10, pre_allocated=6, max_users=6)
+    await runner.start_load(model)
+    await clock.run_for(0.25, step=0.01)
+    assert runner.user_count == 6
+    applier = runner._appliers["arrival-rate"]
+    payload = split_payloads(ConstantArrivalRate(10, pre_allocated=2, max_users=2), ["local"], 0.25)["local"]
+    await applier.apply(payload)
+    await applier.apply(payload)  # applying the same limit twice retires no more users
+    await clock.run_for(1.0, step=0.01)
+    assert runner.user_count == 2
+    await runner.quit()

@@ -272,6 +272,11 @@ class _ClassPool:
         self.free: deque[asyncio.Future[Any]] = deque()
         self.pending: deque[float] = deque()  # arrivals promised to a user that is starting
         self.retire = 0  # users to retire as they become free
+        self.leaving = 0  # users told to retire that have not ended yet
+
+    @property
+    def staying(self) -> int:
+        return self.size - self.retire - self.leaving
 
 
 def _pool_class(original: type[User], pool: ArrivalPool) -> type[User]:
@@ -382,17 +387,23 @@ class ArrivalPool:
             out[name] += 1
         return out
 
+    @property
+    def staying(self) -> int:
+        """Users not told to leave the pool."""
+        return sum(c.staying for c in self._classes.values())
+
     def shrink_to(self, limit: int) -> None:
         """Retire users beyond ``limit``: free ones now, busy or starting ones when they become free."""
-        excess = self.size - sum(c.retire for c in self._classes.values()) - max(0, limit)
+        excess = self.staying - max(0, limit)
         while excess > 0:
-            cp = max(self._classes.values(), key=lambda c: c.size - c.retire)
-            if cp.size - cp.retire <= 0:
+            cp = max(self._classes.values(), key=lambda c: c.staying)
+            if cp.staying <= 0:
                 return
             while cp.free:
                 fut = cp.free.pop()
                 if not fut.done():
                     fut.set_result(_RETIRE)
+                    cp.leaving += 1
                     break
             else:
                 cp.retire += 1
@@ -411,7 +422,7 @@ class ArrivalPool:
         if cp.starting > len(cp.pending):
             cp.pending.append(due)  # a user finishing on_start takes it
             return None
-        if self.size - sum(c.retire for c in self._classes.values()) < self.max_users:
+        if self.staying < self.max_users:
             cp.pending.append(due)
             return name
         self.stats.dropped(self.size, self.max_users, self.rate)
@@ -425,6 +436,8 @@ class ArrivalPool:
             cp.starting -= 1
         if cp.retire > 0:
             cp.retire -= 1
+            cp.leaving += 1
+            user._horde_leaving = True  # type: ignore[attr-defined]
             raise StopUser()
         if cp.pending:
             return cp.pending.popleft()
@@ -432,6 +445,7 @@ class ArrivalPool:
         cp.free.append(fut)
         result = await fut  # a stop cancels an idle user here at once (it is WAITING)
         if result is _RETIRE:
+            user._horde_leaving = True  # type: ignore[attr-defined]
             raise StopUser()
         return float(result)
 
@@ -463,6 +477,8 @@ class ArrivalPool:
         if cp is None:
             return
         cp.size -= 1
+        if getattr(user, "_horde_leaving", False):
+            cp.leaving -= 1
         if not getattr(user, "_horde_pool_ready", False):
             cp.starting -= 1  # on_start failed or the user was stopped while starting
         orphans = len(cp.pending) - cp.starting
@@ -476,7 +492,7 @@ class ArrivalPool:
         cp = self._classes[name]
         grow = 0
         for due in reversed(dues):
-            if self.size + grow < self.max_users:
+            if self.staying + grow < self.max_users:
                 cp.pending.append(due)
                 grow += 1
             else:
