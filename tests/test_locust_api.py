@@ -147,3 +147,9 @@ async def test_stats_printer_and_stats_history_for_library_use(capsys: pytest.Ca
     await asyncio.gather(printer, history, return_exceptions=True)
     assert "/items" in capsys.readouterr().out
     assert len(runner.stats_history) >= 1  # type: ignore[attr-defined]
+
+
+def test_runner_state_constants_have_locusts_names() -> None:
+    from horde.runners import STATE_INIT, STATE_RUNNING, STATE_STOPPED
+
+    assert (STATE_INIT, STATE_RUNNING, STATE_STOPPED) == ("ready", "running", "stopped")
