@@ -118,27 +118,34 @@ class HeaderDict(MutableMapping[str, str]):
 
     The session caches prepared request bytes; a change here (a login setting ``Authorization`` in
     ``on_start``) must drop that cache, so every mutation calls ``on_change``.
+
+    The items are copied on write, never changed in place: :meth:`lowered` can hand them out without a
+    copy, and every session starting with the same headers shares one items dict (thousands of users
+    would otherwise hold thousands of identical copies) until one of them changes its own.
     """
+
+    __slots__ = ("_items", "_on_change")
 
     def __init__(
         self, initial: Mapping[str, str] | None = None, on_change: Callable[[], None] | None = None
     ) -> None:
-        self._items: dict[str, tuple[str, str]] = {}
         self._on_change = on_change
-        if initial:
-            for k, v in initial.items():
-                self._items[k.lower()] = (k, v)
+        self._items: dict[str, tuple[str, str]] = _shared_items(initial) if initial else {}
 
     def __getitem__(self, key: str) -> str:
         return self._items[key.lower()][1]
 
     def __setitem__(self, key: str, value: str) -> None:
-        self._items[key.lower()] = (key, value)
+        items = dict(self._items)
+        items[key.lower()] = (key, value)
+        self._items = items
         if self._on_change is not None:
             self._on_change()
 
     def __delitem__(self, key: str) -> None:
-        del self._items[key.lower()]
+        items = dict(self._items)
+        del items[key.lower()]
+        self._items = items
         if self._on_change is not None:
             self._on_change()
 
@@ -152,8 +159,26 @@ class HeaderDict(MutableMapping[str, str]):
         return f"HeaderDict({dict(self.items())!r})"
 
     def lowered(self) -> dict[str, tuple[str, str]]:
-        """A copy keyed by lower-case name, for merging per-request headers over these."""
-        return dict(self._items)
+        """The headers keyed by lower-case name (read-only: copy before merging per-request headers)."""
+        return self._items
+
+
+_SHARED_ITEMS: dict[tuple[tuple[str, str], ...], dict[str, tuple[str, str]]] = {}
+_SHARED_ITEMS_LIMIT = 256  # distinct initial header sets kept for sharing
+
+
+def _shared_items(initial: Mapping[str, str]) -> dict[str, tuple[str, str]]:
+    """The items dict for these initial headers, shared by every HeaderDict created with equal ones."""
+    key = tuple(initial.items())
+    try:
+        items = _SHARED_ITEMS.get(key)
+    except TypeError:  # an unhashable value: nothing to share
+        return {k.lower(): (k, v) for k, v in key}
+    if items is None:
+        items = {k.lower(): (k, v) for k, v in key}
+        if len(_SHARED_ITEMS) < _SHARED_ITEMS_LIMIT:
+            _SHARED_ITEMS[key] = items
+    return items
 
 
 def build_head(method: str, target: Target, headers: dict[str, tuple[str, str]], body: bytes | None) -> bytes:

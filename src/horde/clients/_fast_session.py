@@ -40,6 +40,9 @@ from horde.user.users import User
 _REDIRECT_STATUSES = frozenset((301, 302, 303, 307, 308))
 _FAILURES = (OSError, ValueError, UnicodeError)  # OSError covers ConnectionError, TimeoutError, ssl errors
 _CACHE_LIMIT = 1024
+# what a connection holds once the session has taken a response's headers and body (send() gives it
+# fresh lists): an empty tuple, so that nothing can ever append to a shared object
+_TAKEN: Any = ()
 
 
 class TooManyRedirects(ValueError):
@@ -122,7 +125,8 @@ class FastRequestCall:
     async def __aenter__(self) -> Response:
         s = self._session
         request = partial(s._request, self._method, self._url, self._name, self._opts, False)
-        self._inner = RequestCall(lambda: _Awaitable(request()), s._report, self._catch)
+        report = partial(report_request, s._request_event)
+        self._inner = RequestCall(lambda: _Awaitable(request()), report, self._catch)
         return await self._inner.__aenter__()
 
     async def __aexit__(self, exc_type: Any, exc: BaseException | None, tb: Any) -> bool:
@@ -156,7 +160,7 @@ class FastHttpSession(HttpVerbs):
     ) -> None:
         self.user = user
         env = user.environment
-        self._report = partial(report_request, env.events.request)
+        self._request_event = env.events.request
         # the system clock's time() is time.time; calling it directly spares a method frame
         self._clock_time = time.time if type(env.clock) is Clock else env.clock.time
         # a user that does not override context() gets a fresh empty dict without the call
@@ -179,6 +183,9 @@ class FastHttpSession(HttpVerbs):
             self.headers.update(headers)
         self._pool = Pool(concurrency)
         self._loop: asyncio.AbstractEventLoop | None = None
+        # prepared requests depend on the base URL and the session headers only: sessions that start
+        # alike share one cache (a session that changes its headers or base URL gets its own)
+        self._cache = _shared_cache(self._base_url, self.headers.lowered())
 
     @property
     def base_url(self) -> str:
@@ -188,7 +195,7 @@ class FastHttpSession(HttpVerbs):
     @base_url.setter
     def base_url(self, value: str) -> None:
         self._base_url = self._set_base_url(value)
-        self._cache.clear()
+        self._cache = {}
 
     @property
     def cookies(self) -> CookieJar:
@@ -303,6 +310,9 @@ class FastHttpSession(HttpVerbs):
                 error = None
                 if encoding is not None:
                     content, error = _decoded(content, encoding)
+                conn.raw_headers = conn.body = (
+                    _TAKEN  # the response has them: an idle connection holds nothing
+                )
                 pool.release(conn)
                 resp = FastResponse(
                     method, prep.url, status, conn.reason, raw, content, conn.done_at - t0, error
@@ -314,7 +324,9 @@ class FastHttpSession(HttpVerbs):
         if opts is not None and opts.context:
             ctx = {**ctx, **opts.context}
         if report:
-            self._report(resp, name or url, start_time, resp._elapsed_s * 1000.0, resp.error, ctx)
+            report_request(
+                self._request_event, resp, name or url, start_time, resp._elapsed_s * 1000.0, resp.error, ctx
+            )
             return resp
         return resp, name or url, start_time, resp._elapsed_s * 1000.0, ctx
 
@@ -391,6 +403,7 @@ class FastHttpSession(HttpVerbs):
             encoding = conn.content_encoding
             if conn.has_cookies:
                 self._store_cookies(raw, prep)
+            conn.raw_headers = conn.body = _TAKEN
             self._pool.release(conn)
             locations = header_values(raw, b"location") if status in _REDIRECT_STATUSES else None
             if not locations:
@@ -428,7 +441,7 @@ class FastHttpSession(HttpVerbs):
 
     def _headers_changed(self) -> None:
         self._base_headers = None
-        self._cache.clear()
+        self._cache = {}  # never clear(): the old cache may be shared with other sessions
 
     def _session_headers(self) -> dict[str, tuple[str, str]]:
         if self._base_headers is None:
@@ -485,6 +498,30 @@ class FastHttpSession(HttpVerbs):
     def _store_cookies(self, raw: list[tuple[bytes, bytes]], prep: Prepared) -> None:
         values = [v.decode("latin-1") for v in header_values(raw, b"set-cookie")]
         self._cookies.extract(values, prep.target.host, prep.cookie_path)
+
+
+_SHARED_CACHES: dict[
+    tuple[str, tuple[tuple[str, tuple[str, str]], ...]], dict[tuple[str, str], Prepared]
+] = {}
+_SHARED_CACHES_LIMIT = 256  # distinct (base URL, headers) pairs whose caches are shared
+
+
+def _shared_cache(base_url: str, headers: dict[str, tuple[str, str]]) -> dict[tuple[str, str], Prepared]:
+    """The request cache of every session with this base URL and these session headers.
+
+    A prepared request holds nothing of its user (cookies are added per request), so users of one
+    class share it instead of each building and keeping the same bytes.
+    """
+    key = (base_url, tuple(headers.items()))
+    try:
+        cache = _SHARED_CACHES.get(key)
+    except TypeError:  # an unhashable header value
+        return {}
+    if cache is None:
+        cache = {}
+        if len(_SHARED_CACHES) < _SHARED_CACHES_LIMIT:
+            _SHARED_CACHES[key] = cache
+    return cache
 
 
 def _decoded(content: bytes, encoding: bytes) -> tuple[bytes, BaseException | None]:

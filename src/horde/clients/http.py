@@ -9,6 +9,8 @@ from __future__ import annotations
 import asyncio
 import base64
 import time
+import weakref
+from collections.abc import Callable
 from functools import partial
 from typing import TYPE_CHECKING, Any
 
@@ -23,6 +25,39 @@ if TYPE_CHECKING:
     from horde.env import Environment
 
 _TRANSPORT_ERRORS = (aiohttp.ClientError, asyncio.TimeoutError, OSError, ValueError)
+# shared by every session: ClientTimeout is immutable, and one threaded resolver per event loop does
+# what each connector's own would (it holds nothing but the loop)
+_DEFAULT_TIMEOUT = aiohttp.ClientTimeout(total=None, sock_connect=60)
+_resolvers: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, aiohttp.ThreadedResolver] = (
+    weakref.WeakKeyDictionary()
+)
+_reporters: weakref.WeakKeyDictionary[Any, Callable[..., None]] = weakref.WeakKeyDictionary()
+
+
+def _shared_resolver() -> aiohttp.ThreadedResolver | None:
+    """The threaded resolver of the running loop (None outside a loop: the connector makes its own)."""
+    try:
+        loop = asyncio.get_running_loop()
+    except RuntimeError:
+        return None
+    resolver = _resolvers.get(loop)
+    if resolver is None:
+        resolver = _resolvers[loop] = aiohttp.ThreadedResolver(loop=loop)
+    return resolver
+
+
+def _reporter(hook: Any) -> Callable[..., None]:
+    """``report_request`` bound to a request event hook, one per hook rather than one per user."""
+    try:
+        return _reporters[hook]
+    except (KeyError, TypeError):
+        pass
+    reporter = partial(report_request, hook)
+    try:
+        _reporters[hook] = reporter
+    except TypeError:  # a hook that cannot be weakly referenced: keep it unshared
+        pass
+    return reporter
 
 
 def basic_auth_header(auth: Any) -> str:
@@ -55,13 +90,13 @@ class HttpSession(HttpVerbs):
         self.base_url = base_url.rstrip("/")
         self.user = user
         env = user.environment
-        self._report = partial(report_request, env.events.request)
+        self._report = _reporter(env.events.request)
         self._user_context = type(user).context is not User.context  # only ask users that override it
         # the system clock's wall time is time.time itself: skip the method call per request
         self._wall = time.time if type(env.clock) is Clock else env.clock.time
-        connector = aiohttp.TCPConnector(limit=0, ttl_dns_cache=300)
+        connector = aiohttp.TCPConnector(limit=0, ttl_dns_cache=300, resolver=_shared_resolver())
         session_kwargs.setdefault("cookie_jar", aiohttp.CookieJar(unsafe=True))  # accept IP-address hosts
-        session_kwargs.setdefault("timeout", aiohttp.ClientTimeout(total=None, sock_connect=60))
+        session_kwargs.setdefault("timeout", _DEFAULT_TIMEOUT)
         self._session = aiohttp.ClientSession(connector=connector, **session_kwargs)
 
     @property
