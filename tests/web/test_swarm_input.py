@@ -173,3 +173,13 @@ async def test_custom_arguments_reach_the_parsed_options(web_factory: Any) -> No
 )
 def test_run_time_formats(text: str, seconds: int | None) -> None:
     assert parse_run_time(text) == seconds
+
+
+def test_a_master_without_workers_refuses_to_start() -> None:
+    from horde.web.swarm import NO_WORKERS_MESSAGE
+
+    form = {"user_count": ["1"], "spawn_rate": ["1"]}
+    ctx = SwarmContext(state="ready", user_classes=["A"], workers_ready=0)
+    assert parse_swarm(form, ctx) == (None, [NO_WORKERS_MESSAGE])
+    req, problems = parse_swarm(form, SwarmContext(state="ready", user_classes=["A"], workers_ready=2))
+    assert problems == [] and req is not None

@@ -274,8 +274,11 @@ class WebUI:
     def swarm_context(self) -> SwarmContext:
         env = self.env
         shape = env.shape_class
+        status = self.status()
+        ready = sum(1 for w in status.workers if str(w.state) != "missing") if self.distributed() else None
         return SwarmContext(
-            state=str(self.status().state),
+            state=str(status.state),
+            workers_ready=ready,
             user_classes=sorted(c.__name__ for c in env.user_classes),
             shape_classes=[type(shape).__name__] if shape is not None else [],
             default_shape=type(shape).__name__

@@ -17,6 +17,7 @@ from typing import Any
 RUN_TIME_MESSAGE = "Valid run_time formats are : 20, 20s, 3m, 2h, 1h20m, 3h30m10s, etc."
 MISSING_MESSAGE = "Missing user_count or spawn_rate from /swarm request"
 STOPPING_MESSAGE = "The test is stopping: wait until it has stopped, then start again"
+NO_WORKERS_MESSAGE = "You can't start a distributed test before at least one worker process has connected"
 DEFAULT_SHAPE = "Default"
 _TIMESPAN = re.compile(r"^(?:(?P<h>\d+)h)?(?:(?P<m>\d+)m)?(?:(?P<s>\d+)s)?$")
 #: Fields of the form that are not custom arguments.
@@ -77,6 +78,7 @@ class SwarmContext:
     default_shape: str | None = None  # the locustfile's shape, used when no picker chooses
     class_picker: bool = False
     custom_defaults: Mapping[str, Any] = field(default_factory=dict)  # custom-arg dest -> current value
+    workers_ready: int | None = None  # a master's connected workers (None: not distributed)
 
 
 def _int_field(form: FormData, key: str, problems: list[str]) -> int | None:
@@ -131,6 +133,8 @@ def parse_swarm(form: FormData, ctx: SwarmContext) -> tuple[SwarmRequest | None,
     if ctx.state in ("stopping", "cleanup"):
         return None, [STOPPING_MESSAGE]
     edit = ctx.state in ("spawning", "running")
+    if ctx.workers_ready == 0:
+        return None, [NO_WORKERS_MESSAGE]
 
     user_classes: tuple[str, ...] | None = None
     shape: str | None = ctx.default_shape

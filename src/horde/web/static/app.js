@@ -449,6 +449,9 @@
     const s = data.status.state;
     if (s !== state || !document.querySelector(".tabs a.active")) applyState(s);
     renderHeader(data.status, data.stats);
+    const noWorkers = !!data.status.distributed && !(data.status.workers || []).some((w) => w.state !== "missing");
+    $("no-workers").hidden = !noWorkers;
+    $("btn-start").disabled = noWorkers;
     if (data.history_id !== historyId) {  // a new test: its charts start empty
       historyId = data.history_id; points = []; chartsDirty = true;
     }
