@@ -57,3 +57,15 @@ def test_100k_unique_urls_stay_within_a_few_megabytes() -> None:
         tracemalloc.stop()
     assert len(stats.entries) == 1001
     assert current < 8 * 1024 * 1024, f"{current / 1e6:.1f} MB held for 100k unique URLs"
+
+
+def test_current_rps_is_not_zero_in_the_first_seconds_while_requests_flow() -> None:
+    clock = FakeClock(1000.0)
+    stats = RequestStats(clock)
+    stats.reset_all()
+    for _ in range(3):  # 10 requests per second for 1.5 s: younger than the 2-s lag window
+        for _ in range(5):
+            stats.record("GET", "/", 1.0, 0)
+        clock.advance(0.5)
+    stats.record("GET", "/", 1.0, 0)
+    assert stats.total.current_rps == pytest.approx(16 / 1.5)

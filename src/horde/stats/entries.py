@@ -406,7 +406,10 @@ class StatsEntry:
         begin = end - CURRENT_WINDOW
         elapsed = end - max(float(begin), start)
         if elapsed <= 0:
-            return 0.0
+            # the run is younger than the lag: the lagged window is empty although requests flow, so
+            # give the rate since the start instead of a misleading 0.00 in the first live table
+            span = last - start
+            return sum(per_sec.values()) / span if span >= 1.0 else 0.0
         first = max(begin, int(start))
         return sum(per_sec.get(s, 0) for s in range(first, end)) / elapsed
 
