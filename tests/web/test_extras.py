@@ -132,3 +132,51 @@ async def test_bad_tls_files_are_one_clear_error(server: CountingServer, tmp_pat
     with pytest.raises(WebServerError, match="cannot use --tls-cert/--tls-key"):
         await web.start()
     await run.close()
+
+
+def test_task_ratios_follow_weights_and_nest_task_sets() -> None:
+    from horde import TaskSet, User, task
+    from horde.web import payloads
+
+    class Checkout(TaskSet):
+        @task(3)
+        async def pay(self) -> None: ...
+
+        @task(1)
+        async def cancel(self) -> None: ...
+
+    class Shopper(User):
+        tasks = {Checkout: 1}
+
+        @task(3)
+        async def browse(self) -> None: ...
+
+    class Admin(User):
+        @task
+        async def audit(self) -> None: ...
+
+    body = payloads.tasks([Shopper, Admin], {"Shopper": 3, "Admin": 1})
+    shopper = body["per_class"]["Shopper"]
+    assert shopper["ratio"] == 0.75
+    assert shopper["tasks"]["browse"]["ratio"] == 0.75
+    assert shopper["tasks"]["Checkout"]["ratio"] == 0.25
+    assert shopper["tasks"]["Checkout"]["tasks"] == {"pay": {"ratio": 0.1875}, "cancel": {"ratio": 0.0625}}
+    assert body["total"]["Shopper"]["tasks"]["browse"]["ratio"] == 0.75 * 0.75
+    assert body["total"]["Admin"] == {"ratio": 0.25, "tasks": {"audit": {"ratio": 0.25}}}
+
+
+def test_markers_carry_the_sessions_kinds_and_texts() -> None:
+    from horde.web import charts
+
+    class Run:
+        markers = [
+            {"time": 1.0, "kind": "start", "text": "2 users at 1/s"},
+            {"time": 5.0, "kind": "edit", "text": "4 users at 2/s"},
+            {"time": 9.0, "kind": "stop", "text": ""},
+        ]
+
+    assert charts.markers(Run()) == [
+        {"t": 1.0, "kind": "start", "label": "Start: 2 users at 1/s"},
+        {"t": 5.0, "kind": "edit", "label": "Edit: 4 users at 2/s"},
+        {"t": 9.0, "kind": "stop", "label": "Stop"},
+    ]
