@@ -66,6 +66,7 @@ async def run_open(url: str, rate: float, seconds: float, users: int) -> dict[st
         "lag_p99_ms": p99,
         "lag_max_ms": lag_max,
         "cpu": (c1.user - c0.user) + (c1.system - c0.system),
+        "sys": c1.system - c0.system,
     }
 
 
@@ -83,7 +84,12 @@ async def run_closed(url: str, seconds: float, users: int) -> dict[str, Any]:
     await asyncio.sleep(seconds)
     n1, c1, t1 = total.num_requests, os.times(), time.perf_counter()
     await runner.quit()
-    return {"requests": n1 - n0, "seconds": t1 - t0, "cpu": (c1.user - c0.user) + (c1.system - c0.system)}
+    return {
+        "requests": n1 - n0,
+        "seconds": t1 - t0,
+        "cpu": (c1.user - c0.user) + (c1.system - c0.system),
+        "sys": c1.system - c0.system,
+    }
 
 
 def child(args: argparse.Namespace) -> None:
@@ -146,14 +152,15 @@ def main(argv: list[str] | None = None) -> int:
         print(f"target {target.kind} on CPU {target_cpu}, generator on CPU {gen_cpu}, {args.users} users")
         best: tuple[float, dict[str, Any]] | None = None
         rate = args.start
-        for _ in range(args.max_runs):
+        for _ in range(args.max_runs):  # raise the rate until it no longer holds
             r = measured([*me, *common, "--child", "open", "--url", target.url, "--rate", str(rate)], gen_cpu)
             ok = holds(r, rate)
             achieved = r["iterations"] / r["seconds"]
             print(
                 f"  open {rate:>9,.0f}/s: achieved {achieved:>9,.0f}/s ({100 * achieved / rate - 100:+.2f} %), "
                 f"dropped {r['dropped']}, lag p99 {r['lag_p99_ms']:.2f} ms max {r['lag_max_ms']:.1f} ms, "
-                f"{achieved * r['seconds'] / max(r['cpu'], 1e-9):,.0f} per CPU-s  {'holds' if ok else 'FAILS'}"
+                f"{achieved * r['seconds'] / max(r['cpu'], 1e-9):,.0f} per CPU-s ({100 * r['sys'] / max(r['cpu'], 1e-9):.0f} % "
+                f"system)  {'holds' if ok else 'FAILS'}"
             )
             if not ok:
                 break
@@ -163,7 +170,7 @@ def main(argv: list[str] | None = None) -> int:
         closed_rps = c["requests"] / c["seconds"]
         print(
             f"  closed {args.users} users, no wait: {closed_rps:,.0f} req/s, "
-            f"{c['requests'] / max(c['cpu'], 1e-9):,.0f} per CPU-s"
+            f"{c['requests'] / max(c['cpu'], 1e-9):,.0f} per CPU-s ({100 * c['sys'] / max(c['cpu'], 1e-9):.0f} % system)"
         )
     if best is None:
         print(f"no rate held (the start rate {args.start:g}/s is already too high)")
