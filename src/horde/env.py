@@ -12,6 +12,7 @@ from horde.event import Events
 from horde.event import events as process_events
 from horde.exceptions import ConfigurationError, RunnerAlreadyExistsError
 from horde.stats import RequestStats
+from horde.user.error_log import UserErrorLog
 from horde.user.task import select_tasks_by_tags
 from horde.user.users import User
 
@@ -111,6 +112,8 @@ class Environment:
         self.task_selection: dict[type, list[Any]] | None = None
         #: ``-i/--iterations``: how many task runs this process may still start (None: no limit)
         self.iteration_budget: IterationBudget | None = None
+        #: the first of each kind of task exception is logged in full, repeats are counted
+        self.user_error_log = UserErrorLog(self.clock)
         iterations = getattr(parsed_options, "iterations", None) if parsed_options is not None else None
         if iterations:
             self.iteration_budget = IterationBudget(int(iterations))

@@ -14,7 +14,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from horde.exceptions import ConfigurationError, StopTest, StopUser
-from horde.user.task import DefaultTaskSet, TaskSetMeta, format_exception
+from horde.user.task import DefaultTaskSet, TaskSetMeta
 
 if TYPE_CHECKING:
     from horde.env import Environment
@@ -107,8 +107,7 @@ class User(metaclass=UserMeta):
         env.events.user_error.fire(user_instance=self, exception=e, tb=e.__traceback__)
         if not env.catch_exceptions:
             raise e
-        logger.error("%s in %s: %s", type(e).__name__, type(self).__name__, e)
-        logger.debug("%s", format_exception(e))
+        env.user_error_log.record(type(self).__name__, e)
 
     async def run(self) -> None:
         """The user's whole life; the runner starts it as a task."""
