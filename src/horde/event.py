@@ -206,7 +206,8 @@ class Events:
     - ``stats_tick(environment, snapshot)`` — once per second while a test runs, with the
       :class:`~horde.stats.snapshot.StatsSnapshot` every output receives (merged cluster-wide on a master).
     - ``quitting(environment)`` — the process is about to exit; ``quit(exit_code)`` right before.
-    - ``usage_monitor(environment, cpu_usage, memory_usage, loop_lag)`` — every monitor sample.
+    - ``usage_monitor(environment, cpu_usage, memory_usage)`` — every monitor sample (Locust's arguments;
+      the loop lag of the sample is ``environment.runner.monitor.latest.loop_lag``).
     - ``cpu_warning(environment, cpu_usage, message)`` — the generator may be saturated.
     - ``report_to_master(client_id, data)`` / ``worker_report(client_id, data)`` — distributed stats.
     - ``reset_stats()`` — stats were reset from the UI or API.

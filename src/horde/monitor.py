@@ -44,6 +44,7 @@ class UsageMonitor:
     worst_cpu: float = 0.0
     worst_lag: float = 0.0
     _max_lag: float = 0.0
+    _process: psutil.Process | None = None
 
     def reset_warnings(self) -> None:
         """Forget this test's warnings (called at each fresh test)."""
@@ -51,14 +52,16 @@ class UsageMonitor:
         self.worst_cpu = self.worst_lag = 0.0
 
     async def run(self) -> None:
-        process = psutil.Process()
-        process.cpu_percent()  # the first call only sets the reference point
+        self._process = psutil.Process()
+        self._process.cpu_percent()  # the first call only sets the reference point
         probe = asyncio.create_task(self._probe_lag())
         try:
+            # 1, 2, 4, 8 s, then every ``interval``: a short run is still measured while it runs
+            delay = min(1.0, self.interval)
             while True:
-                await self.environment.clock.sleep(self.interval)
-                self.sample(process.cpu_percent(), process.memory_info().rss, self._max_lag)
-                self._max_lag = 0.0
+                await self.environment.clock.sleep(delay)
+                self.sample_now()
+                delay = min(delay * 2, self.interval)
         finally:
             probe.cancel()
             await asyncio.gather(probe, return_exceptions=True)
@@ -72,13 +75,23 @@ class UsageMonitor:
             if lag > self._max_lag:
                 self._max_lag = lag
 
+    def sample_now(self) -> None:
+        """Take a reading now (also the final one when a test stops, so a saturated generator is always
+        named in the summary, however short the run)."""
+        if self._process is None:
+            return
+        self.sample(self._process.cpu_percent(), self._process.memory_info().rss, self._max_lag)
+        self._max_lag = 0.0
+
     def sample(self, cpu: float, rss: int, lag: float) -> None:
         """Record one reading; public so tests and the worker heartbeat path can feed it directly."""
         self.latest = UsageSample(cpu, rss, lag)
         self.worst_cpu = max(self.worst_cpu, cpu)
         self.worst_lag = max(self.worst_lag, lag)
         events = self.environment.events
-        events.usage_monitor.fire(environment=self.environment, cpu_usage=cpu, memory_usage=rss, loop_lag=lag)
+        # Locust's arguments exactly (a listener written for Locust may not take **kwargs); the loop lag is
+        # ``environment.runner.monitor.latest.loop_lag``
+        events.usage_monitor.fire(environment=self.environment, cpu_usage=cpu, memory_usage=rss)
         if cpu > CPU_WARNING_THRESHOLD:
             message = (
                 f"CPU usage of this load generator reached {cpu:.0f}% (above {CPU_WARNING_THRESHOLD:.0f}%): "

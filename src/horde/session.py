@@ -393,6 +393,7 @@ class TestRun:
         if self._closed is not None:
             return self._closed
         self._cancel_timer()
+        self.runner.monitor.sample_now()  # the final reading: a short saturated run is still named
         try:
             await self.runner.quit()
         finally:
