@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from horde._version import __version__
+from horde.load.arrival_options import add_arrival_arguments
 from horde.thresholds.options import add_threshold_arguments
 from horde.web.options import add_web_arguments
 
@@ -321,6 +322,7 @@ def build_parser(extend: Callable[[argparse.ArgumentParser], None] | None = None
     )
     add_web_arguments(parser)
     add_threshold_arguments(parser)
+    add_arrival_arguments(parser)
     add("-V", "--version", action="version", version=f"horde {__version__}")
     if extend is not None:
         extend(parser)
