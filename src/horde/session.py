@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, Any
 
 from horde.env import ITERATIONS_DONE
 from horde.exceptions import ConfigurationError
-from horde.load import SHAPE_ENDED, ClosedUsers, LoadModel, ShapeModel
+from horde.load import ARRIVALS_ENDED, SHAPE_ENDED, ClosedUsers, LoadModel, ShapeModel, arrival_stats
 from horde.runners.status import WorkerStatus
 from horde.stats.history import StatsHistory
 from horde.stats.snapshot import StatsSnapshot, take_snapshot
@@ -48,7 +48,7 @@ TICK_INTERVAL = 1.0
 _ACTIVE_STATES = ("spawning", "running", "cleanup", "stopping")
 
 #: Runner stop reasons that are a planned end, not a failure of the run (the shape said so).
-NORMAL_ENDS = frozenset({SHAPE_ENDED, ITERATIONS_DONE})
+NORMAL_ENDS = frozenset({SHAPE_ENDED, ITERATIONS_DONE, ARRIVALS_ENDED})
 
 
 @dataclass(frozen=True)
@@ -175,6 +175,8 @@ class RunResult:
     run_time: float | None = None
     thresholds: tuple[Verdict, ...] = ()
     markers: tuple[dict[str, Any], ...] = field(default_factory=tuple)
+    #: figures of the load model beyond the request stats, e.g. ``{"arrival": {...}}`` for an open model
+    figures: dict[str, Any] = field(default_factory=dict)
 
     @property
     def duration(self) -> float:
@@ -196,6 +198,7 @@ class RunResult:
             "host": self.host,
             "locustfile": self.locustfile,
             "thresholds": [v.to_dict() for v in self.thresholds],
+            **self.figures,
         }
 
 
@@ -265,6 +268,9 @@ class TestRun:
         self._was_active = False
         self._peak_users = 0  # most users seen running at a tick of the current test
         self._warning_sources: list[Callable[[], list[str]]] = []
+        # the open model's figures (dropped iterations, scheduling lag), summed over workers on a master
+        self.arrivals = arrival_stats(env)
+        self.add_warning_source(lambda: self.arrivals.summary_warnings() if self.arrivals.active else [])
 
     @property
     def options(self) -> argparse.Namespace | None:
@@ -535,6 +541,7 @@ class TestRun:
             run_time=self.run_time,
             markers=tuple(self.markers),
             thresholds=verdicts,
+            figures={"arrival": self.arrivals.figures()} if self.arrivals.active else {},
         )
 
     def exit_code(self, *, gave_up: bool = False, verdicts: tuple[Verdict, ...] = ()) -> int:

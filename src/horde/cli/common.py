@@ -20,6 +20,7 @@ from horde.clients.http import HttpUser, missing_host_message
 from horde.dispatch import UsersDispatcher
 from horde.env import Environment
 from horde.exceptions import ConfigurationError, LocustfileError
+from horde.load import LoadModel, model_from_options
 from horde.shape import LoadTestShape
 from horde.thresholds.options import check_threshold_options
 from horde.thresholds.parse import Threshold, ThresholdError
@@ -59,6 +60,8 @@ class LoadedTest:
     user_classes: list[type[User]]
     shape: LoadTestShape | None
     thresholds: list[Threshold] = field(default_factory=list)
+    #: an open (arrival-rate) model from --arrival-rate/--stages; None: closed user counts or a shape
+    model: LoadModel | None = None
 
 
 def select_user_classes(files: Locustfiles, names: Sequence[str]) -> list[type[User]]:
@@ -142,7 +145,8 @@ def load_test(
     shape = files.shape_classes[0]() if files.shape_classes else None
     if shape is None and options.headless and options.users == 0 and not options.worker:
         raise ConfigurationError("-u/--users 0 would run no user at all; give at least 1")
-    return LoadedTest(files, user_classes, shape, thresholds)
+    model = None if options.worker else model_from_options(options, user_classes)
+    return LoadedTest(files, user_classes, shape, thresholds, model)
 
 
 def make_environment(

@@ -20,6 +20,7 @@ from horde.cli.keyboard import keyboard_control
 from horde.cli.outputs import build_outputs, describe_outputs
 from horde.env import Environment
 from horde.exceptions import HordeError
+from horde.load import arrival_stats
 from horde.runners.base import Runner
 from horde.session import StartRequest, TestRun
 
@@ -43,13 +44,22 @@ def create_runner(
     return master
 
 
-def start_request(options: argparse.Namespace) -> StartRequest:
-    """The test the flags ask for (``-u``, ``-r``, ``-t``, ``-H``, positional user classes)."""
+def extra_figures(env: Environment) -> dict[str, Callable[[], float | None]]:
+    """Run-wide figures thresholds may name beyond the request stats (``dropped_iterations``)."""
+    arrivals = arrival_stats(env)
+    return {"dropped_iterations": lambda: arrivals.dropped_iterations if arrivals.active else None}
+
+
+def start_request(options: argparse.Namespace, loaded: LoadedTest | None = None) -> StartRequest:
+    """The test the flags ask for (``-u``, ``-r``, ``-t``, ``-H``, or an open model's ``--arrival-rate``)."""
+    model = loaded.model if loaded is not None else None
+    run_time = options.run_time or getattr(model, "duration", None) or None
     return StartRequest(
         user_count=options.users if options.users is not None else 1,
         spawn_rate=options.spawn_rate or 1.0,
         host=options.host,
-        run_time=options.run_time or None,
+        run_time=run_time,
+        model=model,
     )
 
 
@@ -64,7 +74,7 @@ async def run_headless(
     distributed = bool(options.master or expect_workers)
     try:
         runner = create_runner(env, options, distributed, on_master)
-        outputs, checker = build_outputs(options, thresholds=loaded.thresholds)
+        outputs, checker = build_outputs(options, thresholds=loaded.thresholds, sources=extra_figures(env))
     except (HordeError, OSError) as e:
         return fail(str(e))
     run = TestRun(env, outputs=outputs, locustfile=options.locustfile, thresholds=checker)
@@ -89,8 +99,8 @@ async def run_headless(
                 logger.warning(
                     "-u/--users and -r/--spawn-rate are ignored: %s decides", type(loaded.shape).__name__
                 )
-            raise_open_files_limit(options.users or 1)
-            run.start(start_request(options))
+            raise_open_files_limit(options.users or getattr(loaded.model, "max_users", None) or 1)
+            run.start(start_request(options, loaded))
             with keyboard_control(run), blocking_watch(run if not distributed else None):
                 await first_of(shutdown.requested.wait(), run.wait())
             if runner.stop_reason:

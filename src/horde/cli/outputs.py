@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import argparse
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
 
 from horde.reports import csv as csv_report
 from horde.reports import html as html_report
@@ -18,7 +18,11 @@ from horde.thresholds.parse import Threshold
 
 
 def build_outputs(
-    options: argparse.Namespace, *, web: bool = False, thresholds: Sequence[Threshold] = ()
+    options: argparse.Namespace,
+    *,
+    web: bool = False,
+    thresholds: Sequence[Threshold] = (),
+    sources: Mapping[str, Callable[[], float | None]] | None = None,
 ) -> tuple[list[Output], ThresholdOutput | None]:
     """The console first, then each report the options ask for (``--json``, ``--csv``, ``--html``,
     ``--prometheus-port``), with the threshold checker (and ``--junit``) ahead of the console so the live
@@ -31,7 +35,11 @@ def build_outputs(
     to_stdout = options.json_file == "-"
     live = not web or bool(getattr(options, "print_stats", False))
     checker, outputs = build_threshold_outputs(
-        options, on_abort=None, thresholds=list(thresholds), check_writable=check_writable_file
+        options,
+        on_abort=None,
+        thresholds=list(thresholds),
+        check_writable=check_writable_file,
+        sources=sources,
     )
     outputs.append(
         ConsoleOutput(

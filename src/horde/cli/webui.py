@@ -9,7 +9,7 @@ import logging
 from collections.abc import Callable
 
 from horde.cli.common import LoadedTest, Shutdown, blocking_watch, fail, first_of, make_environment
-from horde.cli.headless import create_runner, start_request
+from horde.cli.headless import create_runner, extra_figures, start_request
 from horde.cli.keyboard import keyboard_control
 from horde.cli.options import build_parser
 from horde.cli.outputs import build_outputs
@@ -42,7 +42,9 @@ async def run_web(
     distributed = bool(options.master or expect_workers)
     try:
         runner = create_runner(env, options, distributed, on_master)
-        outputs, checker = build_outputs(options, web=True, thresholds=loaded.thresholds)
+        outputs, checker = build_outputs(
+            options, web=True, thresholds=loaded.thresholds, sources=extra_figures(env)
+        )
     except (HordeError, OSError) as e:
         return fail(str(e))
     run = TestRun(env, outputs=outputs, locustfile=options.locustfile, thresholds=checker)
@@ -62,7 +64,7 @@ async def run_web(
         logger.info("%s", server.startup_line())
         with keyboard_control(run), blocking_watch(run if not distributed else None):
             if options.autostart:
-                await _autostart(run, options, shutdown, expect_workers)
+                await _autostart(run, options, loaded, shutdown, expect_workers)
             else:
                 await shutdown.requested.wait()
     finally:
@@ -76,7 +78,11 @@ async def run_web(
 
 
 async def _autostart(
-    run: TestRun, options: argparse.Namespace, shutdown: Shutdown, expect_workers: int | None
+    run: TestRun,
+    options: argparse.Namespace,
+    loaded: LoadedTest,
+    shutdown: Shutdown,
+    expect_workers: int | None,
 ) -> None:
     """Start at once (as headless would), keep serving; quit ``--autoquit`` seconds after the test ends."""
     if run.runner.worker_count == 0 or expect_workers:
@@ -85,7 +91,7 @@ async def _autostart(
         if not ready:
             logger.error("Gave up waiting for workers to connect")
             return
-    run.start(start_request(options))
+    run.start(start_request(options, loaded))
     await first_of(shutdown.requested.wait(), run.wait())
     if shutdown.requested.is_set():
         return

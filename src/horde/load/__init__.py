@@ -29,6 +29,14 @@ with :func:`register_kind` (and its name with :func:`register_model`) when impor
 ``tests/load/test_custom_model.py`` is that model in full, run on a real LocalRunner.
 """
 
+# the open model registers its plan kind ("arrival-rate") on import, so every process knows it
+from horde.load.arrival import (
+    ARRIVALS_ENDED,
+    ConstantArrivalRate,
+    RampingArrivalRate,
+    model_from_options,
+)
+from horde.load.arrival_pool import INTENDED_SUFFIX, arrival_stats
 from horde.load.closed import ClosedPlanner, ClosedUsers, UsersApplier
 from horde.load.driver import StepDriver
 from horde.load.model import (
@@ -58,12 +66,15 @@ from horde.load.registry import (
 from horde.load.shape import SHAPE_ENDED, ShapeModel, ShapePlanner, ShapeTick, ShapeTicker
 
 __all__ = [
+    "ARRIVALS_ENDED",
+    "INTENDED_SUFFIX",
     "REGISTRY",
     "SHAPE_ENDED",
     "Applier",
     "ApplierFactory",
     "ClosedPlanner",
     "ClosedUsers",
+    "ConstantArrivalRate",
     "LoadHost",
     "LoadModel",
     "LocalNode",
@@ -71,6 +82,7 @@ __all__ = [
     "PlanContext",
     "PlanStep",
     "Planner",
+    "RampingArrivalRate",
     "Registry",
     "ShapeModel",
     "ShapePlanner",
@@ -80,9 +92,11 @@ __all__ = [
     "UnknownPlanKind",
     "UsersApplier",
     "applier_factory",
+    "arrival_stats",
     "create_model",
     "format_duration",
     "format_rate",
+    "model_from_options",
     "register_kind",
     "register_model",
     "unregister_kind",

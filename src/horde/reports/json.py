@@ -19,6 +19,7 @@
       "user_classes_count", "host", "locustfile", "stop_reason", "exit_code",       (since version 2; from
       "warnings", "exceptions": [{"count", "msg", "traceback", "nodes"}],            the run result, if known)
       "thresholds": [{"expression", "metric", "ok", "status", "observed", "observed_text", …}]
+      "arrival": {"iterations", "dropped_iterations", "scheduling_lag_ms": {…}, …}     (open model runs only)
     }
 
 All response times are floats in milliseconds. An entry without timed requests reports 0.0 for every
@@ -149,6 +150,7 @@ def result_dict(result: RunResult) -> dict[str, Any]:
         "warnings": list(result.warnings),
         "exceptions": exceptions_list(result.exceptions),
         "thresholds": [v.to_dict() for v in getattr(result, "thresholds", ()) or ()],
+        **dict(getattr(result, "figures", {}) or {}),
     }
     return report_dict(
         result.snapshot,
