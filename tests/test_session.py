@@ -301,3 +301,16 @@ async def test_tags_that_empty_every_class_stop_the_test_with_a_non_zero_exit() 
     result = await run.close()
     assert result.exit_code != 0
     assert "tags" in (result.stop_reason or "")
+
+
+async def test_a_local_run_is_not_distributed_and_a_master_is() -> None:
+    run, _ = make_run()
+    await run.open()
+    assert run.status().distributed is False and run.status().to_dict()["distributed"] is False
+    await run.close()
+    env = Environment(user_classes=[Worker], events=Events())
+    master = env.create_master_runner("127.0.0.1", 0)
+    try:
+        assert master.distributed is True
+    finally:
+        await master.quit()

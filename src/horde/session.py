@@ -114,6 +114,7 @@ class RunStatus:
     workers: tuple[WorkerStatus, ...]
     warnings: tuple[str, ...]
     load: str | None  # the load model's one-sentence description
+    distributed: bool = False  # a master: the users run on the workers listed in ``workers``
     version: int = 0
 
     def to_dict(self) -> dict[str, Any]:
@@ -131,6 +132,7 @@ class RunStatus:
             "worker_count": len(self.workers),
             "warnings": list(self.warnings),
             "load": self.load,
+            "distributed": self.distributed,
             "version": self.version,
         }
 
@@ -149,6 +151,7 @@ class RunStatus:
             tuple(self.workers),
             self.warnings,
             self.load,
+            self.distributed,
         )
 
 
@@ -498,6 +501,7 @@ class TestRun:
             workers=tuple(runner.worker_statuses()),
             warnings=tuple(self._warnings()),
             load=self.model.describe() if self.model is not None else None,
+            distributed=runner.distributed,
         )
         previous = self._status
         if previous is None or previous._content() != status._content():

@@ -118,6 +118,11 @@ class Runner:
         """One row per load-generating process (none in the base; see UserRunner and the master)."""
         return []
 
+    @property
+    def distributed(self) -> bool:
+        """True for a runner whose users run in other processes (a master): front ends show workers then."""
+        return not isinstance(self, UserRunner)
+
     def summary_warnings(self) -> list[str]:
         """Warnings to repeat in the final summary: a saturated generator, and what subclasses add."""
         return self.monitor.summary_warnings()
