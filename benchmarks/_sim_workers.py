@@ -1,7 +1,7 @@
 """Simulated horde workers for ``benchmarks/master_scale.py``: many cheap clients in one process.
 
 Each :class:`SimWorker` speaks the real master/worker protocol (``horde.rpc.protocol``) over the real
-transport: a ZeroMQ DEALER with ``IDENTITY = worker_id`` for everything, plus a second DEALER with
+transport: a ZeroMQ DEALER with ``IDENTITY = worker_id`` for everything, plus a second connection with
 identity ``worker_id + "|hb"`` that only sends heartbeats. What a worker does is reduced to what the master
 sees: it registers (``client_ready`` → ``ack``), heartbeats every ``heartbeat_interval`` seconds, reports a
 20-entry stats payload every ``stats_interval`` seconds, answers ``spawn`` with ``spawning`` and
@@ -40,6 +40,75 @@ from horde._version import PROTOCOL_VERSION
 from horde.stats import RequestStats
 
 HEARTBEAT_SUFFIX = "|hb"
+# A ZeroMQ socket costs two descriptors (its TCP connection and its mailbox's eventfd), so two per
+# worker cost four: 5,000 workers need 20,000, the hard limit on the machine this was measured on,
+# and the last ten could not connect. The heartbeat channel only ever sends, so it is a plain TCP
+# socket speaking ZMTP 3.0 (the NULL mechanism, a DEALER with the "|hb" identity) instead: the master
+# sees the same peer, and a worker costs three descriptors.
+_ZMTP_GREETING = b"\xff" + b"\x00" * 8 + b"\x7f" + bytes([3, 0]) + b"NULL".ljust(20, b"\x00") + b"\x00" * 32
+
+
+def _zmtp_property(name: bytes, value: bytes) -> bytes:
+    return bytes([len(name)]) + name + len(value).to_bytes(4, "big") + value
+
+
+def _zmtp_frame(body: bytes, command: bool = False) -> bytes:
+    flags = 0x04 if command else 0x00
+    if len(body) < 256:
+        return bytes([flags, len(body)]) + body
+    return bytes([flags | 0x02]) + len(body).to_bytes(8, "big") + body
+
+
+class RawDealer:
+    """A send-only ZMTP 3.0 DEALER over one non-blocking TCP socket (one descriptor instead of two).
+
+    ``send`` raises ``zmq.Again`` when the kernel cannot take the whole frame now, as a DEALER at its
+    high-water mark would (the heartbeat is then skipped, as before). What the peer sends (its
+    greeting and READY) is read and dropped when the socket becomes readable.
+    """
+
+    __slots__ = ("_pending", "sock")
+
+    def __init__(self, host: str, port: int, identity: bytes) -> None:
+        self.sock = socket.create_connection((host, port), timeout=30)
+        self.sock.setblocking(False)
+        ready = (
+            b"\x05READY" + _zmtp_property(b"Socket-Type", b"DEALER") + _zmtp_property(b"Identity", identity)
+        )
+        self._pending = _ZMTP_GREETING + _zmtp_frame(ready, command=True)
+        self._flush()
+
+    def _flush(self) -> bool:
+        while self._pending:
+            try:
+                sent = self.sock.send(self._pending)
+            except BlockingIOError:
+                return False
+            self._pending = self._pending[sent:]
+        return True
+
+    def send(self, data: bytes, flags: int = 0) -> None:
+        if not self._flush():
+            raise zmq.Again()
+        frame = _zmtp_frame(data)
+        try:
+            sent = self.sock.send(frame)
+        except BlockingIOError:
+            raise zmq.Again() from None
+        if sent < len(frame):
+            self._pending = frame[sent:]  # the rest goes out before the next frame
+
+    def discard_input(self) -> None:
+        try:
+            while self.sock.recv(4096):
+                pass
+        except (BlockingIOError, OSError):
+            pass
+
+    def close(self, linger: int = 0) -> None:
+        self.sock.close()
+
+
 TICK = 0.01  # seconds per ticker slot
 ECHO_GIVE_UP = 10.0  # a heartbeat unanswered this long is counted as lost, not matched later
 
@@ -141,7 +210,7 @@ class SimWorker:
         "vanished",
     )
 
-    def __init__(self, index: int, worker_id: str, main: zmq.Socket[bytes], hb: zmq.Socket[bytes]) -> None:
+    def __init__(self, index: int, worker_id: str, main: zmq.Socket[bytes], hb: RawDealer) -> None:
         self.index = index
         self.id = worker_id
         self.main = main
@@ -186,6 +255,7 @@ class SimFleet:
         templates: list[dict[str, Any]] | None = None,
         seed: int = 0,
     ) -> None:
+        self.host = host
         self.port = port
         self.endpoint = f"tcp://{host}:{port}"
         self.n = n
@@ -195,7 +265,7 @@ class SimFleet:
         self.empty = RequestStats(use_response_times_cache=False).serialize_and_reset()
         self.rng = random.Random(seed)
         self.context = zmq.Context(io_threads=1)
-        self.context.set(zmq.MAX_SOCKETS, max(1024, 2 * n + 64))
+        self.context.set(zmq.MAX_SOCKETS, max(1024, n + 64))
         self.workers: list[SimWorker] = []
         self.hb_slots: list[list[SimWorker]] = [[] for _ in range(max(1, round(heartbeat_interval / TICK)))]
         self.stats_slots: list[list[SimWorker]] = [[] for _ in range(max(1, round(stats_interval / TICK)))]
@@ -220,12 +290,11 @@ class SimFleet:
         for i in range(self.n):
             wid = f"{self._host}_{uuid.uuid4().hex}"
             main = self.context.socket(zmq.DEALER)
-            hb = self.context.socket(zmq.DEALER)
-            for sock, ident in ((main, wid), (hb, wid + HEARTBEAT_SUFFIX)):
-                sock.setsockopt(zmq.LINGER, 0)
-                sock.setsockopt(zmq.IDENTITY, ident.encode())
-                sock.connect(self.endpoint)
-            hb.setsockopt(zmq.SNDHWM, 10)
+            main.setsockopt(zmq.LINGER, 0)
+            main.setsockopt(zmq.IDENTITY, wid.encode())
+            main.connect(self.endpoint)
+            hb = RawDealer(self.host, self.port, (wid + HEARTBEAT_SUFFIX).encode())
+            self._loop.add_reader(hb.sock.fileno(), hb.discard_input)
             w = SimWorker(i, wid, main, hb)
             w.hb_slot = self.rng.randrange(len(self.hb_slots))
             w.stats_slot = self.rng.randrange(len(self.stats_slots))
@@ -253,6 +322,7 @@ class SimFleet:
             self._loop.remove_reader(_sockopt(w.main, zmq.FD))
         except zmq.ZMQError:
             pass
+        self._loop.remove_reader(w.hb.sock.fileno())
         w.main.close(linger=0)
         w.hb.close(linger=0)
 
