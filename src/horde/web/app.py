@@ -134,9 +134,6 @@ class WebUI:
     def status(self) -> RunStatus:
         return self.run.status()
 
-    def distributed(self) -> bool:
-        return payloads.is_master(self.env.runner)
-
     def exception_rows(self) -> list[Mapping[str, Any]]:
         runner = self.env.runner
         rows = getattr(runner, "exceptions", None) or {}
@@ -148,7 +145,7 @@ class WebUI:
         if cached is not None and now - cached[0] < STATS_CACHE_SECONDS:
             return cached[1]
         status = self.status()
-        workers = list(status.workers) if self.distributed() else None
+        workers = list(status.workers) if status.distributed else None
         snapshot = self._fresh_snapshot(str(status.state))
         if snapshot is not None:
             body = payloads.stats_requests_from_snapshot(
@@ -198,7 +195,6 @@ class WebUI:
         status = self.status()
         data = dict(status.to_dict())
         data["health"] = self.health(status)
-        data["distributed"] = self.distributed()
         stats = self.env.stats
         total = stats.total
         data["totals"] = {
@@ -235,8 +231,8 @@ class WebUI:
         shape = env.shape_class
         return {
             "state": str(status.state),
-            "is_distributed": self.distributed(),
-            "worker_count": len(status.workers) if self.distributed() else 0,
+            "is_distributed": status.distributed,
+            "worker_count": len(status.workers) if status.distributed else 0,
             "user_count": status.user_count,
             "num_users": s.users,
             "spawn_rate": s.spawn_rate,
@@ -275,7 +271,7 @@ class WebUI:
         env = self.env
         shape = env.shape_class
         status = self.status()
-        ready = sum(1 for w in status.workers if str(w.state) != "missing") if self.distributed() else None
+        ready = sum(1 for w in status.workers if str(w.state) != "missing") if status.distributed else None
         return SwarmContext(
             state=str(status.state),
             workers_ready=ready,

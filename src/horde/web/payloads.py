@@ -11,7 +11,6 @@ scripts and exporters written against Locust read horde unchanged. Differences, 
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -239,10 +238,3 @@ def tasks(user_classes: Sequence[type], user_classes_count: Mapping[str, int]) -
         per_class[name] = {"ratio": share, "tasks": _task_ratios(class_tasks, 1.0)}
         total[name] = {"ratio": share, "tasks": _task_ratios(class_tasks, share)}
     return {"per_class": per_class, "total": total}
-
-
-def is_master(runner: Any) -> bool:
-    """True for a MasterRunner, without importing the master (and pyzmq) when no master exists."""
-    module = sys.modules.get("horde.runners.master")
-    cls = getattr(module, "MasterRunner", None) if module is not None else None
-    return cls is not None and isinstance(runner, cls)

@@ -199,8 +199,8 @@ async def logs(request: web.Request) -> web.Response:
 
 
 async def worker_count(request: web.Request) -> web.Response:
-    ui = _ui(request)
-    count = len(ui.status().workers) if ui.distributed() else 0
+    status = _ui(request).status()
+    count = len(status.workers) if status.distributed else 0
     return _json({"worker_count": count})
 
 
