@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import json
 from typing import Any
 
 from aiohttp import web
@@ -248,6 +247,3 @@ async def api_events(request: web.Request) -> web.StreamResponse:
     finally:
         ui.subscribers.discard(queue)
     return response
-
-
-__all__ = ["add_routes", "json"]
