@@ -21,6 +21,13 @@ async def start(web: WebCtx, form: dict[str, str] | None = None) -> dict[str, An
     body = await r.json()
     assert r.status == 200, body
     await until(lambda: web.env.stats.total.num_requests >= 10, what="requests to arrive")
+
+    async def both_entries_served() -> bool:
+        # while a test runs /stats/requests answers from the last 1-s tick, which may predate the first failure
+        stats = await (await web.client.get("/stats/requests")).json()
+        return len(stats["stats"]) == 3 and stats["stats"][-1]["num_failures"] > 0
+
+    await until(both_entries_served, what="both entries in /stats/requests")
     return dict(body)
 
 
