@@ -657,7 +657,7 @@ def main(argv: list[str] | None = None) -> int:
         )
         results: dict[str, list[dict[str, float]]] = {k: [] for k in kinds}
         for rnd in range(args.rounds):
-            for kind in kinds:
+            for kind in kinds if rnd % 2 == 0 else kinds[::-1]:  # alternate the order each round
                 if kind == "locust":
                     cmd = [
                         args.locust_python,
