@@ -233,3 +233,14 @@ async def test_unknown_paths_and_methods(web: WebCtx) -> None:
     assert (await web.client.get("/nothing")).status == 404
     assert (await web.client.get("/swarm")).status == 405
     assert (await web.client.post("/stats/requests")).status == 405
+
+
+async def test_metrics_is_served_in_prometheus_format(web: WebCtx) -> None:
+    from prometheus_client.parser import text_string_to_metric_families
+
+    resp = await web.client.get("/metrics")
+    assert resp.status == 200
+    assert resp.headers["Content-Type"].startswith("text/plain")
+    families = {f.name for f in text_string_to_metric_families(await resp.text())}
+    assert families  # parses, and has horde's families
+    assert any(name.startswith("horde_") for name in families)

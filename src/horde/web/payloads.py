@@ -11,10 +11,11 @@ scripts and exporters written against Locust read horde unchanged. Differences, 
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from horde.stats import PERCENTILES_TO_REPORT
+from horde.user.ratio import ratio_report
 
 if TYPE_CHECKING:
     from horde.runners.status import WorkerStatus
@@ -202,39 +203,16 @@ def exceptions(rows: Iterable[Mapping[str, Any]]) -> dict[str, Any]:
     return {"exceptions": out}
 
 
-def _task_name(task: Any) -> str:
-    return str(getattr(task, "__name__", None) or type(task).__name__)
-
-
-def _task_ratios(tasks: Sequence[Any], scale: float) -> dict[str, Any]:
-    """``{name: {"ratio": r[, "tasks": {...}]}}``: a task's share of the weighted list, times ``scale``."""
-    out: dict[str, Any] = {}
-    if not tasks:
-        return out
-    counts: dict[str, tuple[int, Any]] = {}
-    for task in tasks:
-        name = _task_name(task)
-        n, _ = counts.get(name, (0, task))
-        counts[name] = (n + 1, task)
-    for name, (n, task) in counts.items():
-        ratio = n / len(tasks) * scale
-        node: dict[str, Any] = {"ratio": ratio}
-        nested = getattr(task, "tasks", None) if isinstance(task, type) else None
-        if nested:
-            node["tasks"] = _task_ratios(nested, ratio)
-        out[name] = node
-    return out
-
-
-def tasks(user_classes: Sequence[type], user_classes_count: Mapping[str, int]) -> dict[str, Any]:
-    """``GET /tasks``: per class (tasks summing to 1) and total (scaled by the class's share of users)."""
+def tasks(
+    user_classes: Sequence[type],
+    user_classes_count: Mapping[str, int],
+    tasks_for: Callable[[type], Sequence[Any]] | None = None,
+) -> dict[str, Any]:
+    """``GET /tasks``: per class (tasks summing to 1) and total (scaled by the class's share of the running
+    users); ``tasks_for`` applies the run's tag selection. The same structure as --show-task-ratio-json."""
     spawned = sum(user_classes_count.values())
-    per_class: dict[str, Any] = {}
-    total: dict[str, Any] = {}
-    for cls in user_classes:
-        name = cls.__name__
-        share = user_classes_count.get(name, 0) / spawned if spawned else 0.0
-        class_tasks = list(getattr(cls, "tasks", []) or [])
-        per_class[name] = {"ratio": share, "tasks": _task_ratios(class_tasks, 1.0)}
-        total[name] = {"ratio": share, "tasks": _task_ratios(class_tasks, share)}
-    return {"per_class": per_class, "total": total}
+    shares = {
+        c.__name__: (user_classes_count.get(c.__name__, 0) / spawned if spawned else 0.0)
+        for c in user_classes
+    }
+    return ratio_report(user_classes, shares, tasks_for)

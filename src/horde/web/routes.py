@@ -7,6 +7,8 @@ from typing import Any
 
 from aiohttp import web
 
+from horde.reports.prometheus import CONTENT_TYPE as PROMETHEUS_CONTENT_TYPE
+from horde.reports.prometheus import metrics_text
 from horde.web import downloads, payloads
 from horde.web.app import (
     REPORT_UNAVAILABLE,
@@ -44,6 +46,7 @@ def add_routes(app: web.Application) -> None:
     get("/tasks", tasks)
     get("/logs", logs)
     get("/worker-count", worker_count)
+    get("/metrics", metrics)
     get("/api/status", api_status)
     get("/api/history", api_history)
     get("/api/history/full", api_history_full)
@@ -187,7 +190,8 @@ async def report(request: web.Request) -> web.Response:
 async def tasks(request: web.Request) -> web.Response:
     ui = _ui(request)
     status = ui.status()
-    return _json(payloads.tasks(list(ui.env.user_classes), dict(status.user_classes_count)))
+    env = ui.env
+    return _json(payloads.tasks(list(env.user_classes), dict(status.user_classes_count), env.tasks_for))
 
 
 async def logs(request: web.Request) -> web.Response:
@@ -201,6 +205,13 @@ async def worker_count(request: web.Request) -> web.Response:
     status = _ui(request).status()
     count = len(status.workers) if status.distributed else 0
     return _json({"worker_count": count})
+
+
+async def metrics(request: web.Request) -> web.Response:
+    """Prometheus exposition of the live stats and the run's status (``--web-login`` protects it too)."""
+    ui = _ui(request)
+    text = metrics_text(ui.env.stats, ui.status())
+    return web.Response(body=text.encode(), headers={"Content-Type": PROMETHEUS_CONTENT_TYPE})
 
 
 # -- horde's extras --------------------------------------------------------------------------------------
