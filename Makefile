@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test test-fast lint typecheck layers unit unit-fast browser bench clean
+.PHONY: demo test test-fast lint typecheck layers unit unit-fast sysdeps bench clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -29,18 +29,26 @@ typecheck: $(STAMP)
 layers: $(STAMP)
 	$(BIN)/lint-imports
 
-unit: $(STAMP) browser
+unit: $(STAMP) sysdeps
 	$(BIN)/python -m pytest
 
 unit-fast: $(STAMP)
 	$(BIN)/python -m pytest -m "not slow"
 
-# the browser tests drive Debian's chromium through Playwright (its own browser download is unreachable);
-# install it when missing and we may (root with apt-get), otherwise those tests skip with the reason
-browser:
-	@command -v chromium >/dev/null 2>&1 || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1 && \
-		(apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null) || \
-		echo "chromium is not installed and cannot be installed here: browser tests will skip"; }
+# System packages some tests need: Debian's chromium for the browser tests (Playwright's own browser
+# download is unreachable), iproute2 and nftables for the multi-host tests in network namespaces. Installed
+# when missing and we may (root with apt-get); otherwise those tests skip and say why.
+SYSTEM_PACKAGES := chromium:chromium ip:iproute2 nft:nftables
+
+sysdeps:
+	@missing=""; for pair in $(SYSTEM_PACKAGES); do cmd=$${pair%%:*}; pkg=$${pair#*:}; \
+		command -v $$cmd >/dev/null 2>&1 || missing="$$missing $$pkg"; done; \
+	if [ -n "$$missing" ]; then \
+		if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+			echo "installing:$$missing"; \
+			(apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null) || \
+				echo "could not install$$missing: the tests that need them will skip"; \
+		else echo "missing$$missing and not root with apt-get: the tests that need them will skip"; fi; fi
 
 test: lint typecheck layers unit
 
