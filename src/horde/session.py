@@ -27,7 +27,15 @@ from typing import TYPE_CHECKING, Any
 
 from horde.env import ITERATIONS_DONE
 from horde.exceptions import ConfigurationError
-from horde.load import ARRIVALS_ENDED, SHAPE_ENDED, ClosedUsers, LoadModel, ShapeModel, arrival_stats
+from horde.load import (
+    ARRIVALS_ENDED,
+    SHAPE_ENDED,
+    ClosedUsers,
+    LoadModel,
+    ShapeModel,
+    arrival_stats,
+    format_duration,
+)
 from horde.runners.status import WorkerStatus
 from horde.stats.history import StatsHistory
 from horde.stats.snapshot import StatsSnapshot, take_snapshot
@@ -323,11 +331,12 @@ class TestRun:
             self.markers.clear()
             self.started_at = env.clock.time()
             self._peak_users = 0
-        if fresh:
             env.prepare_run()  # the run's class and task selection, before the model is built from it
         model = self.model_for(request)
         if fresh:
             logger.info("Starting: %s", model.describe())
+        if isinstance(model, ClosedUsers):  # Locust's line, which users grep for
+            logger.info("Ramping to %d users at a rate of %g per second", model.user_count, model.spawn_rate)
         self.runner.start_load(model)
         self.model = model
         self._mark("start" if fresh else "edit", model.describe())
@@ -424,6 +433,7 @@ class TestRun:
             return
         self._cancel_timer()
         self.run_time = float(run_time)
+        logger.info("Run time limit set to %s", format_duration(self.run_time))
         self._timer = asyncio.get_running_loop().create_task(self._run_time_limit(run_time), name="run-time")
 
     def _cancel_timer(self) -> None:
