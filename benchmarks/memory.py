@@ -110,14 +110,14 @@ def idle_user_class(kind: str, url: str) -> type:
     return Idle
 
 
-async def run_horde(kind: str, url: str, users: int, trace: bool) -> dict[str, Any]:
+async def run_horde(kind: str, url: str, users: int, trace: bool, rate: float = 0.0) -> dict[str, Any]:
     """Spawn ``users`` idle users, wait for their requests; RSS (and a tracemalloc snapshot)."""
     from horde.env import Environment
 
     raise_nofile(users * 2 + 1000)
     env = Environment(user_classes=[idle_user_class(kind, url)], host=url)
     runner = env.create_local_runner()
-    runner.start(users, max(users, 1000))
+    runner.start(users, rate or max(users, 1000))
     while env.stats.total.num_requests + env.stats.total.num_failures < users or runner.user_count < users:
         await asyncio.sleep(0.05)  # (the runner may replace the stats' total at start: look it up each time)
     await asyncio.sleep(0.5)
@@ -142,7 +142,7 @@ async def run_horde(kind: str, url: str, users: int, trace: bool) -> dict[str, A
     return result
 
 
-def child_main(kind: str, url: str, users: int, trace: bool) -> None:
+def child_main(kind: str, url: str, users: int, trace: bool, rate: float = 0.0) -> None:
     import logging
 
     logging.basicConfig(level=logging.ERROR)
@@ -153,9 +153,9 @@ def child_main(kind: str, url: str, users: int, trace: bool) -> None:
     try:
         import uvloop
 
-        result = uvloop.run(run_horde(kind, url, users, trace))
+        result = uvloop.run(run_horde(kind, url, users, trace, rate))
     except ImportError:
-        result = asyncio.run(run_horde(kind, url, users, trace))
+        result = asyncio.run(run_horde(kind, url, users, trace, rate))
     print(json.dumps(result))
 
 
@@ -229,6 +229,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--url", help="use an already running target instead of starting one")
     parser.add_argument("--locust-python", help="a Python with locust installed: Locust side by side")
     parser.add_argument("--before-src", metavar="DIR", help="a second horde source tree, side by side")
+    parser.add_argument(
+        "--rate",
+        type=float,
+        default=0.0,
+        help="horde spawn rate, users/s (default: every user in one step, as Locust's runs here do)",
+    )
     parser.add_argument("--tracemalloc", action="store_true", help="allocation sites per user instead")
     parser.add_argument("--top", type=int, default=25, help="allocation sites shown with --tracemalloc")
     parser.add_argument("--child", choices=["fast", "http"], help=argparse.SUPPRESS)
@@ -237,7 +243,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     if args.child:
-        child_main(args.child, args.url, args.users, args.trace)
+        child_main(args.child, args.url, args.users, args.trace, args.rate)
         return 0
 
     sys.path.insert(0, str(HERE))
