@@ -24,6 +24,7 @@ GOOD = {
     "client_stopped": {"stats_seq": 0},
     "stop_test": {"reason": "done"},
     "quit": {"stats_seq": 2},
+    "fetch_locustfile": {"version": "1.0", "protocol": 1},
 }
 
 

@@ -46,13 +46,16 @@ async def test_unknown_identity(server: ZmqServer) -> None:
     await contract.check_send_to_an_unknown_identity_is_dropped(server)
 
 
-async def test_a_worker_that_reconnects_takes_its_route_over(server: ZmqServer, client: ZmqClient) -> None:
+async def test_a_reconnect_is_a_new_link_the_master_routes_to(server: ZmqServer, client: ZmqClient) -> None:
     await client.send(Message("one"))
-    await contract.recv(server)
+    first = await contract.recv(server)
+    assert isinstance(first, Inbound) and first.link == client.identity
     client.reset()
     await client.send(Message("two"))
     item = await contract.recv(server)
     assert isinstance(item, Inbound) and item.message.type == "two"
+    assert (item.sender, item.connection) == (client.identity, f"{client.identity}#1")
+    server.route(client.identity, item.connection)  # the master accepted the new link
     await server.send(client.identity, Message("to the new socket"))
     assert await contract.recv(client) == Message("to the new socket")
 

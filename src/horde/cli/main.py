@@ -19,6 +19,7 @@ from horde.cli.options import parse_options
 from horde.event import events
 from horde.exceptions import ConfigurationError
 from horde.log import setup_logging
+from horde.rpc.transport import RPCError
 from horde.thresholds.parse import ThresholdError
 from horde.user.ratio import class_shares_by_weight, format_ratio_text, ratio_report
 
@@ -42,6 +43,14 @@ def run_cli(argv: list[str]) -> int:
         from horde.reports.compare import main as compare_main
 
         return compare_main(argv[1:])
+    if argv and argv[0] == "keys":
+        from horde.rpc.keys import main as keys_main
+
+        return keys_main(argv[1:])
+    shipped = ship_locustfile(argv)
+    if isinstance(shipped, int):
+        return shipped
+    argv = shipped
     parsed = parse_locustfile_options(argv)
     if isinstance(parsed, int):
         return parsed
@@ -90,6 +99,72 @@ def run_cli(argv: list[str]) -> int:
         code = int(run_event_loop(run_headless(options, loaded)))
     logger.info("Shutting down (exit code %d)", code)
     return code
+
+
+LOCUSTFILE_FLAGS = ("-f", "--locustfile")
+
+
+def _is_locustfile_flag(arg: str) -> bool:
+    return (
+        arg in LOCUSTFILE_FLAGS
+        or arg.startswith("--locustfile=")
+        or (arg.startswith("-f") and arg[1:2] == "f")
+    )
+
+
+def _locustfile_flag_given(argv: list[str]) -> bool:
+    return any(_is_locustfile_flag(arg) for arg in argv)
+
+
+def _without_locustfile_flag(argv: list[str]) -> list[str]:
+    out: list[str] = []
+    skip = False
+    for arg in argv:
+        if skip:
+            skip = False
+        elif arg in LOCUSTFILE_FLAGS:
+            skip = True
+        elif not _is_locustfile_flag(arg):
+            out.append(arg)
+    return out
+
+
+def wants_shipped_locustfile(argv: list[str], options: argparse.Namespace) -> bool:
+    """A worker gets its locustfile from the master with ``-f -``, or with no ``-f`` (flag, config or
+    HORDE_LOCUSTFILE) where there is no ``locustfile.py`` to use."""
+    if not options.worker or options.processes is not None:
+        return False
+    if options.locustfile == "-":
+        return True
+    return (
+        not _locustfile_flag_given(argv)
+        and options.locustfile == "locustfile.py"
+        and not os.path.exists("locustfile.py")
+    )
+
+
+def ship_locustfile(argv: list[str]) -> list[str] | int:
+    """On a worker that needs it: fetch the master's locustfile and point ``-f`` at the unpacked copy
+    (nothing local is imported). Else ``argv`` unchanged; an exit code when the fetch fails."""
+    first = parse_options(argv, partial=True)
+    if not wants_shipped_locustfile(argv, first):
+        return argv
+    from horde.cli.worker import FetchError, fetch_locustfile, worker_keys
+    from horde.rpc.keys import KeyFileError
+
+    if not first.skip_log_setup:
+        try:
+            setup_logging(first.loglevel, first.logfile)
+        except (ValueError, OSError) as e:
+            return fail(str(e))
+    try:
+        keys = worker_keys(first)
+        paths = run_event_loop(fetch_locustfile(first, keys))
+    except (KeyFileError, FetchError) as e:
+        return fail(str(e))
+    except RPCError as e:  # the master's name does not resolve
+        return fail(str(e))
+    return [*_without_locustfile_flag(argv), "-f", ",".join(str(p) for p in paths)]
 
 
 def parse_locustfile_options(argv: list[str]) -> tuple[argparse.Namespace, Locustfiles | None] | int:

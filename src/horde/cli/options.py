@@ -320,6 +320,7 @@ def build_parser(extend: Callable[[argparse.ArgumentParser], None] | None = None
         default=60.0,
         help="(worker) quit after the master has been unreachable this long",
     )
+    add_security_arguments(parser)
     add_web_arguments(parser)
     add_threshold_arguments(parser)
     add_arrival_arguments(parser)
@@ -327,6 +328,38 @@ def build_parser(extend: Callable[[argparse.ArgumentParser], None] | None = None
     if extend is not None:
         extend(parser)
     return parser
+
+
+def add_security_arguments(parser: argparse.ArgumentParser) -> None:
+    """CurveZMQ keys for the master-worker links (``horde keys generate DIR``; see docs/security.md)."""
+    sec = parser.add_argument_group("distributed security (CurveZMQ)")
+
+    def add(*args: Any, **kwargs: Any) -> None:
+        action = sec.add_argument(*args, **kwargs)
+        action.include_in_web_ui = False  # type: ignore[attr-defined]  # paths of keys: not for the web form
+        action.is_secret = False  # type: ignore[attr-defined]
+
+    add(
+        "--keys",
+        metavar="DIR",
+        help="authenticate and encrypt every master-worker link with the keys in DIR (from `horde keys "
+        "generate DIR`); the same DIR can be given to the master and the workers",
+    )
+    add(
+        "--master-key",
+        metavar="FILE",
+        help="(master) its secret key file (master.key_secret); (worker) the master's public key (master.key)",
+    )
+    add(
+        "--worker-key",
+        metavar="FILE",
+        help="(worker) its own secret key file (worker.key_secret, worker-N.key_secret)",
+    )
+    add(
+        "--authorized-workers",
+        metavar="DIR",
+        help="(master) let in only workers whose public key (*.key) is in DIR",
+    )
 
 
 # config keys that differ from their destination

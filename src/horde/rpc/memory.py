@@ -186,6 +186,12 @@ class MemoryServer:
             self.sent.append((identity, msg))
             self.network._to_client(identity, msg)
 
+    def route(self, identity: str, connection: str) -> None:
+        """One link per worker here: nothing to route."""
+
+    def forget(self, identity: str) -> None:
+        pass
+
     def inject(self, sender: str, raw: bytes, channel: Channel = MAIN) -> None:
         """Bytes arriving from ``sender`` as if from a socket (decoded by the shared codec)."""
         self._mailbox.put(decode(sender, raw, channel))
@@ -233,6 +239,7 @@ class MemoryClient:
         self._mailbox = _Mailbox()
         self.closed = False
         self.resets = 0
+        self.generation = 0
         self._loop: asyncio.AbstractEventLoop | None = None  # the loop (and its thread) it is used from
         self._loop_thread: int | None = None
         self._bind()
@@ -259,6 +266,7 @@ class MemoryClient:
 
     def reset(self) -> None:
         self.resets += 1
+        self.generation += 1
         self._mailbox.items.clear()
         self._mailbox.interrupt()
 

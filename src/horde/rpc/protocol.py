@@ -91,7 +91,14 @@ def _seq(value: Any) -> bool:
 
 
 WORKER_SCHEMAS: dict[str, Any] = {
-    "client_ready": lambda d: _fields(d, version=str, protocol=int, user_classes_count=_is_counts),
+    # ``session``: a secret the worker picks once per process and proves on every re-registration
+    # (a new connection claiming a live worker's id without it is a takeover, refused)
+    "client_ready": lambda d: (
+        _fields(d, version=str, protocol=int, user_classes_count=_is_counts)
+        or _optional(d, session=lambda v: isinstance(v, str) and 0 < len(v) <= 128)
+    ),
+    # a worker without a locustfile asks for the master's before it registers (see horde.rpc.bundle)
+    "fetch_locustfile": lambda d: _fields(d, version=str, protocol=int),
     "heartbeat": lambda d: _fields(
         d,
         state=str,

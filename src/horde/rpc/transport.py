@@ -37,11 +37,22 @@ class RPCError(HordeError, OSError):
 
 @dataclass(frozen=True, slots=True)
 class Inbound:
-    """One decoded message; ``sender`` is the transport identity of the worker, whatever the payload says."""
+    """One decoded message; ``sender`` is the transport identity of the worker, whatever the payload says.
+
+    ``connection`` names the link it came on (ZeroMQ: the routing identity, ``<id>`` or ``<id>#<n>``);
+    empty when the transport has one link per worker (the in-memory one). The master accepts messages
+    from a worker's current connection only, and a new connection only with the worker's session token.
+    """
 
     sender: str
     message: Message
     channel: Channel = MAIN
+    connection: str = ""
+
+    @property
+    def link(self) -> str:
+        """The connection, or the sender when the transport does not tell them apart."""
+        return self.connection or self.sender
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,6 +93,14 @@ class ServerTransport(Protocol):
         """Queue a message without waiting (heartbeat echoes); a failure is logged, never raised."""
         ...
 
+    def route(self, identity: str, connection: str) -> None:
+        """Send what is meant for worker ``identity`` on ``connection`` from now on (its accepted link)."""
+        ...
+
+    def forget(self, identity: str) -> None:
+        """The worker is gone: drop its route."""
+        ...
+
     def close(self) -> None: ...
 
 
@@ -98,9 +117,14 @@ class HeartbeatSender(Protocol):
 
 
 class ClientTransport(Protocol):
-    """A worker's end of its link to the master, under a fixed identity."""
+    """A worker's end of its link to the master, under a fixed identity.
+
+    ``generation`` goes up at every :meth:`reset`: a heartbeat channel opened before it belongs to the
+    old link (and maybe the master's old address) and is reopened by its owner.
+    """
 
     identity: str
+    generation: int
 
     async def recv(self) -> Message | BadFrame:
         """The next message from the master; raises :class:`RPCError` on a transport failure.

@@ -7,20 +7,35 @@ own, so a busy event loop cannot silence them). The master's ROUTER tells the tw
 and hands the runners an :class:`~horde.rpc.transport.Inbound` with the channel, never a frame.
 
 The wire stays what it was (``benchmarks/_sim_workers.py`` speaks it without this module): msgpack
-``[type, data, node_id]`` payloads, ``ROUTER_HANDOVER`` so a worker that reconnects under the same identity
-takes its route over at once, and a 4096 listen backlog for a thousand workers starting together.
+``[type, data, node_id]`` payloads and a 4096 listen backlog for a thousand workers starting together.
 
-Security goes in :func:`_secure_server` / :func:`_secure_client`: they run on every socket before it
-binds or connects, which is where CurveZMQ keys (``CURVE_SERVER``/``CURVE_SECRETKEY`` on the master,
-``CURVE_SERVERKEY``/``CURVE_PUBLICKEY``/``CURVE_SECRETKEY`` on workers, the heartbeat socket included)
-will be set. Today they leave the link unauthenticated.
+**Connections.** Each link a worker opens has a routing identity of its own: ``<id>`` for the first,
+``<id>#<n>`` after its n-th reset (and ``…|hb`` for the heartbeat socket of that link). The server hands
+the runners the worker id as ``sender`` and the routing identity as ``connection``; it sends to the
+connection of each worker that :meth:`ZmqServer.route` last set. ``ROUTER_HANDOVER`` is *off*: a
+second peer claiming a routing identity that is connected is ignored by ZeroMQ, and a peer claiming a
+worker id under a new connection reaches the master, which accepts it only with the worker's session
+token (a real reconnect) and refuses it otherwise (a takeover). Nobody can silently take a route over.
+
+**Limits.** Every socket refuses a message over :data:`MAX_MESSAGE_BYTES` (``MAXMSGSIZE``: the peer is
+disconnected), so a flood of huge frames costs a reconnect, not the master's memory.
+
+**Security.** :func:`_secure_server` / :func:`_secure_client` run on every socket before it binds or
+connects, the heartbeat socket included: with keys (:mod:`horde.rpc.keys`) they switch CurveZMQ on
+(``CURVE_SERVER`` + the master's secret key; ``CURVE_SERVERKEY`` + the worker's keypair), and a ZAP
+authenticator thread on the master's context admits only the authorised worker public keys. A peer
+without an authorised key never completes the handshake: nothing it sends reaches the runners. Without
+keys, a master listening on anything but loopback logs one warning that its control port is open.
 """
 
 from __future__ import annotations
 
+import ipaddress
 import logging
 import socket as pysocket
-from typing import Any
+import threading
+import time
+from typing import TYPE_CHECKING, Any
 
 import zmq
 import zmq.asyncio
@@ -28,27 +43,79 @@ import zmq.asyncio
 from horde.rpc.protocol import Message
 from horde.rpc.transport import HEARTBEAT, BadFrame, Inbound, RPCError, decode
 
+if TYPE_CHECKING:
+    from horde.rpc.keys import ClientKeys, ServerKeys
+
 logger = logging.getLogger(__name__)
 
-__all__ = ["HEARTBEAT_SUFFIX", "RPCError", "ZmqClient", "ZmqHeartbeat", "ZmqServer", "resolve"]
+__all__ = [
+    "HEARTBEAT_SUFFIX",
+    "MAX_MESSAGE_BYTES",
+    "RPCError",
+    "ZmqClient",
+    "ZmqHeartbeat",
+    "ZmqServer",
+    "resolve",
+]
 
 HEARTBEAT_SUFFIX = "|hb"  # appended to a worker's identity on its heartbeat socket (part of the wire)
+CONNECTION_SEPARATOR = "#"  # <id>#<n>: the n-th link of a worker (after n resets)
 LISTEN_BACKLOG = 4096  # the default (100) drops connects when hundreds of workers start at once
 HEARTBEAT_SNDHWM = 10  # beats queued while the master is away; older ones are worth nothing
+# the largest message any socket accepts: a shipped locustfile bundle (10 MiB of files, see
+# horde.rpc.bundle) plus its framing, or a stats report of thousands of entries, fit with room to spare
+MAX_MESSAGE_BYTES = 32 * 1024 * 1024
+ZAP_DOMAIN = b"horde"
+DENIED_LOG_INTERVAL = 10.0  # seconds between "refused a connection with an unknown key" lines
 
 
 def _tune(sock: zmq.Socket[Any]) -> None:
     sock.setsockopt(zmq.LINGER, 0)
     sock.setsockopt(zmq.TCP_KEEPALIVE, 1)
     sock.setsockopt(zmq.TCP_KEEPALIVE_IDLE, 30)
+    sock.setsockopt(zmq.MAXMSGSIZE, MAX_MESSAGE_BYTES)
 
 
-def _secure_server(sock: zmq.Socket[Any]) -> None:
-    """Where the master's CurveZMQ keys will be set (before bind). No security yet."""
+class _AuthorisedKeys:
+    """The ZAP credentials provider: allows the authorised worker keys, logs refusals (rate-limited)."""
+
+    def __init__(self, keys: frozenset[bytes]) -> None:
+        self.keys = keys
+        self.denied = 0
+        self._last_log = float("-inf")
+        self._lock = threading.Lock()
+
+    def callback(self, domain: str, key: bytes) -> bool:
+        if key in self.keys:
+            return True
+        with self._lock:
+            self.denied += 1
+            now = time.monotonic()
+            if now - self._last_log >= DENIED_LOG_INTERVAL:
+                self._last_log = now
+                logger.warning(
+                    "Refused a connection with an unauthorised CurveZMQ key (%d refused so far)", self.denied
+                )
+        return False
 
 
-def _secure_client(sock: zmq.Socket[Any]) -> None:
-    """Where a worker's CurveZMQ keys will be set (before connect, on both sockets). No security yet."""
+def _secure_server(sock: zmq.Socket[Any], keys: ServerKeys | None) -> None:
+    """CurveZMQ on the master's socket (before bind), when it has keys."""
+    if keys is None:
+        return
+    sock.setsockopt(zmq.CURVE_SECRETKEY, keys.secret)
+    sock.setsockopt(zmq.CURVE_PUBLICKEY, keys.public)
+    sock.setsockopt(zmq.CURVE_SERVER, 1)
+    sock.setsockopt(zmq.ZAP_DOMAIN, ZAP_DOMAIN)
+
+
+def _secure_client(sock: zmq.Socket[Any], keys: ClientKeys | None) -> None:
+    """CurveZMQ on a worker's socket (before connect; the heartbeat socket too), when it has keys."""
+    if keys is None:
+        return
+    sock.setsockopt(zmq.CURVE_SERVERKEY, keys.server_public)
+    sock.setsockopt(zmq.CURVE_PUBLICKEY, keys.public)
+    sock.setsockopt(zmq.CURVE_SECRETKEY, keys.secret)
 
 
 def _endpoint(host: str, port: int) -> str:
@@ -57,19 +124,45 @@ def _endpoint(host: str, port: int) -> str:
     return f"tcp://{host}:{port}"
 
 
-class ZmqServer:
-    """The master's ROUTER socket; ``port`` is the bound port (useful with port 0)."""
+def is_loopback(host: str) -> bool:
+    """True for an interface only this machine can reach (``127.0.0.1``, ``::1``, ``localhost``)."""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
 
-    def __init__(self, host: str = "*", port: int = 5557) -> None:
+
+def split_connection(routing_id: str) -> str:
+    """The worker id of a routing identity (``<id>`` or ``<id>#<n>``)."""
+    worker, sep, generation = routing_id.rpartition(CONNECTION_SEPARATOR)
+    return worker if sep and generation.isdigit() else routing_id
+
+
+class ZmqServer:
+    """The master's ROUTER socket; ``port`` is the bound port (useful with port 0).
+
+    ``keys`` (:func:`horde.rpc.keys.server_keys`) switches CurveZMQ on, with a ZAP authenticator that
+    admits only the authorised worker keys.
+    """
+
+    def __init__(self, host: str = "*", port: int = 5557, keys: ServerKeys | None = None) -> None:
         self.context = zmq.asyncio.Context()
+        self.keys = keys
+        self._auth: Any = None
+        self.authorised: _AuthorisedKeys | None = None
+        self._routes: dict[str, str] = {}  # worker id -> the routing identity of its current connection
+        if keys is not None:
+            self._start_authenticator(keys)
         self.socket = self.context.socket(zmq.ROUTER)
         _tune(self.socket)
-        # a worker that reconnects with the same identity takes its route over at once
-        self.socket.setsockopt(zmq.ROUTER_HANDOVER, 1)
+        # no handover: a second peer claiming a connected routing identity is ignored, never given the route
+        self.socket.setsockopt(zmq.ROUTER_HANDOVER, 0)
         self.socket.setsockopt(zmq.BACKLOG, LISTEN_BACKLOG)
         if ":" in host:
             self.socket.setsockopt(zmq.IPV6, 1)
-        _secure_server(self.socket)
+        _secure_server(self.socket, keys)
         try:
             if port == 0:
                 self._port = self.socket.bind_to_random_port(_endpoint(host, 0).rsplit(":", 1)[0])
@@ -79,6 +172,24 @@ class ZmqServer:
         except zmq.ZMQError as e:
             self.close()
             raise RPCError(f"cannot listen on {host}:{port}: {e.strerror}") from e
+        if keys is None and not is_loopback(host):
+            logger.warning(
+                "The control port %s:%d is open: anyone who can reach it can join as a worker, read the "
+                "options and change the results. Use --keys DIR (horde keys generate) to allow only your workers",
+                "*" if host in ("*", "0.0.0.0", "::") else host,
+                self._port,
+            )
+        elif keys is not None:
+            logger.info("CurveZMQ on: %d authorised worker key(s) from %s", len(keys.authorized), keys.source)
+
+    def _start_authenticator(self, keys: ServerKeys) -> None:
+        from zmq.auth.thread import ThreadAuthenticator
+
+        # a thread, not a task: handshakes go on while the event loop is busy
+        self._auth = ThreadAuthenticator(self.context, log=logging.getLogger("horde.rpc.zap"))
+        self._auth.start()
+        self.authorised = _AuthorisedKeys(keys.authorized)
+        self._auth.configure_curve_callback(domain=ZAP_DOMAIN.decode(), credentials_provider=self.authorised)
 
     @property
     def port(self) -> int:
@@ -92,25 +203,45 @@ class ZmqServer:
         if len(frames) != 2:
             return BadFrame("frame count", f"expected 2 frames, got {len(frames)}")
         try:
-            sender = frames[0].decode()
+            routing = frames[0].decode()
         except UnicodeDecodeError:
             return BadFrame("identity", "undecodable sender identity")
-        if sender.endswith(HEARTBEAT_SUFFIX):
-            return decode(sender[: -len(HEARTBEAT_SUFFIX)], frames[1], HEARTBEAT)
-        return decode(sender, frames[1])
+        channel = "main"
+        if routing.endswith(HEARTBEAT_SUFFIX):
+            routing, channel = routing[: -len(HEARTBEAT_SUFFIX)], HEARTBEAT
+        item = decode(split_connection(routing), frames[1], HEARTBEAT if channel == HEARTBEAT else "main")
+        if isinstance(item, Inbound) and routing != item.sender:
+            return Inbound(item.sender, item.message, item.channel, routing)
+        return item
+
+    def route(self, identity: str, connection: str) -> None:
+        """From now on, messages to worker ``identity`` go to ``connection`` (its accepted link)."""
+        if connection == identity:
+            self._routes.pop(identity, None)
+        else:
+            self._routes[identity] = connection
+
+    def forget(self, identity: str) -> None:
+        self._routes.pop(identity, None)
+
+    def _target(self, identity: str) -> bytes:
+        return self._routes.get(identity, identity).encode()
 
     async def send(self, identity: str, msg: Message) -> None:
         try:
-            await self.socket.send_multipart([identity.encode(), msg.serialize()])
+            await self.socket.send_multipart([self._target(identity), msg.serialize()])
         except zmq.ZMQError as e:
             raise RPCError(f"send to {identity} failed: {e.strerror}") from e
 
     def send_nowait(self, identity: str, msg: Message) -> None:
-        fut: Any = self.socket.send_multipart([identity.encode(), msg.serialize()], flags=zmq.NOBLOCK)
+        fut: Any = self.socket.send_multipart([self._target(identity), msg.serialize()], flags=zmq.NOBLOCK)
         fut.add_done_callback(_log_send_failure)
 
     def close(self) -> None:
         self.socket.close(linger=0)
+        if self._auth is not None:
+            self._auth.stop()
+            self._auth = None
         self.context.term()
 
 
@@ -120,17 +251,18 @@ def _log_send_failure(fut: Any) -> None:
 
 
 class ZmqHeartbeat:
-    """A worker's heartbeat socket (identity ``<id>|hb``), with a context of its own so that the
+    """A worker's heartbeat socket (identity ``<connection>|hb``), with a context of its own so that the
     heartbeat thread that opens it is the only one ever touching it."""
 
-    def __init__(self, endpoint: str, identity: str) -> None:
+    def __init__(self, endpoint: str, identity: str, keys: ClientKeys | None = None) -> None:
         self._context = zmq.Context()
         self._socket = self._context.socket(zmq.DEALER)
         self._socket.setsockopt(zmq.LINGER, 0)
+        self._socket.setsockopt(zmq.MAXMSGSIZE, MAX_MESSAGE_BYTES)
         self._socket.setsockopt(zmq.IDENTITY, (identity + HEARTBEAT_SUFFIX).encode())
         self._socket.setsockopt(zmq.SNDHWM, HEARTBEAT_SNDHWM)
         self._socket.setsockopt(zmq.IPV6, 1)
-        _secure_client(self._socket)
+        _secure_client(self._socket, keys)
         self._socket.connect(endpoint)
 
     def send(self, msg: Message) -> bool:
@@ -146,20 +278,41 @@ class ZmqHeartbeat:
 
 
 class ZmqClient:
-    """A worker's DEALER socket, connected to the master under a fixed identity."""
+    """A worker's DEALER socket, connected to the master under a fixed identity.
 
-    def __init__(self, host: str, port: int, identity: str) -> None:
+    ``generation`` counts resets: each new link has the routing identity ``<identity>#<generation>``
+    (the first is plain ``<identity>``), and the master's name is looked up again at every reset, so a
+    master that came back at a new address under the same DNS name is followed (the heartbeat channel
+    reopens on the new link too: see :meth:`open_heartbeat`).
+    """
+
+    def __init__(self, host: str, port: int, identity: str, keys: ClientKeys | None = None) -> None:
         self.host, self.port, self.identity = host, port, identity
+        self.keys = keys
+        self.generation = 0
         self.context = zmq.asyncio.Context()
         self._endpoint = _endpoint(resolve(host), port)
         self.socket = self._connect()
 
+    @property
+    def connection(self) -> str:
+        """The routing identity of the current link."""
+        return (
+            self.identity
+            if not self.generation
+            else f"{self.identity}{CONNECTION_SEPARATOR}{self.generation}"
+        )
+
+    @property
+    def endpoint(self) -> str:
+        return self._endpoint
+
     def _connect(self) -> zmq.asyncio.Socket:
         sock = self.context.socket(zmq.DEALER)
         _tune(sock)
-        sock.setsockopt(zmq.IDENTITY, self.identity.encode())
+        sock.setsockopt(zmq.IDENTITY, self.connection.encode())
         sock.setsockopt(zmq.IPV6, 1)
-        _secure_client(sock)
+        _secure_client(sock, self.keys)
         sock.connect(self._endpoint)
         return sock
 
@@ -167,9 +320,13 @@ class ZmqClient:
         # closing the socket cancels a recv waiting on it: the receiver reads again from the new one
         self.socket.close(linger=0)
         try:
-            self._endpoint = _endpoint(resolve(self.host), self.port)  # the master may have moved
+            endpoint = _endpoint(resolve(self.host), self.port)  # the master may have moved
+            if endpoint != self._endpoint:
+                logger.info("Master %s now resolves to %s", self.host, endpoint)
+            self._endpoint = endpoint
         except RPCError as e:
             logger.warning("%s; reconnecting to the last known address", e)
+        self.generation += 1
         self.socket = self._connect()
 
     async def send(self, msg: Message) -> None:
@@ -189,7 +346,8 @@ class ZmqClient:
             return BadFrame("undecodable", str(e))
 
     def open_heartbeat(self) -> ZmqHeartbeat:
-        return ZmqHeartbeat(self._endpoint, self.identity)
+        """A heartbeat socket on the current link (address and identity); reopen it after a reset."""
+        return ZmqHeartbeat(self._endpoint, self.connection, self.keys)
 
     def close(self, linger: float = 0.0) -> None:
         self.socket.close(linger=int(linger * 1000))

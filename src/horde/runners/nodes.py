@@ -27,6 +27,9 @@ class WorkerNode:
     spawn_seq_sent: int = 0  # the newest spawn message sent to this worker
     spawn_seq_done: int = 0  # the newest spawn the worker confirmed as applied
     target: dict[str, int] = field(default_factory=dict)  # what the master last told it to run
+    connection: str = ""  # the transport link accepted for it (empty: the transport has one per worker)
+    session: str | None = None  # the secret it registered with; a new link must prove it
+    count_mismatches: int = 0  # reports of more users than it was sent (logged, not adopted)
 
     @property
     def user_count(self) -> int:

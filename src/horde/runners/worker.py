@@ -17,13 +17,15 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
+import secrets
 import socket
 import threading
 import time
 import traceback
 import uuid
+from collections import deque
 from collections.abc import Awaitable, Callable
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import psutil
 
@@ -35,6 +37,9 @@ from horde.rpc.protocol import Message
 from horde.rpc.transport import BadFrame, ClientTransport, HeartbeatSender, RPCError
 from horde.runners.base import RunnerState, UserRunner
 
+if TYPE_CHECKING:
+    from horde.rpc.keys import ClientKeys
+
 logger = logging.getLogger(__name__)
 
 T = TypeVar("T")
@@ -43,6 +48,9 @@ MAX_FORWARDED_LOG_LINES = 50  # per report; the rest is counted, not sent
 MAX_EXCEPTION_ROWS_PER_REPORT = 100
 READ_ERROR_PAUSE = 0.5  # seconds the receiver waits after a transport failure
 FIRST_RETRY, MAX_RETRY = 0.2, 5.0  # registration back-off, seconds
+RUN_TIME_MARGIN = 30.0  # seconds past its run time (and stop_timeout) a worker without master stops itself
+UNCONNECTED_SEND_TIMEOUT = 2.0  # seconds a send may wait for a link while not registered
+KEPT_REPORTS = 20  # stats reports kept to resend to a master that did not know this worker
 
 
 def _being_cancelled() -> bool:
@@ -128,13 +136,20 @@ class HeartbeatThread(threading.Thread):
         runner = self.runner
         loop = runner.loop
         assert loop is not None, "the heartbeat thread starts after the worker's event loop is known"
-        channel = runner.transport.open_heartbeat()  # opened here: only this thread touches it
+        transport = runner.transport
+        generation = transport.generation
+        channel = transport.open_heartbeat()  # opened here: only this thread touches it
         process = psutil.Process()
         process.cpu_percent()
         try:
             while not self._stop_event.is_set():
                 if not self._probe(loop):
                     return
+                if transport.generation != generation:
+                    # the link was reset (the master may have moved): beat on the new one
+                    generation = transport.generation
+                    channel.close()
+                    channel = transport.open_heartbeat()
                 self._beat(channel, process)
                 self._stop_event.wait(self.interval)
         finally:
@@ -175,6 +190,7 @@ class WorkerRunner(UserRunner):
         protocol_version: int = PROTOCOL_VERSION,
         connect: Callable[[str], ClientTransport] | None = None,
         heartbeat_thread: bool | None = None,
+        keys: ClientKeys | None = None,
     ) -> None:
         _configure_stats(environment, use_response_times_cache=False)
         super().__init__(environment)
@@ -192,9 +208,11 @@ class WorkerRunner(UserRunner):
         if connect is None:
             from horde.rpc.zmq import ZmqClient  # pyzmq loads only when a real worker is made
 
-            self.transport: ClientTransport = ZmqClient(master_host, master_port, self.client_id)
+            self.transport: ClientTransport = ZmqClient(master_host, master_port, self.client_id, keys=keys)
         else:
             self.transport = connect(self.client_id)
+        # proves, at every re-registration, that a new link is this worker and not another peer using its id
+        self.session = secrets.token_hex(16)
         self.worker_state = "ready"
         self.worker_index: int | None = None
         self.master_epoch: str | None = None
@@ -212,6 +230,9 @@ class WorkerRunner(UserRunner):
         self._logs = _WarningBuffer()
         self._last_master_contact = self._clock.monotonic()
         self._heartbeat: HeartbeatThread | None = None
+        self._sent_reports: deque[tuple[str | None, Message]] = deque(maxlen=KEPT_REPORTS)
+        self._resend_from: int | None = None  # a master that did not know us dropped reports from this seq
+        self._run_deadline: float | None = None  # monotonic time past which no master means: stop
         self.loop: asyncio.AbstractEventLoop | None = None  # set when the background work starts
 
     @property
@@ -252,10 +273,15 @@ class WorkerRunner(UserRunner):
     async def _heartbeat_loop(self) -> None:
         """Heartbeats on the environment's clock. CPU and loop lag are the usage monitor's latest sample:
         measuring them between beats means nothing when the clock is not real time."""
+        generation = self.transport.generation
         channel = self.transport.open_heartbeat()
         process = psutil.Process()
         try:
             while True:
+                if self.transport.generation != generation:
+                    generation = self.transport.generation
+                    channel.close()
+                    channel = self.transport.open_heartbeat()
                 if self.connected.is_set():
                     sample = self.monitor.latest
                     payload = heartbeat_payload(self, process, sample.cpu_percent, sample.loop_lag)
@@ -290,12 +316,17 @@ class WorkerRunner(UserRunner):
             "version": __version__,
             "protocol": self.protocol_version,
             "user_classes_count": self.user_classes_count,
+            "session": self.session,
         }
         return Message("client_ready", data, self.client_id)
 
     async def _send(self, msg: Message) -> None:
         try:
-            await self.transport.send(msg)
+            if self.connected.is_set():
+                await self.transport.send(msg)
+            elif not await self._within(self.transport.send(msg), UNCONNECTED_SEND_TIMEOUT):
+                # no link to a master (it is away, or refuses our key): do not wait for one for ever
+                logger.debug("a %r message could not be sent: no link to the master", msg.type)
         except asyncio.CancelledError:
             if _being_cancelled():
                 raise
@@ -379,6 +410,20 @@ class WorkerRunner(UserRunner):
         self.master_epoch = epoch
         self.connected.set()
         logger.info("Connected to master %s:%s as %s", self.master_host, self.master_port, self.client_id)
+        self._resend_reports()
+
+    def _resend_reports(self) -> None:
+        """Reports a master dropped because it did not know us go again, to that same master only."""
+        start, self._resend_from = self._resend_from, None
+        if start is None:
+            return
+        again = [
+            m for epoch, m in self._sent_reports if epoch == self.master_epoch and m.data["seq"] >= start
+        ]
+        if again:
+            logger.info("Resending %d stats report(s) the master had not taken", len(again))
+        for msg in again:
+            self.spawn_background(self._send(msg), "worker-resend-stats")
 
     async def _watchdog(self) -> None:
         """Re-register when the master goes quiet (it may have restarted); give up after master_timeout."""
@@ -387,6 +432,14 @@ class WorkerRunner(UserRunner):
             await self._clock.sleep(self.heartbeat_interval)
             silent = self._clock.monotonic() - self._last_master_contact
             if not self.connected.is_set():
+                deadline = self._run_deadline
+                if deadline is not None and self._clock.monotonic() > deadline and self.users.running_tasks:
+                    logger.error(
+                        "No master for %.0f s and the test's run time is over; stopping the users", silent
+                    )
+                    self.exit_code = 1
+                    self._run_deadline = None
+                    self.spawn_background(self._stop_users_and_report(), "worker-run-time-stop")
                 if silent > self.master_timeout:
                     logger.error("No master for %.0f s; quitting", silent)
                     self.exit_code = 1
@@ -436,6 +489,9 @@ class WorkerRunner(UserRunner):
             logger.info("The master asked this worker to quit")
             self.quit()
         elif msg.type == "reregister":
+            seq = data.get("stats_seq")
+            if isinstance(seq, int) and (self._resend_from is None or seq < self._resend_from):
+                self._resend_from = seq
             if self.connected.is_set():
                 self.connected.clear()
                 self.spawn_background(self._reregister(), "worker-reregister")
@@ -474,20 +530,57 @@ class WorkerRunner(UserRunner):
             await asyncio.shield(self._apply_task)
 
     def _take_settings(self, data: dict[str, Any]) -> None:
-        """The host, stop_timeout and (once per test) options the master's spawn messages carry."""
+        """The host, stop_timeout and (once per test) options the master's spawn messages carry.
+
+        Every value the master changes is logged (a warning when it replaces one this worker was
+        started with), so a master that sends a worker's traffic elsewhere never does it silently.
+        """
         env = self.environment
-        if data.get("host"):
-            env.host = str(data["host"])
-        env.stop_timeout = float(data.get("stop_timeout") or 0.0)
+        host = str(data["host"]) if data.get("host") else None
+        if host is not None and host != env.host:
+            if env.host:
+                logger.warning("The master overrides the host: %s (this worker had %s)", host, env.host)
+            else:
+                logger.info("The master sets the host: %s", host)
+            env.host = host
+        stop_timeout = float(data.get("stop_timeout") or 0.0)
+        if stop_timeout != env.stop_timeout:
+            logger.info("The master sets stop_timeout to %g s (was %g s)", stop_timeout, env.stop_timeout)
+        env.stop_timeout = stop_timeout
         options = data.get("options")
         if isinstance(options, dict):
-            # the master's selection of tasks and its reset policy apply to the whole cluster
-            if "tags" in options:
-                env.tags = set(options["tags"]) if options["tags"] else None
-            if "exclude_tags" in options:
-                env.exclude_tags = set(options["exclude_tags"]) if options["exclude_tags"] else None
-            if "reset_stats" in options:
-                env.reset_stats = bool(options["reset_stats"])
+            self._take_options(options)
+
+    def _take_options(self, options: dict[str, Any]) -> None:
+        """The master's selection of tasks and its reset policy apply to the whole cluster; its run time
+        bounds how long this worker keeps loading without a master."""
+        env = self.environment
+        for key in ("tags", "exclude_tags"):
+            if key in options:
+                value = set(options[key]) if options[key] else None
+                if value != getattr(env, key):
+                    self._overridden(key, getattr(env, key), value)
+                setattr(env, key, value)
+        if "reset_stats" in options:
+            reset = bool(options["reset_stats"])
+            if reset != env.reset_stats:
+                self._overridden("reset_stats", env.reset_stats, reset)
+            env.reset_stats = reset
+        run_time = options.get("run_time")
+        if isinstance(run_time, (int, float)) and not isinstance(run_time, bool) and run_time > 0:
+            self._run_deadline = self._clock.monotonic() + run_time + env.stop_timeout + RUN_TIME_MARGIN
+        else:
+            self._run_deadline = None
+
+    def _overridden(self, key: str, old: Any, new: Any) -> None:
+        mine = old not in (None, False, set())
+        log = logger.warning if mine else logger.info
+        log(
+            "The master sets %s to %r%s",
+            key,
+            sorted(new) if isinstance(new, set) else new,
+            f" (was {old!r})" if mine else "",
+        )
 
     def _users_payload(self, data: dict[str, Any]) -> dict[str, int]:
         """The ``"users"`` kind arrives as per-class changes: fold them into this worker's absolute target."""
@@ -537,6 +630,7 @@ class WorkerRunner(UserRunner):
         await self._stop_appliers()
         await self.users.stop_all(env.stop_timeout)
         self._target = {}
+        self._run_deadline = None
         self.worker_state = "ready"
         self.state = RunnerState.STOPPED
         await self._report()
@@ -584,7 +678,9 @@ class WorkerRunner(UserRunner):
             "stats_generation": self._stats_generation,
         }
         self.environment.events.report_to_master.fire(client_id=self.client_id, data=data)
-        await self._send(Message("stats", data, self.client_id))
+        msg = Message("stats", data, self.client_id)
+        self._sent_reports.append((self.master_epoch, msg))  # kept: a master that lost us asks again
+        await self._send(msg)
 
     # ---- quitting ------------------------------------------------------------------------------------
     async def wait_quit(self) -> None:

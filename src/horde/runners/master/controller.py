@@ -34,7 +34,7 @@ class ControllerMixin(MasterCore):
                 if item is None:
                     await self._on_timers()
                 elif item[0] == "msg":
-                    await self._on_message(item[1])
+                    await self._on_message(item[1], item[2] if len(item) > 2 else None)
                 else:
                     await self._on_command(item)
                     await self._on_timers()
@@ -284,13 +284,19 @@ def _fmt(counts: dict[str, int]) -> str:
     return ", ".join(f"{k}: {v}" for k, v in sorted(counts.items())) or "no users"
 
 
+# where the master's keys are is nobody else's business (and a worker has its own)
+PRIVATE_OPTIONS = frozenset({"keys", "master_key", "worker_key", "authorized_workers"})
+
+
 def _plain_options(options: Any) -> dict[str, Any]:
-    """The master's options that are plain values (they travel to workers once per test)."""
+    """The master's options that are plain values (they travel to workers once per test), key paths left out."""
     if options is None:
         return {}
     plain = (str, int, float, bool, type(None))
     out: dict[str, Any] = {}
     for key, value in vars(options).items():
+        if key in PRIVATE_OPTIONS:
+            continue
         if isinstance(value, plain) or (isinstance(value, list) and all(isinstance(v, plain) for v in value)):
             out[key] = value
     return out

@@ -71,6 +71,8 @@ class MasterCore(Runner):
         self._options_sent: set[str] = set()
         self.worker_state_changes = 0  # bumped on every worker state change (the console reprints its table)
         self._nodes_changed = asyncio.Event()
+        self.bundle: Any = None  # the locustfile bundle shipped to workers without one (horde.rpc.bundle)
+        self.bundle_problem: str | None = None  # why there is none to ship
 
     # ---- shared helpers ------------------------------------------------------------------------------
     def _now(self) -> float:
@@ -111,7 +113,7 @@ class MasterCore(Runner):
     async def _check_liveness(self, now: float) -> None:
         raise NotImplementedError  # handlers
 
-    async def _on_message(self, msg: Message) -> None:
+    async def _on_message(self, msg: Message, link: str | None = None) -> None:
         raise NotImplementedError  # handlers
 
     def _on_heartbeat(self, node: WorkerNode, data: dict[str, Any]) -> None:

@@ -23,19 +23,26 @@ logger = logging.getLogger("horde.runners.master")
 
 
 class HandlersMixin(ControllerMixin):
-    async def _on_message(self, msg: Message) -> None:
+    async def _on_message(self, msg: Message, link: str | None = None) -> None:
         node_id = msg.node_id
         assert node_id is not None
+        link = link or node_id  # replies to a worker we do not (yet) know go back on the link it used
         node = self.nodes.get(node_id)
         if msg.type == "client_ready":
-            await self._on_client_ready(node_id, node, msg.data)
+            await self._on_client_ready(node_id, node, msg.data, link)
+            return
+        if msg.type == "fetch_locustfile":
+            await self._ship_locustfile(link, msg.data)
             return
         if node is None:
             if msg.type not in ("quit", "client_stopped"):
                 # a worker of an earlier master (or one we forgot): ask it to introduce itself again,
-                # unless this master is on its way out
+                # unless this master is on its way out; a stats report it sent is resent after that
                 reply = "quit" if self._quitting() else "reregister"
-                await self._send(node_id, Message(reply, {"epoch": self.epoch}))
+                data: dict[str, Any] = {"epoch": self.epoch}
+                if msg.type == "stats" and isinstance(msg.data, dict):
+                    data["stats_seq"] = msg.data.get("seq")
+                await self._send(link, Message(reply, data))
             return
         node.last_seen = self._now()
         if node.state == RunnerState.MISSING and msg.type != "quit":
@@ -50,18 +57,63 @@ class HandlersMixin(ControllerMixin):
         return self._quit_task is not None
 
     # ---- joining -------------------------------------------------------------------------------------
-    async def _on_client_ready(self, node_id: str, node: WorkerNode | None, data: dict[str, Any]) -> None:
+    async def _on_client_ready(
+        self, node_id: str, node: WorkerNode | None, data: dict[str, Any], link: str | None = None
+    ) -> None:
+        link = link or node_id
         if self._quitting() and node is None:
-            await self._send(node_id, Message("quit", {}))
+            await self._send(link, Message("quit", {}))
             return
         if data["protocol"] != PROTOCOL_VERSION:
-            await self._refuse(node_id, data)
+            await self._refuse(link, data)
+            return
+        if node is not None and not self._same_worker(node, data, link):
             return
         running = {k: v for k, v in data["user_classes_count"].items() if v}
         if node is not None:
             await self._known_worker_ready(node, running)
         else:
-            await self._new_worker(node_id, running)
+            await self._new_worker(node_id, running, data.get("session"), link)
+
+    def _same_worker(self, node: WorkerNode, data: dict[str, Any], link: str) -> bool:
+        """Is this registration the worker we know (a reconnect), not another peer using its id?
+
+        The worker proves it with the session secret it registered with. A worker that registered
+        without one (an older or simulated worker) can be taken over only once it is missing.
+        """
+        session = data.get("session")
+        proven = node.session is not None and session == node.session
+        if not proven and not (node.session is None and node.state == RunnerState.MISSING):
+            self.dropped_messages["identity takeover"] += 1
+            logger.warning(
+                "Refused a connection claiming to be worker %s: %s; the worker keeps its link",
+                node.id,
+                "wrong session token" if session else "no session token",
+            )
+            return False
+        if link != (node.connection or node.id):
+            logger.info("Worker %s reconnected on a new link", node.id)
+            node.connection = link
+            self.transport.route(node.id, link)
+        return True
+
+    async def _ship_locustfile(self, link: str, data: dict[str, Any]) -> None:
+        """A worker without a locustfile asks for ours (the transport already authenticated it)."""
+        if data["protocol"] != PROTOCOL_VERSION:
+            await self._refuse(link, data)
+            return
+        if self.bundle is None:
+            logger.error("A worker asked for the locustfile: %s", self.bundle_problem)
+            await self._send(link, Message("refuse", {"reason": self.bundle_problem or "no locustfile"}))
+            return
+        logger.info(
+            "Sending the locustfile (%d files, %.1f kB, sha256 %s…) to %s",
+            len(self.bundle.files),
+            self.bundle.size / 1000,
+            self.bundle.sha256[:12],
+            link,
+        )
+        await self._send(link, Message("locustfile", self.bundle.to_wire()))
 
     async def _refuse(self, node_id: str, data: dict[str, Any]) -> None:
         reason = (
@@ -72,9 +124,15 @@ class HandlersMixin(ControllerMixin):
         refusal = {"reason": reason, "master_version": __version__, "master_protocol": PROTOCOL_VERSION}
         await self._send(node_id, Message("refuse", refusal))
 
-    async def _new_worker(self, node_id: str, running: dict[str, int]) -> None:
+    async def _new_worker(
+        self, node_id: str, running: dict[str, int], session: str | None = None, link: str | None = None
+    ) -> None:
         node = self.nodes.add(node_id, self._now())
         node.user_classes_count = running
+        node.session = session
+        if link is not None and link != node_id:
+            node.connection = link
+            self.transport.route(node_id, link)
         await self._send(node_id, Message("ack", {"index": node.index, "epoch": self.epoch}))
         self._changed()
         logger.info("Worker %s connected (%d workers)", node_id, len(self.nodes.active))
@@ -138,7 +196,7 @@ class HandlersMixin(ControllerMixin):
         reason = data["reason"]
         logger.error("Worker %s stopped the test: %s", node.id, reason)
         if self._testing():
-            self.stop_test(reason)
+            self.stop_test(f"worker {node.id}: {reason}")
 
     async def _msg_spawning(self, node: WorkerNode, data: dict[str, Any]) -> None:
         if node.state != RunnerState.SPAWNING:
@@ -149,8 +207,8 @@ class HandlersMixin(ControllerMixin):
         if node.state != RunnerState.RUNNING:
             self._changed()
         node.state = RunnerState.RUNNING
-        node.user_classes_count = dict(data["user_classes_count"])
         node.spawn_seq_done = max(node.spawn_seq_done, data["seq"])
+        node.user_classes_count = self._reconciled(node, data["user_classes_count"])
         if node.spawn_seq_done >= node.spawn_seq_sent:
             self._unconfirmed.discard(node.id)
         await self._check_ramp_acks()
@@ -161,16 +219,43 @@ class HandlersMixin(ControllerMixin):
             return
         if data.get("stats_generation", self._stats_generation) < self._stats_generation:
             self.dropped_messages["stats from before a reset"] += 1
-            node.user_classes_count = dict(data["user_classes_count"])
+            node.user_classes_count = self._reconciled(node, data["user_classes_count"])
             return
         try:
             self.environment.stats.merge(data["stats"])
         except StatsPayloadError as e:
             self._drop("invalid", f"stats from {node.id}: {e}")
             return
-        node.user_classes_count = dict(data["user_classes_count"])
+        node.user_classes_count = self._reconciled(node, data["user_classes_count"])
         self._take_exceptions_and_logs(node, data)
         self.environment.events.worker_report.fire(client_id=node.id, data=data)
+
+    def _reconciled(self, node: WorkerNode, reported: dict[str, int]) -> dict[str, int]:
+        """The user counts a worker reports, checked against the target it was sent.
+
+        Fewer users than the target is real (a ramp in progress, users that failed to start) and is
+        shown as reported. More than the target once the worker confirmed its latest spawn (or between
+        tests) is not believed: it is logged and counted at the target.
+        """
+        counts = {k: v for k, v in reported.items() if v}
+        if self._testing():
+            if self._driver is None or self._driver.planner.kind != USERS:
+                return counts  # other plan kinds size their users themselves
+            if node.spawn_seq_done < node.spawn_seq_sent:
+                return counts  # a step down in flight: the extra users are stopping
+        over = {k: v for k, v in counts.items() if v > node.target.get(k, 0)}
+        if not over:
+            return counts
+        node.count_mismatches += 1
+        if node.count_mismatches == 1 or node.count_mismatches % 100 == 0:
+            logger.warning(
+                "Worker %s reports %s, more than the %s it was sent; counting its target (%d such reports)",
+                node.id,
+                _fmt(over),
+                _fmt({k: node.target.get(k, 0) for k in over}),
+                node.count_mismatches,
+            )
+        return {k: min(v, node.target.get(k, 0)) for k, v in counts.items() if node.target.get(k, 0)}
 
     def _next_report(self, node: WorkerNode, seq: int) -> bool:
         """False for a retried report (already merged); warn about reports that never arrived."""
@@ -219,6 +304,7 @@ class HandlersMixin(ControllerMixin):
     async def _msg_quit(self, node: WorkerNode, data: dict[str, Any]) -> None:
         self._check_final_report(node, data)
         self.nodes.remove(node.id)
+        self.transport.forget(node.id)
         self._changed()
         self._forget_from_plan([node.id])
         logger.info("Worker %s quit (%d workers left)", node.id, len(self.nodes.active))
@@ -269,6 +355,7 @@ class HandlersMixin(ControllerMixin):
                 "Forgetting worker %s (missing for %.0f s)", node.id, now - (node.missing_since or now)
             )
             self.nodes.remove(node.id)
+            self.transport.forget(node.id)
         self._next_liveness_check = found.next_due
         if found.lost:
             await self._workers_lost(found.lost, now)
@@ -306,3 +393,7 @@ class HandlersMixin(ControllerMixin):
         await self._send_full_target(node, {})
         self._driver.add_worker(node, self._now())
         await self._rebalance()
+
+
+def _fmt(counts: dict[str, int]) -> str:
+    return ", ".join(f"{v} {k}" for k, v in sorted(counts.items())) or "no users"

@@ -53,11 +53,42 @@ class MasterRunner(HandlersMixin, StoppingMixin):
     ) -> None:
         # reports arrive every few seconds: leave the newest seconds out of the live rate until they do
         _configure_stats(environment, current_rps_lag=4)
+        options = getattr(environment, "parsed_options", None)
         if transport is None:
+            from horde.rpc.keys import server_keys
             from horde.rpc.zmq import ZmqServer  # pyzmq loads only when a real master is made
 
-            transport = ZmqServer(master_bind_host, master_bind_port)
+            keys = server_keys(
+                getattr(options, "keys", None),
+                getattr(options, "master_key", None),
+                getattr(options, "authorized_workers", None),
+            )  # KeyFileError (one line) for a missing or bad key file
+            transport = ZmqServer(master_bind_host, master_bind_port, keys=keys)
         super().__init__(environment, transport, heartbeat_interval, heartbeat_liveness)
+        self._read_bundle(getattr(options, "locustfile", None))
+
+    def _read_bundle(self, spec: Any) -> None:
+        """Read the locustfile(s) to ship once, now: what workers without ``-f`` will get."""
+        from horde.rpc.bundle import BundleError, build
+
+        if not isinstance(spec, str) or spec in ("", "-"):
+            self.bundle_problem = "this master has no locustfile to ship (start it with -f)"
+            return
+        try:
+            self.bundle = build(spec)
+        except BundleError as e:
+            self.bundle_problem = str(e)
+            logger.warning("Workers without -f cannot get the locustfile: %s", e)
+            return
+        if self.bundle.left_out:
+            from horde.rpc.bundle import MAX_BUNDLE_BYTES
+
+            logger.warning(
+                "The folder of %s is over %d MiB: workers without -f get only the locustfile and its imported "
+                "modules, not its data files",
+                spec,
+                MAX_BUNDLE_BYTES // 2**20,
+            )
 
     # ---- views ---------------------------------------------------------------------------------------
     @property
@@ -226,6 +257,14 @@ class MasterRunner(HandlersMixin, StoppingMixin):
             self._drop("invalid", f"{msg.type!r} on the heartbeat channel of {sender}")
             return
         node = self.nodes.get(sender)
+        link = item.link
+        if node is not None and link != (node.connection or node.id):
+            # another link claims this worker: only a re-registration proving its session may take over
+            if not (msg.type == "client_ready" and item.channel != HEARTBEAT):
+                self._drop("foreign connection", f"{msg.type!r} for {sender} on a link that is not its own")
+                return
+            self._inbox.put_nowait(("msg", Message(msg.type, msg.data, sender), link))
+            return
         if node is not None:
             # hearing from a worker proves it alive even while the controller is busy (a slow
             # test_start listener, a long ramp step): liveness never waits for the controller
@@ -234,7 +273,7 @@ class MasterRunner(HandlersMixin, StoppingMixin):
                 self._on_heartbeat(node, msg.data)
                 return
         # the transport identity says who sent it, whatever the payload claims
-        self._inbox.put_nowait(("msg", Message(msg.type, msg.data, sender)))
+        self._inbox.put_nowait(("msg", Message(msg.type, msg.data, sender), link))
 
     # ---- sending -------------------------------------------------------------------------------------
     def send_message(self, msg_type: str, data: Any = None, client_id: str | None = None) -> None:
