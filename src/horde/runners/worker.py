@@ -230,7 +230,9 @@ class WorkerRunner(UserRunner):
         self._logs = _WarningBuffer()
         self._last_master_contact = self._clock.monotonic()
         self._heartbeat: HeartbeatThread | None = None
-        self._sent_reports: deque[tuple[str | None, Message]] = deque(maxlen=KEPT_REPORTS)
+        # (master epoch, monotonic time sent, report): resent when a master says it did not take them, or
+        # after a reset drops what was queued on the old link (the master drops the ones it already has)
+        self._sent_reports: deque[tuple[str | None, float, Message]] = deque(maxlen=KEPT_REPORTS)
         self._resend_from: int | None = None  # a master that did not know us dropped reports from this seq
         self._run_deadline: float | None = None  # monotonic time past which no master means: stop
         self.loop: asyncio.AbstractEventLoop | None = None  # set when the background work starts
@@ -418,7 +420,7 @@ class WorkerRunner(UserRunner):
         if start is None:
             return
         again = [
-            m for epoch, m in self._sent_reports if epoch == self.master_epoch and m.data["seq"] >= start
+            m for epoch, _, m in self._sent_reports if epoch == self.master_epoch and m.data["seq"] >= start
         ]
         if again:
             logger.info("Resending %d stats report(s) the master had not taken", len(again))
@@ -448,9 +450,18 @@ class WorkerRunner(UserRunner):
                 continue
             if silent > window:
                 logger.warning("Master silent for %.1f s; reconnecting", silent)
+                self._resend_after_reset()
                 self.transport.reset()
                 self.connected.clear()
                 self.spawn_background(self._reregister(), "worker-reregister")
+
+    def _resend_after_reset(self) -> None:
+        """Reports sent since the master last spoke may be lost with the old link: resend them once
+        registered again (to the same master; it drops any it already merged, by sequence number)."""
+        since = self._last_master_contact - self.heartbeat_interval
+        unsure = [m.data["seq"] for _, sent, m in self._sent_reports if sent >= since]
+        if unsure and (self._resend_from is None or unsure[0] < self._resend_from):
+            self._resend_from = unsure[0]
 
     async def _reregister(self) -> None:
         try:
@@ -679,7 +690,9 @@ class WorkerRunner(UserRunner):
         }
         self.environment.events.report_to_master.fire(client_id=self.client_id, data=data)
         msg = Message("stats", data, self.client_id)
-        self._sent_reports.append((self.master_epoch, msg))  # kept: a master that lost us asks again
+        self._sent_reports.append(
+            (self.master_epoch, self._clock.monotonic(), msg)
+        )  # kept: a master that lost us asks again
         await self._send(msg)
 
     # ---- quitting ------------------------------------------------------------------------------------
