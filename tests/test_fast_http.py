@@ -564,8 +564,8 @@ async def test_refused_connection_is_a_clear_failure(env: Any, rec: Recorder) ->
     try:
         resp = await u.client.get("/")
         assert resp.status_code == 0 and isinstance(resp.error, ConnectionRefusedError)
-        assert f"connection to {url.replace('http://', 'http://')}" in str(resp.error)
-        assert "refused" in str(resp.error)
+        # the short form Locust's error table shows; the URL is on the event
+        assert repr(resp.error) == "ConnectionRefusedError(111, 'Connection refused')"
         assert rec.last["url"] == f"{url}/" and rec.last["name"] == "/"
     finally:
         await u.teardown()

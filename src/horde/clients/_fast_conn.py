@@ -21,6 +21,7 @@ Why it is shaped like this (measured, see PERF-NOTES and docs/fast-http.md):
 from __future__ import annotations
 
 import asyncio
+import os
 import ssl as _ssl
 import threading
 from time import perf_counter
@@ -29,6 +30,10 @@ from typing import Any
 from httptools import HttpParserError, HttpResponseParser
 
 _READ_BUFFER_SIZE = 256 * 1024
+_INF = float("inf")
+DEFAULT_MAX_BODY = 64 * 1024 * 1024  # as horde.clients.response.DEFAULT_MAX_BODY (this layer imports nothing)
+_STREAM_HIGH_WATER = 1024 * 1024  # a streamed body buffered beyond this pauses reading from the socket
+STREAM: Any = "stream"  # ``_head_only`` value of a stream=True exchange: the waiter resolves at the headers
 _local = threading.local()
 
 
@@ -47,6 +52,10 @@ class ServerDisconnected(ConnectionError):
     """The server closed the connection before the response was complete."""
 
 
+class BodyTooLarge(ValueError):
+    """The response body passed the connection's ``max_body`` (the session turns it into a clear failure)."""
+
+
 class _HeadersOnly(Exception):
     """Raised from ``on_headers_complete`` to stop parsing a response that has no body (HEAD)."""
 
@@ -62,12 +71,18 @@ class Connection(asyncio.BufferedProtocol):
     """
 
     __slots__ = (
+        "_budget",
         "_deadline",
         "_head_only",
         "_headers_done",
         "_parser",
+        "_paused",
+        "_reader",
+        "_stream_end",
+        "_stream_error",
         "_timeout",
         "_timer",
+        "_timer_at",
         "_view",
         "_waiter",
         "body",
@@ -77,6 +92,7 @@ class Connection(asyncio.BufferedProtocol):
         "has_cookies",
         "keep_alive",
         "loop",
+        "max_body",
         "origin",
         "raw_headers",
         "reason",
@@ -93,7 +109,14 @@ class Connection(asyncio.BufferedProtocol):
         self._parser = HttpResponseParser(self)
         self._waiter: asyncio.Future[int] | None = None
         self._timer: asyncio.TimerHandle | None = None
+        self._timer_at = _INF  # when the pending timer fires (inf: none pending)
         self._deadline = 0.0
+        self.max_body = DEFAULT_MAX_BODY
+        self._budget = DEFAULT_MAX_BODY  # bytes of body still allowed for the current response
+        self._reader: asyncio.Future[None] | None = None  # a stream reader waiting for body bytes
+        self._stream_end = False
+        self._stream_error: BaseException | None = None
+        self._paused = False
         self._timeout = 0.0
         self._head_only = False
         self._headers_done = False
@@ -122,10 +145,14 @@ class Connection(asyncio.BufferedProtocol):
         self.body = []
         self.content_encoding = None
         self.has_cookies = False
+        self._budget = self.max_body
         self._timeout = timeout
         self._deadline = deadline = loop.time() + timeout
-        if self._timer is None:
+        if deadline < self._timer_at:  # no timer pending, or one set for a later deadline
+            if self._timer is not None:
+                self._timer.cancel()  # a shorter timeout= than the last request's
             self._timer = loop.call_at(deadline, self._check_deadline)
+            self._timer_at = deadline
         self.transport.write(data)  # type: ignore[union-attr]
         return waiter
 
@@ -136,6 +163,7 @@ class Connection(asyncio.BufferedProtocol):
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
+            self._timer_at = _INF
         if self.transport is not None:
             self.transport.abort()
 
@@ -149,6 +177,7 @@ class Connection(asyncio.BufferedProtocol):
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
+            self._timer_at = _INF
         if self.transport is not None:
             self.transport.close()
 
@@ -170,7 +199,7 @@ class Connection(asyncio.BufferedProtocol):
         try:
             self._parser.feed_data(self._view[:nbytes])
         except HttpParserError as e:
-            if self._head_only and self._headers_done:
+            if self._head_only is True and self._headers_done:
                 # stopped on purpose after the head of a HEAD response; the parser is in error state now
                 parser = self._parser
                 self._parser = HttpResponseParser(self)
@@ -186,8 +215,18 @@ class Connection(asyncio.BufferedProtocol):
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
+            self._timer_at = _INF
         waiter = self._waiter
         if waiter is None or waiter.done():
+            if waiter is not None and self._head_only is STREAM:
+                if self._headers_done and self._ends_at_eof():
+                    self._complete(self._parser.get_status_code(), False)
+                else:
+                    self._waiter = None
+                    self._stream_error = ServerDisconnected(
+                        "the server closed the connection in the middle of the response body"
+                    )
+                    self._wake_reader()
             return
         if self._headers_done and self._ends_at_eof():
             self._complete(
@@ -220,12 +259,19 @@ class Connection(asyncio.BufferedProtocol):
         self._headers_done = True
         if self._head_only:
             status = self._parser.get_status_code()
+            if self._head_only is STREAM:
+                if status >= 200 or status == 101:
+                    self._start_stream(status)
+                return
             if status >= 200 or status == 101:
                 raise _HeadersOnly()
 
     def on_body(self, chunk: bytes) -> None:
         if self._waiter is not None:  # not the body of an unsolicited extra response
             self.body.append(chunk)
+            self._budget -= len(chunk)
+            if self._budget < 0:
+                self._over_budget()
 
     def on_message_complete(self) -> None:
         parser = self._parser
@@ -251,6 +297,9 @@ class Connection(asyncio.BufferedProtocol):
         self.reused = True
         if not waiter.done():
             waiter.set_result(status)
+        elif self._head_only is STREAM:
+            self._stream_end = True
+            self._wake_reader()
 
     def _ends_at_eof(self) -> bool:
         """A response without Content-Length or chunked framing ends when the server closes."""
@@ -265,14 +314,72 @@ class Connection(asyncio.BufferedProtocol):
         self.abort()
         if waiter is not None and not waiter.done():
             waiter.set_exception(exc)
+        elif self._head_only is STREAM:
+            self._stream_error = exc
+            self._wake_reader()
+
+    def _over_budget(self) -> None:
+        """The body passed ``max_body`` (or, streaming, a reader is to be woken): the slow path of on_body."""
+        if self._head_only is STREAM and self._headers_done:
+            buffered = sum(len(c) for c in self.body)
+            self._budget = 0  # every further chunk comes here: wake the reader, apply back-pressure
+            self._wake_reader()
+            if buffered > _STREAM_HIGH_WATER and not self._paused and self.transport is not None:
+                self._paused = True
+                self.transport.pause_reading()
+            return
+        self._fail(BodyTooLarge(f"response body larger than {self.max_body} bytes"))
+
+    # --- stream=True -------------------------------------------------------------------------------
+
+    def _start_stream(self, status: int) -> None:
+        """The headers of a streamed response are in: hand the status over, keep the body coming."""
+        self._stream_end = False
+        self._stream_error = None
+        self._budget = 0
+        self.done_at = perf_counter()  # a streamed response's time is the time to its headers
+        waiter = self._waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_result(status)
+
+    def _wake_reader(self) -> None:
+        reader = self._reader
+        if reader is not None:
+            self._reader = None
+            if not reader.done():
+                reader.set_result(None)
+
+    async def read_stream(self) -> bytes:
+        """The next bytes of a streamed body (b"" at its end); raises what ended the body early."""
+        while True:
+            body = self.body
+            if body:
+                self.body = []
+                chunk = body[0] if len(body) == 1 else b"".join(body)
+                if self._paused and self.transport is not None:
+                    self._paused = False
+                    self.transport.resume_reading()
+                return chunk
+            if self._stream_error is not None:
+                raise self._stream_error
+            if self._stream_end:
+                return b""
+            if self.closed:
+                raise ServerDisconnected(
+                    "the server closed the connection in the middle of the response body"
+                )
+            reader = self._reader = self.loop.create_future()
+            await reader
 
     def _check_deadline(self) -> None:
         self._timer = None
+        self._timer_at = _INF
         waiter = self._waiter
         if waiter is None or self.closed:
             return  # idle: the next send arms a new timer
         if self.loop.time() < self._deadline:
             self._timer = self.loop.call_at(self._deadline, self._check_deadline)
+            self._timer_at = self._deadline
             return
         self._fail(TimeoutError(f"no complete response within {self._timeout:g}s"))
 
@@ -303,7 +410,10 @@ async def open_connection(
     except TimeoutError:
         raise TimeoutError(f"could not connect to {origin} within {timeout:g}s") from None
     except ConnectionRefusedError as e:
-        raise ConnectionRefusedError(e.errno, f"connection to {origin} refused") from None
+        # the short form of the error table, as Locust shows it: ConnectionRefusedError(111, 'Connection refused')
+        raise ConnectionRefusedError(
+            e.errno, os.strerror(e.errno) if e.errno else "Connection refused"
+        ) from None
     except OSError as e:
         if isinstance(e, (_ssl.SSLError, ConnectionError)):
             raise

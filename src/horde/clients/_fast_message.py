@@ -15,6 +15,8 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote, urlencode, urlsplit
 
+from horde.clients.response import RequestInfo, headers_from_head
+
 DEFAULT_PORTS = {"http": 80, "https": 443}
 IDEMPOTENT = frozenset(("GET", "HEAD", "OPTIONS", "TRACE", "PUT", "DELETE"))
 _SAFE_URL_CHARS = "/:@!$&'()*+,;=-._~%?#[]"
@@ -208,18 +210,28 @@ class Prepared:
     cookie_path: str
     head_only: bool
     idempotent: bool
+    cookie: str | None = None  # per-request cookies= (already in ``data``; merged with the jar's)
+    insecure: bool = False  # verify=False: its own pool key, so verified connections are never shared
 
     @classmethod
     def build(
-        cls, method: str, target: Target, headers: dict[str, tuple[str, str]], body: bytes | None
+        cls,
+        method: str,
+        target: Target,
+        headers: dict[str, tuple[str, str]],
+        body: bytes | None,
+        cookie: str | None = None,
+        insecure: bool = False,
     ) -> Prepared:
         head = build_head(method, target, headers, body)
-        data = head + b"\r\n" + body if body else head + b"\r\n"
+        tail = b"\r\n" + body if body else b"\r\n"
+        data = head + (f"Cookie: {cookie}\r\n".encode("latin-1") if cookie else b"") + tail
         cookie_path = target.path.split("?", 1)[0]
+        origin = target.origin + " (verify=False)" if insecure and target.secure else target.origin
         return cls(
             method,
             target,
-            target.origin,
+            origin,
             target.url,
             headers,
             body,
@@ -228,8 +240,19 @@ class Prepared:
             cookie_path,
             method == "HEAD",
             method in IDEMPOTENT,
+            cookie,
+            insecure,
         )
 
     def with_cookie(self, cookie: str) -> bytes:
+        if self.cookie:
+            cookie = f"{cookie}; {self.cookie}"
         tail = b"\r\n" + self.body if self.body else b"\r\n"
         return self.head + f"Cookie: {cookie}\r\n".encode("latin-1") + tail
+
+    def request_info(self) -> RequestInfo:
+        """``resp.request``: what this request wrote (the jar's Cookie line aside)."""
+        headers = headers_from_head(self.head)
+        if self.cookie:
+            headers.add("Cookie", self.cookie)
+        return RequestInfo(self.method, self.url, headers, self.body)

@@ -33,6 +33,7 @@ class FastResponse(Response):
         content: bytes,
         elapsed: float,
         error: BaseException | None = None,
+        request: Any = None,
     ) -> None:
         # Response.__init__ is not called on purpose: it builds what this class builds lazily.
         self.request_method = method
@@ -48,6 +49,7 @@ class FastResponse(Response):
         self.encoding = None
         self._meta: dict[str, Any] | None = None
         self._text = None
+        self._request = request  # the Prepared request: resp.request is built from it on first use
         if error is None and status_code >= 400:
             error = HTTPError(f"{status_code} {self.reason}".rstrip())
         self.error = error

@@ -18,7 +18,7 @@ from typing import Any
 from urllib.parse import unquote, urljoin, urlsplit
 
 from horde._version import __version__
-from horde.clients._fast_conn import Connection, ProtocolError, ServerDisconnected
+from horde.clients._fast_conn import STREAM, BodyTooLarge, Connection, ProtocolError, ServerDisconnected
 from horde.clients._fast_cookies import CookieJar
 from horde.clients._fast_message import (
     HeaderDict,
@@ -33,7 +33,19 @@ from horde.clients._fast_message import (
 )
 from horde.clients._fast_pool import Pool
 from horde.clients._fast_response import FastResponse
-from horde.clients.response import HttpVerbs, RequestCall, Response, report_request
+from horde.clients._multipart import encode_multipart
+from horde.clients.response import (
+    DEFAULT_MAX_BODY,
+    WITH_MESSAGE,
+    BodyStream,
+    HttpVerbs,
+    RequestCall,
+    Response,
+    body_too_large,
+    not_awaited,
+    report_aborted,
+    report_request,
+)
 from horde.clock import Clock
 from horde.user.users import User
 
@@ -61,6 +73,11 @@ class _Options:
     timeout: float | None = None
     allow_redirects: bool = True
     context: dict[str, Any] | None = None
+    cookies: Mapping[str, str] | None = None
+    verify: bool | None = None
+    files: Any = None
+    stream: bool = False
+    max_body: int | None = None
 
 
 _ssl_contexts: dict[bool, _ssl.SSLContext] = {}
@@ -112,7 +129,7 @@ class FastRequestCall:
     ) -> None:
         self._session = session
         self._method = method
-        self._url = url
+        self._url: str | None = url  # None once awaited or entered
         self._name = name
         self._catch = catch_response
         self._opts = opts
@@ -120,11 +137,27 @@ class FastRequestCall:
 
     def __await__(self) -> Generator[Any, None, Response]:
         # the request generator itself, reporting as it ends: no wrapper frame per request
-        return self._session._request(self._method, self._url, self._name, self._opts, True)
+        url = self._url
+        self._url = None  # awaited: __del__ has nothing to report
+        return self._session._request(self._method, url, self._name, self._opts, True)  # type: ignore[arg-type]
+
+    def __del__(self) -> None:
+        if self._url is not None:
+            url, self._url = self._url, None
+            not_awaited(self._session.user, self._method, url)
+
+    def __enter__(self) -> Any:
+        self._url = None
+        raise TypeError(WITH_MESSAGE)
+
+    def __exit__(self, *args: Any) -> None:
+        return None
 
     async def __aenter__(self) -> Response:
         s = self._session
-        request = partial(s._request, self._method, self._url, self._name, self._opts, False)
+        url = self._url
+        self._url = None
+        request = partial(s._request, self._method, url, self._name, self._opts, False)  # type: ignore[arg-type]
         report = partial(report_request, s._request_event)
         self._inner = RequestCall(lambda: _Awaitable(request()), report, self._catch)
         return await self._inner.__aenter__()
@@ -157,8 +190,10 @@ class FastHttpSession(HttpVerbs):
         ssl_context: _ssl.SSLContext | None = None,
         max_redirects: int = 30,
         headers: Mapping[str, str] | None = None,
+        max_body_size: int = DEFAULT_MAX_BODY,
     ) -> None:
         self.user = user
+        self.max_body_size = max_body_size
         env = user.environment
         self._request_event = env.events.request
         # the system clock's time() is time.time; calling it directly spares a method frame
@@ -198,6 +233,15 @@ class FastHttpSession(HttpVerbs):
         self._cache = {}
 
     @property
+    def verify(self) -> bool:
+        """False skips TLS verification for every request of this session (``insecure`` on the class)."""
+        return not self._insecure
+
+    @verify.setter
+    def verify(self, value: bool) -> None:
+        self._insecure = not value
+
+    @property
     def cookies(self) -> CookieJar:
         """This user's cookie jar (accepts cookies from IP-address hosts)."""
         return self._cookies
@@ -224,11 +268,20 @@ class FastHttpSession(HttpVerbs):
         auth: tuple[str, str] | None = None,
         timeout: float | None = None,
         allow_redirects: bool = True,
+        cookies: Mapping[str, str] | None = None,
+        verify: bool | None = None,
+        files: Any = None,
+        stream: bool = False,
+        max_body: int | None = None,
     ) -> FastRequestCall:
         """Make a request; ``name`` groups URLs in the stats (``/item?id=[id]``).
 
         ``timeout`` bounds connecting and, separately, each exchange up to the last byte of the
-        response; the class's ``connection_timeout`` / ``network_timeout`` apply otherwise.
+        response (of a streamed body too); the class's ``connection_timeout`` / ``network_timeout``
+        apply otherwise. ``cookies=`` are sent with this request only (over the jar's of the same
+        name); ``verify=False`` skips TLS verification; ``files=`` sends a multipart form (requests'
+        format); ``max_body`` caps the body's size; ``stream=True`` returns at the headers (see
+        ``Response.iter_content``).
         """
         opts = None
         if (
@@ -240,8 +293,27 @@ class FastHttpSession(HttpVerbs):
             or timeout is not None
             or not allow_redirects
             or context
+            or cookies
+            or verify is not None
+            or files is not None
+            or stream
+            or max_body is not None
         ):
-            opts = _Options(params, headers, data, json, auth, timeout, allow_redirects, context)
+            opts = _Options(
+                params,
+                headers,
+                data,
+                json,
+                auth,
+                timeout,
+                allow_redirects,
+                context,
+                cookies or None,
+                verify,
+                files,
+                stream,
+                max_body,
+            )
         return FastRequestCall(self, method.upper(), url, name, catch_response, opts)
 
     # get skips request()'s argument handling when called with a URL alone, the common case
@@ -281,25 +353,41 @@ class FastHttpSession(HttpVerbs):
                     prep = self._prepare_cached(method, url)
                 timeout = self.network_timeout
                 follow = True
+                head_only = prep.head_only
+                limit = None
             else:
                 prep = self._prepare(method, url, opts)
                 timeout = opts.timeout if opts.timeout is not None else self.network_timeout
                 follow = opts.allow_redirects
+                head_only = STREAM if opts.stream and not prep.head_only else prep.head_only
+                limit = opts.max_body
             pool = self._pool
             idle = pool.idle.get(prep.origin)
             conn = idle.pop() if idle else None
             if conn is None or conn.closed:
                 conn = yield from self._connection(loop, prep, timeout, conn).__await__()
+            if limit is not None:
+                conn.max_body = limit  # until the response is complete (_limit_done puts it back)
             data = prep.data if not self._cookie_store else self._with_cookies(prep)
             try:
-                status = yield from conn.send(data, timeout, prep.head_only)
+                status = yield from conn.send(data, timeout, head_only)
             except ServerDisconnected as e:
-                status, conn = yield from self._retry(loop, prep, timeout, conn, e).__await__()
+                status, conn = yield from self._retry(
+                    loop, prep, timeout, conn, e, head_only, limit
+                ).__await__()
             except BaseException:  # failed, timed out, or cancelled: the stream state is unknown
                 pool.discard(conn, abort=True)
                 raise
+            if limit is not None:
+                conn.max_body = self.max_body_size
             if follow and status in _REDIRECT_STATUSES:
-                resp = yield from self._follow(loop, prep, timeout, status, conn, method, t0).__await__()
+                if head_only is STREAM:
+                    yield from _drain(conn).__await__()
+                resp = yield from self._follow(
+                    loop, prep, timeout, status, conn, method, t0, limit
+                ).__await__()
+            elif head_only is STREAM:
+                resp = self._streamed(conn, prep, method, status, t0)
             else:
                 raw = conn.raw_headers
                 if conn.has_cookies:
@@ -315,11 +403,18 @@ class FastHttpSession(HttpVerbs):
                 )
                 pool.release(conn)
                 resp = FastResponse(
-                    method, prep.url, status, conn.reason, raw, content, conn.done_at - t0, error
+                    method, prep.url, status, conn.reason, raw, content, conn.done_at - t0, error, prep
                 )
         except _FAILURES as e:
             full_url = url if "://" in url else self._join(url)
+            if isinstance(e, BodyTooLarge):
+                e = body_too_large(
+                    opts.max_body if opts is not None and opts.max_body else self.max_body_size
+                )
             resp = FastResponse(method, full_url, 0, b"", [], b"", perf_counter() - t0, e)
+        except asyncio.CancelledError:  # the user was stopped mid-request: aborted, not a failure
+            report_aborted(self.user, method, name or url)
+            raise
         ctx = {} if self._context is None else self._context()
         if opts is not None and opts.context:
             ctx = {**ctx, **opts.context}
@@ -338,14 +433,16 @@ class FastHttpSession(HttpVerbs):
         if stale is not None:
             pool.discard(stale)
         target = prep.target
-        return await pool.acquire(
+        conn = await pool.acquire(
             loop,
             prep.origin,
             target.host,
             target.port,
-            self._ssl_for(target),
+            self._ssl_for(target, prep.insecure),
             min(self.connection_timeout, timeout),
         )
+        conn.max_body = self.max_body_size
+        return conn
 
     async def _retry(
         self,
@@ -354,6 +451,8 @@ class FastHttpSession(HttpVerbs):
         timeout: float,
         conn: Connection,
         error: ServerDisconnected,
+        head_only: Any = None,
+        limit: int | None = None,
     ) -> tuple[int, Connection]:
         """Apply the retry rule (module docstring) after the server dropped a connection."""
         may_retry = conn.reused and not conn.received and prep.idempotent
@@ -361,29 +460,48 @@ class FastHttpSession(HttpVerbs):
         if not may_retry:
             raise error
         conn = await self._connection(loop, prep, timeout, None)
+        if limit is not None:
+            conn.max_body = limit
         data = prep.data if not self._cookie_store else self._with_cookies(prep)
         try:
-            return await conn.send(data, timeout, prep.head_only), conn
+            return await conn.send(data, timeout, prep.head_only if head_only is None else head_only), conn
         except BaseException:
             self._pool.discard(conn, abort=True)
             raise
 
     async def _exchange(
-        self, loop: asyncio.AbstractEventLoop, prep: Prepared, timeout: float
+        self, loop: asyncio.AbstractEventLoop, prep: Prepared, timeout: float, limit: int | None = None
     ) -> tuple[int, Connection]:
         """One request/response on a pooled connection (the redirect path; the first hop is inlined)."""
         pool = self._pool
         conn = pool.take_idle(prep.origin)
         if conn is None:
             conn = await self._connection(loop, prep, timeout, None)
+        if limit is not None:
+            conn.max_body = limit
         data = prep.data if not self._cookie_store else self._with_cookies(prep)
         try:
-            return await conn.send(data, timeout, prep.head_only), conn
+            status = await conn.send(data, timeout, prep.head_only)
         except ServerDisconnected as e:
-            return await self._retry(loop, prep, timeout, conn, e)
+            status, conn = await self._retry(loop, prep, timeout, conn, e, None, limit)
         except BaseException:
             pool.discard(conn, abort=True)
             raise
+        if limit is not None:
+            conn.max_body = self.max_body_size
+        return status, conn
+
+    def _streamed(
+        self, conn: Connection, prep: Prepared, method: str, status: int, t0: float
+    ) -> FastResponse:
+        """A stream=True response at its headers: the body stays on the connection for iter_content."""
+        resp = FastResponse(
+            method, prep.url, status, conn.reason, conn.raw_headers, b"", conn.done_at - t0, None, prep
+        )
+        if conn.has_cookies:
+            self._store_cookies(conn.raw_headers, prep)
+        resp.stream = _FastStream(conn, self._pool, conn.content_encoding)
+        return resp
 
     async def _follow(
         self,
@@ -394,9 +512,11 @@ class FastHttpSession(HttpVerbs):
         conn: Connection,
         method: str,
         t0: float,
+        limit: int | None = None,
     ) -> FastResponse:
         """Follow redirects from a first response; the result has the final URL and the first method."""
         hops = 0
+        history: list[Response] = []
         while True:
             raw = conn.raw_headers
             parts = conn.body
@@ -408,21 +528,33 @@ class FastHttpSession(HttpVerbs):
             locations = header_values(raw, b"location") if status in _REDIRECT_STATUSES else None
             if not locations:
                 break
+            history.append(
+                FastResponse(
+                    prep.method, prep.url, status, conn.reason, raw, b"".join(parts), 0.0, None, prep
+                )
+            )
             location = locations[0]
             hops += 1
             if hops > self.max_redirects:
                 raise TooManyRedirects(f"more than {self.max_redirects} redirects, the last to {location!r}")
             prep = self._redirected(prep, status, location)
-            status, conn = await self._exchange(loop, prep, timeout)
+            status, conn = await self._exchange(loop, prep, timeout, limit)
         content = parts[0] if len(parts) == 1 else b"".join(parts)
         error = None
         if encoding is not None:
             content, error = _decoded(content, encoding)
-        return FastResponse(method, prep.url, status, conn.reason, raw, content, conn.done_at - t0, error)
+        resp = FastResponse(
+            method, prep.url, status, conn.reason, raw, content, conn.done_at - t0, error, prep
+        )
+        resp.history = history
+        return resp
 
     def _with_cookies(self, prep: Prepared) -> bytes:
         target = prep.target
         cookie = self._cookies.header_for(target.host, prep.cookie_path, target.secure)
+        if cookie and prep.cookie:  # a per-request cookie replaces the jar's of the same name
+            own = {part.split("=", 1)[0].strip() for part in prep.cookie.split(";")}
+            cookie = "; ".join(p for p in cookie.split("; ") if p.split("=", 1)[0] not in own)
         return prep.with_cookie(cookie) if cookie else prep.data
 
     # --- preparing requests ------------------------------------------------------------------------
@@ -460,10 +592,20 @@ class FastHttpSession(HttpVerbs):
             url = self._join(url)
         headers = self._session_headers()
         body = None
+        cookie = None
+        insecure = False
         if opts is not None:
             url = with_params(url, opts.params)
             headers = dict(headers)
-            body, content_type = encode_body(opts.data, opts.json)
+            if opts.files is not None:
+                body, multipart_type = encode_multipart(opts.data, opts.files)
+                content_type: str | None = multipart_type
+                headers.pop("content-type", None)
+            else:
+                body, content_type = encode_body(opts.data, opts.json)
+            if opts.cookies:
+                cookie = "; ".join(f"{k}={v}" for k, v in dict(opts.cookies).items())
+            insecure = opts.verify is False
             if opts.headers:
                 for key, value in opts.headers.items():
                     if value is None:
@@ -474,7 +616,7 @@ class FastHttpSession(HttpVerbs):
                 headers["content-type"] = ("Content-Type", content_type)
             if opts.auth is not None:
                 headers["authorization"] = ("Authorization", basic_auth(*opts.auth))
-        return Prepared.build(method, parse_target(url), headers, body)
+        return Prepared.build(method, parse_target(url), headers, body, cookie, insecure)
 
     def _redirected(self, prep: Prepared, status: int, location: bytes) -> Prepared:
         """The next hop: 303 (and 301/302 after a POST) become a GET without body, as browsers do."""
@@ -486,11 +628,13 @@ class FastHttpSession(HttpVerbs):
         if target.origin != prep.target.origin:
             # credentials and a forced Host are for the origin they were given for
             headers = {k: v for k, v in headers.items() if k not in ("authorization", "host")}
-        return Prepared.build(method, target, headers, body)
+        return Prepared.build(method, target, headers, body, prep.cookie, prep.insecure)
 
-    def _ssl_for(self, target: Target) -> _ssl.SSLContext | None:
+    def _ssl_for(self, target: Target, insecure: bool = False) -> _ssl.SSLContext | None:
         if not target.secure:
             return None
+        if insecure:
+            return _default_ssl_context(False)
         if self._ssl_context is not None:
             return self._ssl_context
         return _default_ssl_context(not self._insecure)
@@ -530,3 +674,64 @@ def _decoded(content: bytes, encoding: bytes) -> tuple[bytes, BaseException | No
         return decode_body(content, encoding), None
     except zlib.error as e:
         return content, ProtocolError(f"could not decode the {encoding.decode('latin-1')} response body: {e}")
+
+
+async def _drain(conn: Connection) -> None:
+    """Read a streamed redirect's body to its end, so the connection can carry the next hop."""
+    parts: list[bytes] = []
+    while chunk := await conn.read_stream():
+        parts.append(chunk)
+    conn.body = parts
+
+
+class _FastStream(BodyStream):
+    """A stream=True body on its connection; the connection goes back to the pool once it is read."""
+
+    __slots__ = ("_conn", "_decoder", "_pool")
+
+    def __init__(self, conn: Connection, pool: Pool, encoding: bytes | None) -> None:
+        self._conn: Connection | None = conn
+        self._pool = pool
+        self._decoder: Any = None
+        if encoding in (b"gzip", b"x-gzip"):
+            self._decoder = zlib.decompressobj(16 + zlib.MAX_WBITS)
+        elif encoding == b"deflate":
+            self._decoder = zlib.decompressobj()
+
+    async def read_chunk(self) -> bytes:
+        conn = self._conn
+        if conn is None:
+            return b""
+        while True:
+            try:
+                chunk = await conn.read_stream()
+            except BaseException:
+                self.close()
+                raise
+            if not chunk:
+                self._conn = None
+                conn.raw_headers = conn.body = _TAKEN
+                conn._head_only = False
+                self._pool.release(conn)
+                if self._decoder is not None:
+                    return self._decoder.flush()
+                return b""
+            if self._decoder is not None:
+                try:
+                    chunk = self._decoder.decompress(chunk)
+                except zlib.error as e:
+                    self.close()
+                    raise ProtocolError(f"could not decode the response body: {e}") from None
+                if not chunk:
+                    continue
+            return chunk
+
+    def close(self) -> None:
+        conn = self._conn
+        if conn is not None:
+            self._conn = None
+            self._pool.discard(conn, abort=True)  # unread body: the connection cannot be reused
+
+    def __del__(self) -> None:
+        if self._conn is not None:
+            self.close()

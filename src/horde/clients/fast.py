@@ -23,13 +23,14 @@ from __future__ import annotations
 
 import ssl as _ssl
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from horde.clients._fast_conn import ProtocolError, ServerDisconnected
 from horde.clients._fast_cookies import CookieJar
 from horde.clients._fast_response import FastResponse
 from horde.clients._fast_session import FastHttpSession, FastRequestCall, TooManyRedirects
 from horde.clients.http import missing_host_message
+from horde.clients.response import DEFAULT_MAX_BODY, RestCall, rest_call
 from horde.exceptions import StopTest
 from horde.user.users import User
 
@@ -43,9 +44,15 @@ __all__ = [
     "FastRequestCall",
     "FastResponse",
     "ProtocolError",
+    "RestCall",
+    "RestResponseContextManager",
     "ServerDisconnected",
     "TooManyRedirects",
 ]
+
+
+#: Locust's name for what ``rest()`` returns
+RestResponseContextManager = RestCall
 
 
 class FastHttpUser(User):
@@ -61,7 +68,8 @@ class FastHttpUser(User):
     Class attributes: ``concurrency`` (connections per user, for requests run in parallel with
     ``asyncio.gather``), ``connection_timeout`` and ``network_timeout`` (seconds; the latter bounds a
     whole exchange), ``insecure`` (skip TLS verification), ``ssl_context`` (your own, e.g. with a
-    private CA), ``max_redirects``, ``default_headers``.
+    private CA), ``max_redirects``, ``default_headers``, ``max_body_size`` (bytes of a response body
+    read into memory, default 64 MiB; ``max_body=`` per request).
     """
 
     abstract = True
@@ -72,6 +80,7 @@ class FastHttpUser(User):
     ssl_context: ClassVar[_ssl.SSLContext | None] = None
     max_redirects: ClassVar[int] = 30  # as Locust
     default_headers: ClassVar[Mapping[str, str] | None] = None
+    max_body_size: ClassVar[int] = DEFAULT_MAX_BODY
     client: FastHttpSession
 
     def __init__(self, environment: Environment) -> None:
@@ -88,7 +97,25 @@ class FastHttpUser(User):
             ssl_context=self.ssl_context,
             max_redirects=self.max_redirects,
             headers=self.default_headers,
+            max_body_size=self.max_body_size,
         )
+
+    def rest(
+        self, method: str, url: str, headers: Mapping[str, str] | None = None, **kwargs: Any
+    ) -> RestCall:
+        """A JSON request as a context manager, as in Locust:
+
+        >>> async with self.rest("POST", "/orders", json={"id": 1}) as resp:
+        ...     if resp.js is not None and resp.js["status"] != "ok":
+        ...         resp.failure(f"order refused: {resp.js['status']}")
+
+        ``Content-Type`` and ``Accept`` are ``application/json`` (``headers`` adds to them); the other
+        keywords are ``client.request``'s. ``resp.js`` is the parsed body, or None (and the request a
+        failure) when the body is not JSON; ``resp.failure()``/``resp.success()`` decide as with
+        ``catch_response``; an exception raised in the block fails the request with its message (and
+        does not propagate), as Locust's ``rest`` does.
+        """
+        return rest_call(self.client, method, url, headers, kwargs)
 
     async def teardown(self) -> None:
         await self.client.close()

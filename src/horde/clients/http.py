@@ -8,15 +8,31 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import json as jsonlib
 import time
 import weakref
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from functools import partial
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
+from urllib.parse import urlencode
 
 import aiohttp
 
-from horde.clients.response import HttpVerbs, RequestCall, Response, report_request
+from horde.clients._multipart import encode_multipart
+from horde.clients.response import (
+    DEFAULT_MAX_BODY,
+    BodyStream,
+    HttpVerbs,
+    RequestCall,
+    RequestInfo,
+    Response,
+    RestCall,
+    body_too_large,
+    report_aborted,
+    report_request,
+    rest_call,
+    short_error,
+)
 from horde.clock import Clock
 from horde.exceptions import StopTest
 from horde.user.users import User
@@ -27,7 +43,20 @@ if TYPE_CHECKING:
 _TRANSPORT_ERRORS = (aiohttp.ClientError, asyncio.TimeoutError, OSError, ValueError)
 # shared by every session: ClientTimeout is immutable, and one threaded resolver per event loop does
 # what each connector's own would (it holds nothing but the loop)
-_DEFAULT_TIMEOUT = aiohttp.ClientTimeout(total=None, sock_connect=60)
+DEFAULT_CONNECTION_TIMEOUT = 60.0
+DEFAULT_NETWORK_TIMEOUT = 60.0
+_timeouts: dict[tuple[float, float | None], aiohttp.ClientTimeout] = {}
+
+
+def _timeout(connect: float, total: float | None) -> aiohttp.ClientTimeout:
+    """One immutable ClientTimeout per setting, shared by every session that uses it."""
+    key = (connect, total)
+    timeout = _timeouts.get(key)
+    if timeout is None:
+        timeout = _timeouts[key] = aiohttp.ClientTimeout(total=total, sock_connect=connect)
+    return timeout
+
+
 _resolvers: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, aiohttp.ThreadedResolver] = (
     weakref.WeakKeyDictionary()
 )
@@ -77,6 +106,86 @@ def missing_host_message(cls: type) -> str:
     )
 
 
+class _AiohttpStream(BodyStream):
+    """A streamed aiohttp body: chunks as the network delivers them, the connection released at the end."""
+
+    __slots__ = ("_response",)
+
+    def __init__(self, response: aiohttp.ClientResponse) -> None:
+        self._response: aiohttp.ClientResponse | None = response
+
+    async def read_chunk(self) -> bytes:
+        r = self._response
+        if r is None:
+            return b""
+        try:
+            chunk = await r.content.readany()
+        except TimeoutError:
+            self.close()
+            raise TimeoutError("the streamed body did not complete within the timeout") from None
+        except BaseException:
+            self.close()
+            raise
+        if not chunk:
+            r.release()
+            self._response = None
+        return chunk
+
+    def close(self) -> None:
+        r = self._response
+        if r is not None:
+            self._response = None
+            if r.content.at_eof():
+                r.release()
+            else:
+                r.close()  # the rest of the body is not wanted: drop the connection
+
+    def __del__(self) -> None:
+        if self._response is not None:
+            self._response.close()
+
+
+async def _read_bounded(r: aiohttp.ClientResponse, limit: int) -> bytes:
+    """The whole body, or BodyTooLarge (and the connection closed) once it passes ``limit`` bytes."""
+    length = r.content_length
+    if length is not None and "Content-Encoding" not in r.headers:
+        if length > limit:
+            r.close()
+            raise body_too_large(limit)
+        return await r.read()
+    parts: list[bytes] = []
+    size = 0
+    while chunk := await r.content.readany():
+        size += len(chunk)
+        if size > limit:
+            r.close()
+            raise body_too_large(limit)
+        parts.append(chunk)
+    return b"".join(parts)
+
+
+def _sent_body(kwargs: dict[str, Any]) -> bytes | None:
+    data, js = kwargs.get("data"), kwargs.get("json")
+    if js is not None:
+        return jsonlib.dumps(js).encode()
+    if isinstance(data, bytes | bytearray):
+        return bytes(data)
+    if isinstance(data, str):
+        return data.encode()
+    if isinstance(data, Mapping) or isinstance(data, list | tuple):
+        return urlencode(data, doseq=True).encode()
+    return None
+
+
+def _history(method: str, history: tuple[aiohttp.ClientResponse, ...]) -> list[Response]:
+    return [
+        Response(
+            method=h.method, url=str(h.url), status_code=h.status, reason=h.reason or "", headers=h.headers
+        )
+        for h in history
+    ]
+
+
 class HttpSession(HttpVerbs):
     """The ``client`` of an :class:`HttpUser`: requests-like calls that record every request.
 
@@ -84,23 +193,55 @@ class HttpSession(HttpVerbs):
     >>> async with self.client.post("/cart", {"id": 1}, catch_response=True) as resp:
     ...     if "error" in resp.text:
     ...         resp.failure("cart rejected the item")
+
+    Built with Locust's constructor, ``HttpSession(base_url, request_event, user)``, a library can make a
+    second session of its own (``HttpSession(base_url, user)`` works too). ``verify = False`` on the
+    session skips TLS verification for all its requests, ``verify=False`` on a call for that one.
     """
 
-    def __init__(self, base_url: str, user: User, **session_kwargs: Any) -> None:
+    def __init__(
+        self,
+        base_url: str,
+        request_event: Any = None,
+        user: User | None = None,
+        *args: Any,
+        pool_manager: Any = None,
+        connection_timeout: float = DEFAULT_CONNECTION_TIMEOUT,
+        network_timeout: float | None = DEFAULT_NETWORK_TIMEOUT,
+        max_body_size: int = DEFAULT_MAX_BODY,
+        **session_kwargs: Any,
+    ) -> None:
+        if isinstance(request_event, User) and user is None:  # HttpSession(base_url, user)
+            request_event, user = None, request_event
         self.base_url = base_url.rstrip("/")
         self.user = user
-        env = user.environment
-        self._report = _reporter(env.events.request)
-        self._user_context = type(user).context is not User.context  # only ask users that override it
+        env = user.environment if user is not None else None
+        if request_event is None:
+            if env is None:
+                raise TypeError(
+                    "HttpSession needs a request event or a user: HttpSession(base_url, request_event, user)"
+                )
+            request_event = env.events.request
+        self.request_event = request_event
+        self._report = _reporter(request_event)
+        # only ask users that override context()
+        self._user_context = user is not None and type(user).context is not User.context
         # the system clock's wall time is time.time itself: skip the method call per request
-        self._wall = time.time if type(env.clock) is Clock else env.clock.time
+        self._wall = time.time if env is None or type(env.clock) is Clock else env.clock.time
+        self.verify = True
+        self.max_body_size = max_body_size
         connector = aiohttp.TCPConnector(limit=0, ttl_dns_cache=300, resolver=_shared_resolver())
         session_kwargs.setdefault("cookie_jar", aiohttp.CookieJar(unsafe=True))  # accept IP-address hosts
-        session_kwargs.setdefault("timeout", _DEFAULT_TIMEOUT)
+        session_kwargs.setdefault("timeout", _timeout(connection_timeout, network_timeout))
         self._session = aiohttp.ClientSession(connector=connector, **session_kwargs)
 
     @property
     def cookie_jar(self) -> aiohttp.abc.AbstractCookieJar:
+        return self._session.cookie_jar
+
+    @property
+    def cookies(self) -> aiohttp.abc.AbstractCookieJar:
+        """The user's cookie jar (the name requests and Locust use)."""
         return self._session.cookie_jar
 
     @property
@@ -119,9 +260,18 @@ class HttpSession(HttpVerbs):
         auth: Any = None,
         timeout: float | aiohttp.ClientTimeout | None = None,
         verify: bool | None = None,
+        files: Any = None,
+        stream: bool = False,
+        max_body: int | None = None,
         **kwargs: Any,
     ) -> RequestCall:
-        """Make a request; ``name`` groups URLs in the stats (``/item?id=[id]``)."""
+        """Make a request; ``name`` groups URLs in the stats (``/item?id=[id]``).
+
+        ``timeout`` (seconds) caps the whole request, connecting included, up to the last byte of the
+        body; ``max_body`` caps the body's size; ``stream=True`` returns at the headers (see
+        ``Response.iter_content``); ``files=`` sends a multipart form (requests' format); ``cookies=``
+        are sent with this request only.
+        """
         full_url = url if "://" in url else self.base_url + url
         if auth is not None:
             kwargs["headers"] = {**(kwargs.get("headers") or {}), "Authorization": basic_auth_header(auth)}
@@ -131,23 +281,33 @@ class HttpSession(HttpVerbs):
                 if isinstance(timeout, aiohttp.ClientTimeout)
                 else aiohttp.ClientTimeout(total=timeout)
             )
-        if verify is False:
+        if verify is False or (verify is None and self.verify is False):
             kwargs["ssl"] = False
+        if files is not None:
+            body, content_type = encode_multipart(kwargs.pop("data", None), files)
+            kwargs["data"] = body
+            kwargs["headers"] = {**(kwargs.get("headers") or {}), "Content-Type": content_type}
+        # cookies= is aiohttp's own: sent with this request, merged with the jar, not stored in it
         label = name or url
         method = method.upper()
+        limit = self.max_body_size if max_body is None else max_body
 
         session = self._session
         wall = self._wall
+        user = self.user
 
         async def perform(report: bool = False) -> Any:
             start_time = wall()
             t0 = time.perf_counter()
             try:
                 r = await session.request(method, full_url, **kwargs)
-                try:
-                    body = await r.read()
-                finally:
-                    r.release()
+                if stream:
+                    body = b""
+                else:
+                    try:
+                        body = await _read_bounded(r, limit)
+                    finally:
+                        r.release()
                 elapsed = time.perf_counter() - t0
                 # the charset is worked out from the headers only if the task reads .text
                 resp = Response(
@@ -159,12 +319,23 @@ class HttpSession(HttpVerbs):
                     content=body,
                     elapsed=elapsed,
                 )
+                if stream:
+                    resp.stream = _AiohttpStream(r)
+                if r.history:
+                    resp.history = _history(method, r.history)
+                info = r.request_info
+                resp.request = lambda: RequestInfo(
+                    info.method, str(info.url), info.headers, _sent_body(kwargs)
+                )
             except _TRANSPORT_ERRORS as e:
                 elapsed = time.perf_counter() - t0
                 if isinstance(e, asyncio.TimeoutError) and not str(e):
                     e = TimeoutError(f"no complete response within the timeout ({elapsed:.1f}s)")
-                resp = Response(method=method, url=full_url, elapsed=elapsed, error=e)
-            ctx = self.user.context() if self._user_context else {}
+                resp = Response(method=method, url=full_url, elapsed=elapsed, error=short_error(e))
+            except asyncio.CancelledError:
+                report_aborted(user, method, label)
+                raise
+            ctx = user.context() if self._user_context else {}  # type: ignore[union-attr]
             if context:
                 ctx = {**ctx, **context}
             if report:
@@ -172,23 +343,46 @@ class HttpSession(HttpVerbs):
                 return resp
             return resp, label, start_time, elapsed * 1000.0, ctx
 
-        return RequestCall(perform, self._report, catch_response, partial(perform, True))
+        return RequestCall(
+            perform, self._report, catch_response, partial(perform, True), (user, method, full_url)
+        )
 
     async def close(self) -> None:
         await self._session.close()
 
 
 class HttpUser(User):
-    """A user whose ``self.client`` is an aiohttp-backed :class:`HttpSession` with its own cookie jar."""
+    """A user whose ``self.client`` is an aiohttp-backed :class:`HttpSession` with its own cookie jar.
+
+    Class attributes: ``connection_timeout`` (seconds to connect, default 60), ``network_timeout``
+    (seconds for a whole request, connecting included, to the last byte of the body, default 60;
+    None: no limit), ``max_body_size`` (bytes of a response body read into memory, default 64 MiB).
+    """
 
     abstract = True
+    connection_timeout: ClassVar[float] = DEFAULT_CONNECTION_TIMEOUT
+    network_timeout: ClassVar[float | None] = DEFAULT_NETWORK_TIMEOUT
+    max_body_size: ClassVar[int] = DEFAULT_MAX_BODY
     client: HttpSession
 
     def __init__(self, environment: Environment) -> None:
         super().__init__(environment)
         if not self.host:
             raise StopTest(missing_host_message(type(self)))
-        self.client = HttpSession(self.host, self)
+        self.client = HttpSession(
+            self.host,
+            environment.events.request,
+            self,
+            connection_timeout=self.connection_timeout,
+            network_timeout=self.network_timeout,
+            max_body_size=self.max_body_size,
+        )
+
+    def rest(
+        self, method: str, url: str, headers: Mapping[str, str] | None = None, **kwargs: Any
+    ) -> RestCall:
+        """A JSON request as a context manager, as FastHttpUser's (``async with self.rest(...) as resp``)."""
+        return rest_call(self.client, method, url, headers, kwargs)
 
     async def teardown(self) -> None:
         await self.client.close()
