@@ -58,6 +58,6 @@ async def test_control_flow_passes_through(made: Made) -> None:
 
 
 async def test_sync_with_says_async_with(made: Made) -> None:
-    with pytest.raises(TypeError, match="async with self.rest"):
+    with pytest.raises(TypeError, match=r"async with self\.rest"):
         with made.user.rest("GET", "/echo"):  # type: ignore[attr-defined]
             pass
