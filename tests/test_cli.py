@@ -15,6 +15,8 @@ import pytest
 
 from horde.demo.target import start_target
 
+pytestmark = pytest.mark.slow  # every test here runs the real command in a subprocess
+
 LOCUSTFILE = textwrap.dedent(
     """
     from horde import HttpUser, task, constant

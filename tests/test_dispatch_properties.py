@@ -12,6 +12,7 @@ import random
 import time
 from dataclasses import dataclass, field
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -161,6 +162,7 @@ class Checker:
         return steps
 
 
+@pytest.mark.slow  # hypothesis over many random histories: seconds of CPU
 @settings(SETTINGS, max_examples=100)
 @given(
     classes_st(),
@@ -177,6 +179,7 @@ def test_ramps_are_exact_balanced_and_path_independent(
         assert spreads(d.current_users)[1] <= 1  # no worker changes: every class within one, always
 
 
+@pytest.mark.slow  # hypothesis over many random histories: seconds of CPU
 @settings(SETTINGS, max_examples=200)
 @given(
     classes_st(),
@@ -260,6 +263,7 @@ def test_joining_workers_receive_just_their_share(
     )
 
 
+@pytest.mark.slow  # a large population of random ramps: seconds of CPU
 def test_moves_are_rare() -> None:
     """Stop-one-start-one moves in ramps without worker changes, over a fixed random population.
 

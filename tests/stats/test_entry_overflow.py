@@ -46,6 +46,7 @@ def test_a_worker_report_merged_on_a_master_folds_the_same_way() -> None:
     assert len(master.entries) == 6 and master.total.num_requests == 30
 
 
+@pytest.mark.slow  # 100k requests under tracemalloc
 def test_100k_unique_urls_stay_within_a_few_megabytes() -> None:
     stats = RequestStats(FakeClock())
     tracemalloc.start()
