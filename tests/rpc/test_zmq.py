@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
+from pathlib import Path
 
 import msgpack
 import pytest
@@ -108,3 +109,22 @@ async def test_send_after_close_is_an_rpc_error() -> None:
     srv.close()
     with pytest.raises(RPCError):
         await asyncio.wait_for(srv.send("w", Message("x")), 5)
+
+
+def test_an_open_control_port_without_keys_is_one_warning(
+    caplog: pytest.LogCaptureFixture, tmp_path: Path
+) -> None:
+    import logging
+
+    from horde.rpc import keys as keymod
+
+    with caplog.at_level(logging.WARNING, logger="horde.rpc.zmq"):
+        for host in ("127.0.0.1", "localhost"):
+            ZmqServer(host, 0).close()
+        assert not caplog.records
+        ZmqServer("*", 0).close()
+        assert [r.getMessage().split(":")[0] for r in caplog.records] == ["The control port *"]
+        caplog.clear()
+        keymod.generate(str(tmp_path))
+        ZmqServer("*", 0, keys=keymod.server_keys(str(tmp_path), None, None)).close()
+        assert not caplog.records

@@ -109,3 +109,10 @@ async def test_a_worker_whose_master_is_gone_stops_after_its_run_time(cluster: M
     assert worker.user_count == 2  # within run time (20 s) + stop_timeout + the 30 s margin
     await cluster.advance(15)
     assert worker.user_count == 0 and worker.exit_code == 1
+
+
+def test_the_normal_ends_a_worker_may_report_are_the_sessions() -> None:
+    from horde.runners.master.handlers import NORMAL_ENDS
+    from horde.session import NORMAL_ENDS as SESSION_NORMAL_ENDS
+
+    assert NORMAL_ENDS == SESSION_NORMAL_ENDS

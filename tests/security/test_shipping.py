@@ -246,3 +246,19 @@ def test_workers_without_f_run_a_shipped_single_file(tmp_path: Path, target: str
     report = run_cluster(tmp_path / "master", tmp_path / "worker", target, ["-f", str(entry)], [])
     total = next(s for s in report["stats"] if s["name"] == "Aggregated")["num_requests"]
     assert total == served(target) - before > 20
+
+
+def test_a_configmap_style_folder_of_symlinks_ships_but_links_out_of_it_do_not(tmp_path: Path) -> None:
+    mount = tmp_path / "mount"
+    data = mount / "..2026_12_01"
+    data.mkdir(parents=True)
+    (data / "locustfile.py").write_text("from horde import User\n")
+    (data / "rows.csv").write_text("a\n")
+    (mount / "..data").symlink_to(data.name)
+    for name in ("locustfile.py", "rows.csv"):
+        (mount / name).symlink_to(f"..data/{name}")
+    secret = tmp_path / "secret.txt"
+    secret.write_text("nope")
+    (mount / "leak.txt").symlink_to(secret)
+    bundle = bundlemod.build(str(mount / "locustfile.py"))
+    assert sorted(bundle.files) == ["locustfile.py", "rows.csv"] and bundle.entries == ("locustfile.py",)

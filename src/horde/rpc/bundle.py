@@ -78,11 +78,12 @@ def _entries(spec: str) -> list[Path]:
             raise BundleError(f"locustfile {part} does not exist")
     if not paths:
         raise BundleError(f"no locustfile in {spec!r}")
-    return [p.resolve() for p in paths]
+    # absolute, not resolved: a ConfigMap mounts each file as a symlink into a hidden ..data folder
+    return [p.absolute() for p in paths]
 
 
 def _root(spec: str, entries: list[Path]) -> Path:
-    dirs = [Path(p.strip()).resolve() for p in spec.split(",") if p.strip() and Path(p.strip()).is_dir()]
+    dirs = [Path(p.strip()).absolute() for p in spec.split(",") if p.strip() and Path(p.strip()).is_dir()]
     return Path(os.path.commonpath([*dirs, *(e.parent for e in entries)]))
 
 
@@ -90,6 +91,7 @@ def _walk(root: Path) -> tuple[list[Path], bool]:
     """Files under ``root`` to ship; True as second item when the folder is over the limits."""
     found: list[Path] = []
     total = 0
+    real_root = root.resolve()
     for folder, dirs, names in os.walk(root):
         here = Path(folder)
         dirs[:] = sorted(
@@ -99,13 +101,10 @@ def _walk(root: Path) -> tuple[list[Path], bool]:
         )
         for name in sorted(names):
             path = here / name
-            if (
-                name.startswith(".")
-                or name.endswith(SKIP_SUFFIXES)
-                or not path.is_file()
-                or path.is_symlink()
-            ):
+            if name.startswith(".") or name.endswith(SKIP_SUFFIXES) or not path.is_file():
                 continue
+            if path.is_symlink() and not path.resolve().is_relative_to(real_root):
+                continue  # a link out of the folder (to /etc/passwd, say) is never shipped
             total += path.stat().st_size
             found.append(path)
             if total > MAX_BUNDLE_BYTES or len(found) > MAX_BUNDLE_FILES:
@@ -120,7 +119,7 @@ def _imported_below(root: Path) -> list[Path]:
         file = getattr(module, "__file__", None)
         if not file:
             continue
-        path = Path(file).resolve()
+        path = Path(file).absolute()
         if path.suffix == ".py" and path.is_relative_to(root) and path.is_file():
             out.append(path)
     return sorted(set(out))

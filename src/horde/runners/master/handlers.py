@@ -10,6 +10,7 @@ import logging
 from typing import Any
 
 from horde._version import PROTOCOL_VERSION, __version__
+from horde.load import ARRIVALS_ENDED, SHAPE_ENDED
 from horde.load.closed import KIND as USERS
 from horde.rpc.protocol import Message
 from horde.runners.base import RunnerState
@@ -20,6 +21,11 @@ from horde.runners.nodes import WorkerNode
 from horde.stats import StatsPayloadError
 
 logger = logging.getLogger("horde.runners.master")
+
+# ends a worker may report that are the test finishing as planned (horde.session.NORMAL_ENDS; the third is
+# horde.env.ITERATIONS_DONE, a layer above the runners): those keep their reason, every other stop a
+# worker asks for names it, and the session counts it as an early end (exit code 1)
+NORMAL_ENDS = frozenset({ARRIVALS_ENDED, SHAPE_ENDED, "the iteration limit was reached"})
 
 
 class HandlersMixin(ControllerMixin):
@@ -194,9 +200,10 @@ class HandlersMixin(ControllerMixin):
 
     async def _msg_stop_test(self, node: WorkerNode, data: dict[str, Any]) -> None:
         reason = data["reason"]
-        logger.error("Worker %s stopped the test: %s", node.id, reason)
+        normal = reason in NORMAL_ENDS
+        (logger.info if normal else logger.error)("Worker %s stopped the test: %s", node.id, reason)
         if self._testing():
-            self.stop_test(f"worker {node.id}: {reason}")
+            self.stop_test(reason if normal else f"worker {node.id}: {reason}")
 
     async def _msg_spawning(self, node: WorkerNode, data: dict[str, Any]) -> None:
         if node.state != RunnerState.SPAWNING:
