@@ -262,3 +262,32 @@ def test_a_configmap_style_folder_of_symlinks_ships_but_links_out_of_it_do_not(t
     (mount / "leak.txt").symlink_to(secret)
     bundle = bundlemod.build(str(mount / "locustfile.py"))
     assert sorted(bundle.files) == ["locustfile.py", "rows.csv"] and bundle.entries == ("locustfile.py",)
+
+
+@pytest.mark.parametrize(
+    ("argv", "local_file", "ships"),
+    [
+        (["--worker", "-f", "-"], True, True),  # -f - always ships, a local locustfile.py is not imported
+        (["--worker"], False, True),  # no -f and nothing to use here
+        (["--worker"], True, False),  # no -f, but ./locustfile.py: as before
+        (["--worker", "-f", "mine.py"], False, False),
+        (["--worker", "--locustfile=mine.py"], False, False),
+        (["--master"], False, False),
+        (["--worker", "-f", "-", "--help"], False, False),
+    ],
+)
+def test_when_a_worker_asks_for_the_locustfile(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, argv: list[str], local_file: bool, ships: bool
+) -> None:
+    from horde.cli.main import _without_locustfile_flag, wants_shipped_locustfile
+    from horde.cli.options import parse_options
+
+    monkeypatch.chdir(tmp_path)
+    if local_file:
+        (tmp_path / "locustfile.py").write_text("")
+    assert wants_shipped_locustfile(argv, parse_options(argv, environ={}, partial=True)) is ships
+    assert _without_locustfile_flag(["--worker", "-f", "-", "-u", "3", "--locustfile=x"]) == [
+        "--worker",
+        "-u",
+        "3",
+    ]

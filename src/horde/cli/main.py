@@ -47,11 +47,13 @@ def run_cli(argv: list[str]) -> int:
         from horde.rpc.keys import main as keys_main
 
         return keys_main(argv[1:])
-    shipped = ship_locustfile(argv)
-    if isinstance(shipped, int):
-        return shipped
-    argv = shipped
-    parsed = parse_locustfile_options(argv)
+    first = parse_options(argv, partial=True)
+    if wants_shipped_locustfile(argv, first):
+        shipped = ship_locustfile(argv, first)
+        if isinstance(shipped, int):
+            return shipped
+        argv, first = shipped, parse_options(shipped, partial=True)
+    parsed = parse_locustfile_options(argv, first)
     if isinstance(parsed, int):
         return parsed
     options, files = parsed
@@ -132,7 +134,7 @@ def _without_locustfile_flag(argv: list[str]) -> list[str]:
 def wants_shipped_locustfile(argv: list[str], options: argparse.Namespace) -> bool:
     """A worker gets its locustfile from the master with ``-f -``, or with no ``-f`` (flag, config or
     HORDE_LOCUSTFILE) where there is no ``locustfile.py`` to use."""
-    if not options.worker or options.processes is not None:
+    if not options.worker or options.processes is not None or {"-h", "--help"} & set(argv):
         return False
     if options.locustfile == "-":
         return True
@@ -143,12 +145,9 @@ def wants_shipped_locustfile(argv: list[str], options: argparse.Namespace) -> bo
     )
 
 
-def ship_locustfile(argv: list[str]) -> list[str] | int:
-    """On a worker that needs it: fetch the master's locustfile and point ``-f`` at the unpacked copy
-    (nothing local is imported). Else ``argv`` unchanged; an exit code when the fetch fails."""
-    first = parse_options(argv, partial=True)
-    if not wants_shipped_locustfile(argv, first):
-        return argv
+def ship_locustfile(argv: list[str], first: argparse.Namespace) -> list[str] | int:
+    """Fetch the master's locustfile and point ``-f`` at the unpacked copy (nothing local is imported):
+    the new arguments, or an exit code when the fetch fails."""
     from horde.cli.worker import FetchError, fetch_locustfile, worker_keys
     from horde.rpc.keys import KeyFileError
 
@@ -167,11 +166,14 @@ def ship_locustfile(argv: list[str]) -> list[str] | int:
     return [*_without_locustfile_flag(argv), "-f", ",".join(str(p) for p in paths)]
 
 
-def parse_locustfile_options(argv: list[str]) -> tuple[argparse.Namespace, Locustfiles | None] | int:
+def parse_locustfile_options(
+    argv: list[str], first: argparse.Namespace | None = None
+) -> tuple[argparse.Namespace, Locustfiles | None] | int:
     """Two passes, as Locust: find and import the locustfile, let its ``init_command_line_parser``
     listeners add their flags, then parse everything (``--help`` lists the locustfile's flags too).
     Returns the options and the imported files, or an exit code."""
-    first = parse_options(argv, partial=True)
+    if first is None:
+        first = parse_options(argv, partial=True)
     files: Locustfiles | None = None
     try:
         files = load_locustfiles(first.locustfile)
