@@ -15,11 +15,12 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from horde.stats import PERCENTILES_TO_REPORT
+from horde.stats.snapshot import take_snapshot
 from horde.user.ratio import ratio_report
 
 if TYPE_CHECKING:
     from horde.runners.status import WorkerStatus
-    from horde.stats import RequestStats, StatsEntry
+    from horde.stats import RequestStats
 
 #: Per-entry cumulative percentiles in ``/stats/requests`` (Locust's PERCENTILES_TO_STATISTICS).
 PERCENTILES_TO_STATISTICS: tuple[float, ...] = (0.95, 0.99)
@@ -35,38 +36,6 @@ def percentile_key(p: float) -> str:
     return f"response_time_percentile_{p}"
 
 
-def entry_dict(entry: StatsEntry) -> dict[str, Any]:
-    """One ``stats[]`` row: Locust's 15 keys (13 plus one per PERCENTILES_TO_STATISTICS)."""
-    # the median and the percentiles in one walk of the histogram
-    median, *values = entry.get_response_time_percentiles((0.5, *PERCENTILES_TO_STATISTICS))
-    row: dict[str, Any] = {
-        "method": entry.method,
-        "name": entry.name,
-        "num_requests": entry.num_requests,
-        "num_failures": entry.num_failures,
-        "avg_response_time": entry.avg_response_time,
-        "min_response_time": entry.min_response_time or 0,
-        "max_response_time": entry.max_response_time,
-        "current_rps": entry.current_rps,
-        "current_fail_per_sec": entry.current_fail_per_sec,
-        "median_response_time": median,
-        "total_rps": entry.total_rps,
-        "total_fail_per_sec": entry.total_fail_per_sec,
-        "avg_content_length": entry.avg_content_length,
-    }
-    for p, value in zip(PERCENTILES_TO_STATISTICS, values, strict=True):
-        row[percentile_key(p)] = value
-    return row
-
-
-def _current_percentiles(entry: StatsEntry, percents: Sequence[float]) -> list[float | None]:
-    try:
-        values = entry.get_current_response_time_percentiles(percents)
-    except ValueError:  # stats without the response-time cache (never on a local runner or master)
-        values = None
-    return [None] * len(percents) if values is None else list(values)
-
-
 def stats_requests(
     stats: RequestStats,
     *,
@@ -74,34 +43,12 @@ def stats_requests(
     user_count: int,
     workers: Sequence[WorkerStatus] | None = None,
 ) -> dict[str, Any]:
-    """The ``GET /stats/requests`` body. ``workers`` is given on a master only (Locust shows it there only)."""
-    total = stats.total
-    entries = stats.sorted_entries()[:MAX_ROWS]
-    rows = [entry_dict(e) for e in entries]
-    rows.append(entry_dict(total))
-    errors = [error_dict(row) for _, row in zip(range(MAX_ROWS), stats.errors.values(), strict=False)]
-    chart = set(PERCENTILES_TO_CHART) | {0.5, 0.95}
-    ordered = sorted(chart)
-    current = dict(zip(ordered, _current_percentiles(total, ordered), strict=True))
-    body: dict[str, Any] = {
-        "stats": rows,
-        "errors": errors,
-        "total_rps": total.total_rps,
-        "total_fail_per_sec": total.total_fail_per_sec,
-        "fail_ratio": total.fail_ratio,
-        "current_rps": total.current_rps,
-        "current_fail_per_sec": total.current_fail_per_sec,
-        "current_response_time_percentiles": {percentile_key(p): current[p] for p in PERCENTILES_TO_CHART},
-        # legacy names (Locust <= 2.15.0) that community exporters still scrape
-        "current_response_time_percentile_50": current[0.5],
-        "current_response_time_percentile_95": current[0.95],
-        "state": state,
-        "user_count": user_count,
-    }
-    if workers is not None:
-        body["workers"] = [worker_dict(w) for w in workers]
-        body["worker_count"] = len(workers)
-    return body
+    """The ``GET /stats/requests`` body from live stats (between tests, or right after a reset): a snapshot
+    with the percentiles this body needs, then the same builder as the session's ticks use.
+    ``workers`` is given on a master only (Locust shows it there only)."""
+    percentiles = sorted({0.5, *PERCENTILES_TO_STATISTICS, *PERCENTILES_TO_CHART})
+    snapshot = take_snapshot(stats, user_count=user_count, percentiles=percentiles)
+    return stats_requests_from_snapshot(snapshot, state=state, user_count=user_count, workers=workers)
 
 
 def snapshot_usable(snapshot: Any) -> bool:
@@ -112,7 +59,8 @@ def snapshot_usable(snapshot: Any) -> bool:
     )
 
 
-def _snapshot_entry_dict(e: Any) -> dict[str, Any]:
+def entry_dict(e: Any) -> dict[str, Any]:
+    """One ``stats[]`` row from an EntrySnapshot: Locust's 15 keys (13 plus one per PERCENTILES_TO_STATISTICS)."""
     row: dict[str, Any] = {
         "method": e.method,
         "name": e.name,
@@ -139,8 +87,8 @@ def stats_requests_from_snapshot(
     """The same body as :func:`stats_requests`, read from the session's last tick (already computed once
     a second for the history and the outputs), so serving it costs no histogram walk."""
     total = snapshot.total
-    rows = [_snapshot_entry_dict(e) for e in snapshot.entries[:MAX_ROWS]]
-    rows.append(_snapshot_entry_dict(total))
+    rows = [entry_dict(e) for e in snapshot.entries[:MAX_ROWS]]
+    rows.append(entry_dict(total))
     current = total.current_percentiles
     body: dict[str, Any] = {
         "stats": rows,
