@@ -244,3 +244,12 @@ async def test_metrics_is_served_in_prometheus_format(web: WebCtx) -> None:
     families = {f.name for f in text_string_to_metric_families(await resp.text())}
     assert families  # parses, and has horde's families
     assert any(name.startswith("horde_") for name in families)
+
+
+async def test_swarm_with_an_arrival_rate_runs_the_open_model(web: WebCtx) -> None:
+    r = await web.client.post("/swarm", data={"arrival_rate": "20/s", "max_users": "5", "run_time": "1h"})
+    assert (await r.json())["success"] is True
+    await until(lambda: web.run.env.stats.total.num_requests >= 5, what="arrivals served")
+    assert "iterations/s" in (web.run.status().load or "")
+    names = {row["name"] for row in (await get_json(web, "/stats/requests"))["stats"]}
+    assert any(name.endswith("(from intended start)") for name in names)

@@ -183,3 +183,20 @@ def test_a_master_without_workers_refuses_to_start() -> None:
     assert parse_swarm(form, ctx) == (None, [NO_WORKERS_MESSAGE])
     req, problems = parse_swarm(form, SwarmContext(state="ready", user_classes=["A"], workers_ready=2))
     assert problems == [] and req is not None
+
+
+def test_an_arrival_rate_in_the_form_starts_the_open_model_and_bad_stages_are_refused() -> None:
+    from horde.load import ConstantArrivalRate, RampingArrivalRate
+    from horde.web.swarm import SwarmContext, parse_swarm
+
+    ctx = SwarmContext(state="ready", user_classes=["Shop"])
+    req, problems = parse_swarm({"arrival_rate": ["50/s"], "max_users": ["20"], "run_time": ["1m"]}, ctx)
+    assert problems == [] and req is not None
+    assert isinstance(req.model, ConstantArrivalRate) and req.run_time == 60
+    req, problems = parse_swarm({"stages": ["10s:5/s,20s:50/s"]}, ctx)
+    assert problems == [] and isinstance(req.model, RampingArrivalRate)  # type: ignore[union-attr]
+    req, problems = parse_swarm({"stages": ["10x:5/s"], "max_users": ["-3"]}, ctx)
+    assert req is None and any("10x:5/s" in p for p in problems) and any("max_users" in p for p in problems)
+    running = SwarmContext(state="running", user_classes=["Shop"])
+    req, problems = parse_swarm({"arrival_rate": ["50"]}, running)
+    assert req is None and "stop the running one first" in problems[0]

@@ -395,6 +395,7 @@ def start_request(req: SwarmRequest) -> Any:
         run_time=req.run_time,
         user_classes=req.user_classes,
         use_shape=req.uses_shape,
+        model=req.model,
     )
 
 

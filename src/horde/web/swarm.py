@@ -12,6 +12,7 @@ import math
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from types import SimpleNamespace
 from typing import Any
 
 RUN_TIME_MESSAGE = "Valid run_time formats are : 20, 20s, 3m, 2h, 1h20m, 3h30m10s, etc."
@@ -22,6 +23,8 @@ DEFAULT_SHAPE = "Default"
 _TIMESPAN = re.compile(r"^(?:(?P<h>\d+)h)?(?:(?P<m>\d+)m)?(?:(?P<s>\d+)s)?$")
 #: Fields of the form that are not custom arguments.
 STANDARD_FIELDS = frozenset({"user_count", "spawn_rate", "host", "run_time", "user_classes", "shape_class"})
+#: horde's open-model fields (an arrival rate instead of a user count); Locust has no such form fields.
+ARRIVAL_FIELDS = frozenset({"arrival_rate", "stages", "max_users", "pre_allocated", "poisson"})
 #: Locust's UI sends these; horde has no use for them (yet) and ignores them without an error.
 IGNORED_FIELDS = frozenset({"profile"})
 
@@ -62,6 +65,8 @@ class SwarmRequest:
     user_classes: tuple[str, ...] | None = None
     shape_class: str | None = None
     custom: dict[str, Any] = field(default_factory=dict)
+    #: an arrival-rate model (``arrival_rate`` or ``stages`` in the form), started instead of user counts
+    model: Any = None
 
     @property
     def uses_shape(self) -> bool:
@@ -158,9 +163,12 @@ def parse_swarm(form: FormData, ctx: SwarmContext) -> tuple[SwarmRequest | None,
                 f"unknown shape_class {picked!r}; available: {', '.join([DEFAULT_SHAPE, *ctx.shape_classes])}"
             )
 
+    model = _arrival_model(form, ctx, problems)
     user_count = _int_field(form, "user_count", problems)
     spawn_rate = _rate_field(form, "spawn_rate", problems)
-    if shape is None and not problems and (user_count is None or not spawn_rate):
+    if model is not None and edit:
+        problems.append("an arrival rate starts a new test: stop the running one first")
+    if model is None and shape is None and not problems and (user_count is None or not spawn_rate):
         problems.append(MISSING_MESSAGE)
 
     host: str | None = None
@@ -179,7 +187,12 @@ def parse_swarm(form: FormData, ctx: SwarmContext) -> tuple[SwarmRequest | None,
 
     custom: dict[str, Any] = {}
     for key in dict.fromkeys(form.keys()):
-        if key in STANDARD_FIELDS or key in IGNORED_FIELDS or key not in ctx.custom_defaults:
+        if (
+            key in STANDARD_FIELDS
+            or key in ARRIVAL_FIELDS
+            or key in IGNORED_FIELDS
+            or key not in ctx.custom_defaults
+        ):
             continue
         values = list(form.get(key, ()))
         try:
@@ -200,6 +213,33 @@ def parse_swarm(form: FormData, ctx: SwarmContext) -> tuple[SwarmRequest | None,
             user_classes=user_classes,
             shape_class=shape,
             custom=custom,
+            model=model,
         ),
         [],
     )
+
+
+def _arrival_model(form: FormData, ctx: SwarmContext, problems: list[str]) -> Any:
+    """The open model the form asks for (``arrival_rate`` or ``stages``), or None; problems are added."""
+    rate = (_value(form, "arrival_rate") or "").strip()
+    stages = (_value(form, "stages") or "").strip()
+    if not rate and not stages:
+        return None
+    from horde.exceptions import ConfigurationError
+    from horde.load import model_from_options
+
+    numbers: dict[str, int | None] = {}
+    for key in ("max_users", "pre_allocated"):
+        numbers[key] = _int_field(form, key, problems)
+    options = SimpleNamespace(
+        arrival_rate=rate or None,
+        stages=stages or None,
+        poisson=str(_value(form, "poisson") or "").lower() in ("1", "true", "on", "yes"),
+        run_time=None,
+        **numbers,
+    )
+    try:
+        return model_from_options(options, None)
+    except ConfigurationError as e:
+        problems.append(str(e))
+        return None

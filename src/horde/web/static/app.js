@@ -130,6 +130,14 @@
     $("version").textContent = "horde " + (args.version || "");
   }
 
+  // an arrival rate replaces the user count and spawn rate: they are no longer required then
+  const openModelFields = ["f-arrival", "f-stages"];
+  const syncOpenModel = () => {
+    const open = openModelFields.some((id) => $(id).value.trim() !== "");
+    for (const id of ["f-users", "f-rate"]) { if (!$(id).disabled) $(id).required = !open; }
+  };
+  for (const id of openModelFields) $(id).addEventListener("input", syncOpenModel);
+
   $("start-form").addEventListener("submit", async (ev) => {
     ev.preventDefault();
     if (args.show_userclass_picker && !document.querySelector("input[name=user_classes]:checked")) {
