@@ -155,12 +155,17 @@ def build_parser(extend: Callable[[argparse.ArgumentParser], None] | None = None
         prog="horde",
         description="Run a load test described by async User classes in a locustfile.",
         epilog="Every option can also come from HORDE_<OPTION> env vars, horde.conf, --config or "
-        "pyproject.toml [tool.horde]. `horde demo` runs a built-in demonstration.",
+        "pyproject.toml [tool.horde]. `horde demo` runs a built-in demonstration; `horde keys generate DIR` "
+        "makes CurveZMQ keys for --keys.",
     )
     parser.add_argument("user_classes", nargs="*", metavar="UserClass", help="run only these user classes")
     add = parser.add_argument
     add(
-        "-f", "--locustfile", default="locustfile.py", help="a .py file, a directory of them, or a comma list"
+        "-f",
+        "--locustfile",
+        default="locustfile.py",
+        help="a .py file, a directory of them, or a comma list; on a worker, - (or no -f and no locustfile.py) "
+        "gets the master's",
     )
     add("--config", help="read options from this config file (key = value lines, or TOML)")
     add("-H", "--host", help="base URL of the system under test, e.g. http://127.0.0.1:8080")
