@@ -88,7 +88,7 @@ def make_app() -> web.Application:
     app.router.add_route("*", "/echo", echo)
     app.router.add_get("/set-cookie", set_cookie)
     app.router.add_get("/hop/{n}", hop)
-    app.router.add_get("/slow", slow)
+    app.router.add_route("*", "/slow", slow)
     app.router.add_get("/not-json", not_json)
     app.router.add_get("/big", big)
     app.router.add_get("/endless", endless)

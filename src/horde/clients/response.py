@@ -653,6 +653,10 @@ class RestCall:
         self._response: Response | None = None
 
     def __enter__(self) -> Any:
+        try:
+            self._call.__enter__()  # marks the inner call as handled: one report, this one
+        except TypeError:
+            pass
         raise TypeError(WITH_MESSAGE.replace("self.client.get(..., catch_response=True)", "self.rest(...)"))
 
     def __exit__(self, *args: Any) -> None:
