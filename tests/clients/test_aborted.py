@@ -47,7 +47,9 @@ async def _catching(c: Any) -> None:
         pass
 
 
-async def test_a_user_stopped_mid_request_by_the_runner_counts_it_aborted(user_base: type, target: Target) -> None:
+async def test_a_user_stopped_mid_request_by_the_runner_counts_it_aborted(
+    user_base: type, target: Target
+) -> None:
     started = asyncio.Event()
 
     class U(user_base):  # type: ignore[misc, valid-type]

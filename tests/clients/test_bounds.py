@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import time
-from typing import Any
 
 import pytest
 
@@ -29,7 +28,9 @@ async def test_a_body_over_max_body_is_a_clear_failure(made: Made) -> None:
 
 
 async def test_max_body_size_on_the_class(user_base: type, target: Target) -> None:
-    cls = type("Small", (user_base,), {"host": target.url, "max_body_size": 1 << 16, "tasks": [lambda s: None]})
+    cls = type(
+        "Small", (user_base,), {"host": target.url, "max_body_size": 1 << 16, "tasks": [lambda s: None]}
+    )
     env = Environment(user_classes=[cls])
     Recorder(env)
     user = cls(env)
@@ -153,5 +154,3 @@ async def test_a_stream_left_unread_does_not_leak_the_connection(made: Made) -> 
     await asyncio.sleep(0)
     after = await asyncio.wait_for(c.get("/echo"), 5)
     assert after.ok, after.error
-
-
