@@ -84,7 +84,17 @@ def make_app() -> web.Application:
             pass
         return resp
 
+    async def gzipped(request: web.Request) -> web.Response:
+        resp = web.Response(body=b"z" * 200_000)
+        resp.enable_compression(web.ContentCoding.gzip)
+        return resp
+
+    async def to_big(request: web.Request) -> web.Response:
+        raise web.HTTPFound("/big?n=100000")
+
     app = web.Application()
+    app.router.add_get("/gzip", gzipped)
+    app.router.add_get("/to-big", to_big)
     app.router.add_route("*", "/echo", echo)
     app.router.add_get("/set-cookie", set_cookie)
     app.router.add_get("/hop/{n}", hop)

@@ -77,6 +77,16 @@ async def test_stream_read_and_close(made: Made) -> None:
     assert (await c.get("/echo")).ok
 
 
+async def test_stream_decodes_gzip_and_follows_redirects(made: Made) -> None:
+    c = made.user.client
+    resp = await c.get("/gzip", stream=True)
+    assert b"".join([chunk async for chunk in resp.iter_content(None)]) == b"z" * 200_000
+    hop = await c.get("/to-big", stream=True)
+    assert [h.status_code for h in hop.history] == [302]
+    assert len(await hop.read()) == 100_000
+    assert (await c.get("/echo")).ok
+
+
 async def test_stream_with_catch_response(made: Made) -> None:
     async with made.user.client.get("/big?n=5000", stream=True, catch_response=True) as resp:
         data = b"".join([c async for c in resp.iter_content(1000)])
