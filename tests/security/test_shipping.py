@@ -168,7 +168,7 @@ def run_cluster(
     master = subprocess.Popen(
         [sys.executable, "-m", "horde", *master_args, "--master", "--headless", "--master-bind-host", "127.0.0.1",
          "--master-bind-port", str(port), "--expect-workers", "2", "--expect-workers-max-wait", "30", "-H", url,
-         "-u", "4", "-r", "100", "-t", "2", "--json", str(master_dir / "out.json"), *fast],
+         "-u", "4", "-r", "100", "-t", "2", "-s", "1", "--json", str(master_dir / "out.json"), *fast],
         cwd=master_dir, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )  # fmt: skip
     try:
