@@ -490,10 +490,12 @@ def test_report_renders_in_chromium(tmp_path: Path, monkeypatch: pytest.MonkeyPa
             page.click("details.exception summary")
             assert errors == []
             assert all(u.startswith(("file:", "data:", "blob:", "about:")) for u in requests), requests
-            shots = REPO / "docs" / "screenshots"
-            shots.mkdir(parents=True, exist_ok=True)
-            page.screenshot(path=str(shots / "report.png"), full_page=True)
+            # the committed screenshot is refreshed only on request, so a test run leaves the tree clean
+            update = os.environ.get("HORDE_UPDATE_SCREENSHOTS") == "1"
+            shot = (REPO / "docs" / "screenshots" / "report.png") if update else (tmp_path / "report.png")
+            shot.parent.mkdir(parents=True, exist_ok=True)
+            page.screenshot(path=str(shot), full_page=True)
         finally:
             browser.close()
-    assert (REPO / "docs" / "screenshots" / "report.png").stat().st_size > 50_000
+    assert shot.stat().st_size > 50_000
     assert not math.isnan(result.stats.total.avg_response_time)
