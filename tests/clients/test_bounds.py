@@ -27,6 +27,17 @@ async def test_a_body_over_max_body_is_a_clear_failure(made: Made) -> None:
     assert ok.ok and len(ok.content) == 300_000
 
 
+@pytest.mark.parametrize("length", ["", "&length=1"])
+async def test_the_limit_is_exact(made: Made, length: str) -> None:
+    c = made.user.client
+    assert (await c.get(f"/big?n=300000{length}", max_body=300_000)).ok
+    over = await c.get(f"/big?n=300001{length}", max_body=300_000)
+    assert isinstance(over.error, BodyTooLarge)
+    small = await c.get(f"/big?n=101{length}", max_body=100)  # head and body in one read
+    assert isinstance(small.error, BodyTooLarge)
+    assert (await c.get(f"/big?n=100{length}", max_body=100)).ok
+
+
 async def test_max_body_size_on_the_class(user_base: type, target: Target) -> None:
     cls = type(
         "Small", (user_base,), {"host": target.url, "max_body_size": 1 << 16, "tasks": [lambda s: None]}

@@ -196,16 +196,25 @@ class Connection(asyncio.BufferedProtocol):
             self.abort()
             return
         self.received = True
+        # the body limit costs one subtraction per read: the budget counts bytes read (head and framing
+        # included, an upper bound of the body); past it, _feed_counted feeds this read with exact counts
+        self._budget -= nbytes
+        if self._budget < 0:
+            self._feed_counted(nbytes)
+            return
         try:
             self._parser.feed_data(self._view[:nbytes])
         except HttpParserError as e:
-            if self._head_only is True and self._headers_done:
-                # stopped on purpose after the head of a HEAD response; the parser is in error state now
-                parser = self._parser
-                self._parser = HttpResponseParser(self)
-                self._complete(parser.get_status_code(), parser.should_keep_alive())
-                return
-            self._fail(ProtocolError(f"malformed response from {self.origin}: {_parser_reason(e)}"))
+            self._parser_error(e)
+
+    def _parser_error(self, e: HttpParserError) -> None:
+        if self._head_only is True and self._headers_done:
+            # stopped on purpose after the head of a HEAD response; the parser is in error state now
+            parser = self._parser
+            self._parser = HttpResponseParser(self)
+            self._complete(parser.get_status_code(), parser.should_keep_alive())
+            return
+        self._fail(ProtocolError(f"malformed response from {self.origin}: {_parser_reason(e)}"))
 
     def eof_received(self) -> bool:
         return False  # let the transport close; connection_lost decides what the EOF means
@@ -269,9 +278,6 @@ class Connection(asyncio.BufferedProtocol):
     def on_body(self, chunk: bytes) -> None:
         if self._waiter is not None:  # not the body of an unsolicited extra response
             self.body.append(chunk)
-            self._budget -= len(chunk)
-            if self._budget < 0:
-                self._over_budget()
 
     def on_message_complete(self) -> None:
         parser = self._parser
@@ -318,17 +324,53 @@ class Connection(asyncio.BufferedProtocol):
             self._stream_error = exc
             self._wake_reader()
 
-    def _over_budget(self) -> None:
-        """The body passed ``max_body`` (or, streaming, a reader is to be woken): the slow path of on_body."""
+    def _feed(self, nbytes: int) -> None:
+        try:
+            self._parser.feed_data(self._view[:nbytes])
+        except HttpParserError as e:
+            self._parser_error(e)
+
+    def _feed_counted(self, nbytes: int) -> None:
+        """Feed a read that may take the body past ``max_body`` (or, streaming, wake the reader and apply
+        back-pressure): the slow path of ``buffer_updated``.
+
+        The read is fed with a stand-in waiter, so that a body over the limit fails the request even
+        when the same read completes the response; otherwise what happened to the stand-in (completion,
+        an error) is passed on to the real waiter.
+        """
         if self._head_only is STREAM and self._headers_done:
-            buffered = sum(len(c) for c in self.body)
-            self._budget = 0  # every further chunk comes here: wake the reader, apply back-pressure
-            self._wake_reader()
-            if buffered > _STREAM_HIGH_WATER and not self._paused and self.transport is not None:
-                self._paused = True
-                self.transport.pause_reading()
+            self._feed(nbytes)
+            if self._waiter is not None:  # still streaming (the end of the body wakes the reader itself)
+                self._budget = 0  # every read comes here
+                self._wake_reader()
+                if sum(len(c) for c in self.body) > _STREAM_HIGH_WATER and not self._paused:
+                    self._paused = True
+                    self.transport.pause_reading()  # type: ignore[union-attr]
             return
-        self._fail(BodyTooLarge(f"response body larger than {self.max_body} bytes"))
+        real = self._waiter
+        assert real is not None
+        probe: asyncio.Future[int] = self.loop.create_future()
+        self._waiter = probe
+        self._feed(nbytes)
+        exact = sum(len(c) for c in self.body)
+        if exact > self.max_body:
+            self._waiter = None
+            self.abort()
+            if not real.done():
+                real.set_exception(BodyTooLarge(f"response body larger than {self.max_body} bytes"))
+            return
+        if self._waiter is probe:
+            self._waiter = real
+        if probe.done():
+            error = probe.exception()
+            if real.done():
+                pass
+            elif error is not None:
+                real.set_exception(error)
+            else:
+                real.set_result(probe.result())
+        if self._waiter is real and self._head_only is not STREAM:
+            self._budget = self.max_body - exact
 
     # --- stream=True -------------------------------------------------------------------------------
 
