@@ -170,3 +170,17 @@ def test_a_task_that_blocks_the_loop_is_named_with_its_line_and_fix(tmp_path: Pa
     assert "await asyncio.sleep" in text
     summary = out[out.index("Warnings:") :]
     assert "locustfile.py:9" in summary and "x, worst" in summary
+
+
+def test_a_master_stopped_while_waiting_for_workers_does_not_pass(tmp_path: Path) -> None:
+    (tmp_path / "locustfile.py").write_text(SLOW_TASKS)
+    proc = horde_proc(
+        "--master", "--headless", "-H", "http://127.0.0.1:9", "--expect-workers", "2",
+        "--master-bind-host", "127.0.0.1", "--master-bind-port", "0",
+        cwd=tmp_path,
+    )  # fmt: skip
+    time.sleep(2.0)
+    proc.send_signal(signal.SIGTERM)
+    out, err = proc.communicate(timeout=30)
+    assert proc.returncode == 1
+    assert "Stopped before the test started" in out + err

@@ -333,6 +333,11 @@ class TestRun:
             self._peak_users = 0
             env.prepare_run()  # the run's class and task selection, before the model is built from it
         model = self.model_for(request)
+        options = env.parsed_options
+        if fresh and options is not None and hasattr(options, "run_time"):
+            # the run time travels to the workers with the options, so a worker that loses its master
+            # stops by itself after it, however the test was started (flags, web form, API)
+            options.run_time = request.run_time
         if fresh:
             logger.info("Starting: %s", model.describe())
         if isinstance(model, ClosedUsers):  # Locust's line, which users grep for

@@ -94,17 +94,25 @@ async def run_headless(
                 ready = sum(1 for w in runner.worker_statuses() if w.state == "ready")
                 gave_up = f"Gave up waiting for workers to connect ({ready} of {wanted} ready)"
                 logger.error("%s", gave_up)
-        if gave_up is None and not shutdown.requested.is_set():
+        if gave_up is None and shutdown.requested.is_set():
+            # stopped while waiting for workers: no load was sent, so this run measured nothing
+            gave_up = "Stopped before the test started: no load was sent"
+        elif gave_up is None:
             if loaded.shape is not None and (options.users or options.spawn_rate):
                 logger.warning(
                     "-u/--users and -r/--spawn-rate are ignored: %s decides", type(loaded.shape).__name__
                 )
             raise_open_files_limit(options.users or getattr(loaded.model, "max_users", None) or 1)
-            run.start(start_request(options, loaded))
-            with keyboard_control(run), blocking_watch(run if not distributed else None):
-                await first_of(shutdown.requested.wait(), run.wait())
-            if runner.stop_reason:
-                logger.info("Test stopped: %s", runner.stop_reason)
+            try:
+                run.start(start_request(options, loaded))
+            except HordeError as e:  # the load model refused what it was given: one line, no load sent
+                gave_up = f"The test could not start: {e}"
+                logger.error("%s", gave_up)
+            else:
+                with keyboard_control(run), blocking_watch(run if not distributed else None):
+                    await first_of(shutdown.requested.wait(), run.wait())
+                if runner.stop_reason:
+                    logger.info("Test stopped: %s", runner.stop_reason)
     finally:
         shutdown.stopping = True  # from here a signal hurries the stop
         result = await run.close(gave_up=gave_up)
