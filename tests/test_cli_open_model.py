@@ -72,3 +72,18 @@ def test_bad_stages_are_all_reported_before_anything_starts(tmp_path: Path, targ
     assert r.returncode != 0
     assert "30x:50/s" in r.stderr and "2m:fast" in r.stderr
     assert "Request statistics" not in r.stdout
+
+
+def test_an_arrival_rate_declared_in_the_locustfile_is_the_test(tmp_path: Path, target: str) -> None:
+    (tmp_path / "locustfile.py").write_text(
+        LOCUSTFILE
+        + "\nfrom horde.load import ConstantArrivalRate\n\nload = ConstantArrivalRate(10, duration=2, max_users=5)\n"
+    )
+    r = subprocess.run(
+        [sys.executable, "-m", "horde", "--headless", "-H", target, "--json-file", "out.json"],
+        cwd=tmp_path, capture_output=True, text=True, timeout=90, env={**os.environ},
+    )  # fmt: skip
+    assert r.returncode == 0, r.stderr[-2000:]
+    data = json.loads((tmp_path / "out.json").read_text())
+    assert 18 <= data["stats"][-1]["num_requests"] <= 21  # 10/s for the model's own 2 s
+    assert data["stop_reason"] in (None, "the run time limit was reached", "the arrival schedule ended")

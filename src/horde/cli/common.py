@@ -146,6 +146,10 @@ def load_test(
     if shape is None and options.headless and options.users == 0 and not options.worker:
         raise ConfigurationError("-u/--users 0 would run no user at all; give at least 1")
     model = None if options.worker else model_from_options(options, user_classes)
+    if model is None and not options.worker and files.models:
+        if len(files.models) > 1:
+            raise LocustfileError("the locustfile defines more than one arrival-rate model; keep one per run")
+        model = files.models[0]  # an open model the locustfile itself declares (the flags win over it)
     return LoadedTest(files, user_classes, shape, thresholds, model)
 
 

@@ -9,8 +9,10 @@ import traceback
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import ModuleType
+from typing import Any
 
 from horde.exceptions import HordeError, LocustfileError
+from horde.load import ConstantArrivalRate, RampingArrivalRate
 from horde.shape import LoadTestShape
 from horde.user.users import User
 
@@ -20,6 +22,8 @@ class Locustfiles:
     paths: list[Path]
     user_classes: dict[str, type[User]] = field(default_factory=dict)
     shape_classes: list[type[LoadTestShape]] = field(default_factory=list)
+    #: module-level arrival-rate models (``load = ConstantArrivalRate(200, ...)``): the open model to run
+    models: list[Any] = field(default_factory=list)
 
 
 def expand_paths(spec: str) -> list[Path]:
@@ -85,6 +89,11 @@ def load_locustfiles(spec: str) -> Locustfiles:
             elif issubclass(obj, LoadTestShape) and not obj.__dict__.get("abstract", False):
                 if obj not in result.shape_classes:
                     result.shape_classes.append(obj)
+        for _, obj in inspect.getmembers(
+            module, lambda o: isinstance(o, (ConstantArrivalRate, RampingArrivalRate))
+        ):
+            if all(obj is not m for m in result.models):
+                result.models.append(obj)
     _drop_task_less_bases(result)
     return result
 
