@@ -38,6 +38,13 @@ async def test_the_limit_is_exact(made: Made, length: str) -> None:
     assert (await c.get(f"/big?n=100{length}", max_body=100)).ok
 
 
+async def test_the_limit_applies_to_the_decoded_body(made: Made) -> None:
+    c = made.user.client
+    assert (await c.get("/gzip")).content == b"z" * 200_000  # 200 kB that travel as a few hundred bytes
+    bomb = await c.get("/gzip", max_body=100_000)
+    assert isinstance(bomb.error, BodyTooLarge), bomb.error
+
+
 async def test_max_body_size_on_the_class(user_base: type, target: Target) -> None:
     cls = type(
         "Small", (user_base,), {"host": target.url, "max_body_size": 1 << 16, "tasks": [lambda s: None]}

@@ -101,18 +101,38 @@ def encode_body(data: Any, json: Any) -> tuple[bytes | None, str | None]:
     raise TypeError(f"cannot send a {type(data).__name__} as a request body: use bytes, str, a dict or json=")
 
 
-def decode_body(body: bytes, encoding: bytes | None) -> bytes:
-    """Undo a gzip or deflate Content-Encoding; other encodings are returned as received."""
+def decode_body(body: bytes, encoding: bytes | None, limit: int | None = None) -> bytes:
+    """Undo a gzip or deflate Content-Encoding; other encodings are returned as received.
+
+    With ``limit``, a decoded body longer than that raises :class:`DecodedTooLarge` (a small
+    compressed body can decode to gigabytes): decoding stops there.
+    """
     if not encoding or not body:
         return body
     if encoding == b"gzip" or encoding == b"x-gzip":
-        return zlib.decompress(body, 16 + zlib.MAX_WBITS)
+        return _inflate(body, 16 + zlib.MAX_WBITS, limit)
     if encoding == b"deflate":
         try:
-            return zlib.decompress(body)  # zlib-wrapped, as RFC 9110 says
+            return _inflate(body, zlib.MAX_WBITS, limit)  # zlib-wrapped, as RFC 9110 says
         except zlib.error:
-            return zlib.decompress(body, -zlib.MAX_WBITS)  # raw deflate, as some servers send
+            return _inflate(body, -zlib.MAX_WBITS, limit)  # raw deflate, as some servers send
     return body
+
+
+class DecodedTooLarge(ValueError):
+    """A compressed body whose decoded size passes the limit."""
+
+
+def _inflate(body: bytes, wbits: int, limit: int | None) -> bytes:
+    if limit is None:
+        return zlib.decompress(body, wbits)
+    d = zlib.decompressobj(wbits)
+    out = d.decompress(body, limit + 1)
+    if len(out) > limit:
+        raise DecodedTooLarge(limit)
+    if not d.eof:
+        raise zlib.error("incomplete or truncated stream")
+    return out
 
 
 class HeaderDict(MutableMapping[str, str]):

@@ -21,6 +21,7 @@ from horde._version import __version__
 from horde.clients._fast_conn import STREAM, BodyTooLarge, Connection, ProtocolError, ServerDisconnected
 from horde.clients._fast_cookies import CookieJar
 from horde.clients._fast_message import (
+    DecodedTooLarge,
     HeaderDict,
     Prepared,
     Target,
@@ -397,7 +398,9 @@ class FastHttpSession(HttpVerbs):
                 encoding = conn.content_encoding
                 error = None
                 if encoding is not None:
-                    content, error = _decoded(content, encoding)
+                    content, error = _decoded(
+                        content, encoding, self.max_body_size if limit is None else limit
+                    )
                 conn.raw_headers = conn.body = (
                     _TAKEN  # the response has them: an idle connection holds nothing
                 )
@@ -542,7 +545,7 @@ class FastHttpSession(HttpVerbs):
         content = parts[0] if len(parts) == 1 else b"".join(parts)
         error = None
         if encoding is not None:
-            content, error = _decoded(content, encoding)
+            content, error = _decoded(content, encoding, self.max_body_size if limit is None else limit)
         resp = FastResponse(
             method, prep.url, status, conn.reason, raw, content, conn.done_at - t0, error, prep
         )
@@ -668,10 +671,12 @@ def _shared_cache(base_url: str, headers: dict[str, tuple[str, str]]) -> dict[tu
     return cache
 
 
-def _decoded(content: bytes, encoding: bytes) -> tuple[bytes, BaseException | None]:
+def _decoded(content: bytes, encoding: bytes, limit: int) -> tuple[bytes, BaseException | None]:
     """The decoded body, or the body as received and the error that makes the request fail."""
     try:
-        return decode_body(content, encoding), None
+        return decode_body(content, encoding, limit), None
+    except DecodedTooLarge:
+        return b"", body_too_large(limit)
     except zlib.error as e:
         return content, ProtocolError(f"could not decode the {encoding.decode('latin-1')} response body: {e}")
 
