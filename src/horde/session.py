@@ -513,7 +513,7 @@ class TestRun:
             start_time=self.started_at,
             run_time=self.run_time,
             stop_reason=self._stop_reason(),
-            workers=tuple(runner.worker_statuses()),
+            workers=self._worker_rows(),
             warnings=tuple(self._warnings()),
             load=self.model.describe() if self.model is not None else None,
             distributed=runner.distributed,
@@ -524,6 +524,14 @@ class TestRun:
         status = replace(status, version=self._version)
         self._status = status
         return status
+
+    def _worker_rows(self) -> tuple[WorkerStatus, ...]:
+        """The runner's rows, with each worker's share of an open model when one runs (the rate split)."""
+        rows = tuple(self.runner.worker_statuses())
+        shares = self.arrivals.workers if self.arrivals.active else {}
+        if not shares:
+            return rows
+        return tuple(replace(w, load=_share_text(shares[w.id])) if w.id in shares else w for w in rows)
 
     def result(self, *, gave_up: str | None = None, exit_code: int | None = None) -> RunResult:
         """The run's outcome now (final once :meth:`close` returned)."""
@@ -549,7 +557,7 @@ class TestRun:
             snapshot=snapshot,
             history=self.history,
             exceptions=tuple(runner.exceptions.values()),
-            workers=tuple(runner.worker_statuses()),
+            workers=self._worker_rows(),
             warnings=tuple(warnings),
             stop_reason=self._stop_reason(),
             exit_code=code,
@@ -617,3 +625,8 @@ class TestRun:
 
     def _mark(self, kind: str, text: str) -> None:
         self.markers.append({"time": self.env.clock.time(), "kind": kind, "text": text})
+
+
+def _share_text(row: dict[str, Any]) -> str:
+    """``12.5/s, pool 4 of 20`` from a worker's arrival-rate figures."""
+    return f"{row.get('rate', 0.0):g}/s, pool {row.get('pool', 0)} of {row.get('max_users', 0)}"

@@ -162,11 +162,15 @@ def exceptions_table(exceptions: Iterable[Mapping[str, Any]] | Mapping[Any, Mapp
 
 def workers_table(workers: Iterable[Any]) -> str:
     """One row per worker (``WorkerStatus``): id, state, users, CPU and event-loop lag."""
-    rows = [f" {'worker':<44} {'state':<9} {'users':>6} {'cpu %':>6} {'lag ms':>7}"]
-    for w in sorted(workers, key=lambda w: w.index):
-        rows.append(
+    ordered = sorted(workers, key=lambda w: w.index)
+    share = any(getattr(w, "load", None) for w in ordered)  # an open model's per-worker rate split
+    head = f" {'worker':<44} {'state':<9} {'users':>6} {'cpu %':>6} {'lag ms':>7}"
+    rows = [head + ("  share" if share else "")]
+    for w in ordered:
+        row = (
             f" {w.id[:44]:<44} {w.state:<9} {w.user_count:>6} {w.cpu_percent:>6.0f} {w.loop_lag * 1000:>7.0f}"
         )
+        rows.append(row + (f"  {w.load or ''}" if share else ""))
     return "\n".join(rows)
 
 

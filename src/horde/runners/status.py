@@ -33,6 +33,8 @@ class WorkerStatus:
     memory_rss: int = 0
     loop_lag: float = 0.0
     last_heartbeat: float | None = None
+    #: this worker's share of an open (arrival-rate) model, e.g. "12.5/s, pool 4 of 20" (None otherwise)
+    load: str | None = None
 
     def __post_init__(self) -> None:
         # frozen means frozen: a caller mutating the dict it passed must not change the row
@@ -54,4 +56,5 @@ class WorkerStatus:
             "memory_rss": self.memory_rss,
             "loop_lag": self.loop_lag,
             "last_heartbeat": self.last_heartbeat,
+            "load": self.load,
         }
