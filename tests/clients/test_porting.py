@@ -10,6 +10,7 @@ import pytest
 
 from horde import InterruptTaskSet, RescheduleTask, StopUser, task
 from horde.clients.response import MissingAwait
+from horde.exceptions import CatchResponseError
 from tests.clients.conftest import Made, Target
 
 
@@ -67,7 +68,9 @@ async def test_sync_with_on_a_request_call_says_async_with(made: Made) -> None:
 async def test_catch_response_failure_is_recorded_as_its_plain_message(made: Made) -> None:
     async with made.user.client.get("/echo", catch_response=True) as resp:
         resp.failure("sold out")
-    assert repr(made.rec.last["exception"]) == "sold out"
+    exc = made.rec.last["exception"]
+    assert repr(exc) == "sold out" and str(exc) == "sold out"
+    assert isinstance(exc, CatchResponseError) and type(exc).__name__ == "CatchResponseError"
     assert [e.error for e in made.env.stats.errors.values()] == ["sold out"]
 
 

@@ -319,6 +319,10 @@ class FailureMessage(CatchResponseError):
         return str(self)
 
 
+# listeners written for Locust look at the type's name: it stays CatchResponseError
+FailureMessage.__name__ = FailureMessage.__qualname__ = "CatchResponseError"
+
+
 class RequestInfo:
     """What a response was the answer to (``resp.request``): ``method``, ``url``, ``headers``, ``body``.
 
