@@ -182,3 +182,23 @@ async def test_a_stream_left_unread_does_not_leak_the_connection(made: Made) -> 
     await asyncio.sleep(0)
     after = await asyncio.wait_for(c.get("/echo"), 5)
     assert after.ok, after.error
+
+
+async def test_http_user_network_timeout_with_requests_in_parallel(target: Target) -> None:
+    cls = type("Par", (HttpUser,), {"host": target.url, "network_timeout": 0.4, "tasks": [lambda s: None]})
+    env = Environment(user_classes=[cls])
+    user = cls(env)
+    try:
+        t0 = time.perf_counter()
+        slow, fast, slower = await asyncio.gather(
+            user.client.get("/slow?s=3"), user.client.get("/echo"), user.client.get("/slow?s=5")
+        )
+        assert isinstance(slow.error, TimeoutError) and "0.4s" in str(slow.error)
+        assert isinstance(slower.error, TimeoutError) and fast.ok
+        assert time.perf_counter() - t0 < 2
+        await asyncio.sleep(0.01)  # the task was not left cancelled
+        timed = await user.client.get("/slow?s=3")  # in the user's own task
+        assert isinstance(timed.error, TimeoutError)
+        assert (await user.client.get("/echo")).ok
+    finally:
+        await user.teardown()
