@@ -184,3 +184,65 @@ def test_a_master_stopped_while_waiting_for_workers_does_not_pass(tmp_path: Path
     out, err = proc.communicate(timeout=30)
     assert proc.returncode == 1
     assert "Stopped before the test started" in out + err
+
+
+def test_a_target_that_never_answers_is_not_a_pass(tmp_path: Path) -> None:
+    import socket
+    import threading
+
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(64)
+    held: list[socket.socket] = []
+    stop = threading.Event()
+
+    def accept() -> None:  # accept every connection, read nothing back, answer never
+        listener.settimeout(0.2)
+        while not stop.is_set():
+            try:
+                conn, _ = listener.accept()
+                held.append(conn)
+            except OSError:
+                continue
+
+    thread = threading.Thread(target=accept, daemon=True)
+    thread.start()
+    try:
+        (tmp_path / "locustfile.py").write_text(
+            textwrap.dedent(
+                """
+                from horde import HttpUser, task
+
+                class Patient(HttpUser):
+                    @task
+                    async def wait(self):
+                        await self.client.get("/never")
+                """
+            )
+        )
+        url = f"http://127.0.0.1:{listener.getsockname()[1]}"
+        proc = horde_proc(
+            "--headless",
+            "-H",
+            url,
+            "-u",
+            "3",
+            "-r",
+            "10",
+            "-t",
+            "2s",
+            "--json-file",
+            "out.json",
+            cwd=tmp_path,
+        )
+        out, err = proc.communicate(timeout=60)
+    finally:
+        stop.set()
+        thread.join(2)
+        for conn in held:
+            conn.close()
+        listener.close()
+    assert proc.returncode == 1
+    assert "not one was answered" in out + err
+    data = json.loads((tmp_path / "out.json").read_text())
+    assert data["num_aborted"] >= 3 and data["stats"][-1]["num_requests"] == 0

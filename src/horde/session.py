@@ -294,6 +294,12 @@ class TestRun:
 
     def _warnings(self) -> list[str]:
         lines = list(self.runner.summary_warnings())
+        aborted = self.env.stats.num_aborted
+        if aborted:
+            lines.append(
+                f"{aborted} request(s) were still in flight when their users stopped: counted as aborted, not "
+                "as answers or failures of the target (raise --stop-timeout to let them finish)"
+            )
         for source in self._warning_sources:
             lines.extend(source())
         return lines
@@ -612,7 +618,13 @@ class TestRun:
         if reason and reason not in NORMAL_ENDS:
             problems.append(f"The test ended early: {reason}")
         requests = snapshot.total.num_requests if snapshot is not None else self.env.stats.total.num_requests
-        if self._peak_users > 0 and requests == 0:
+        aborted = self.env.stats.num_aborted
+        if self._peak_users > 0 and requests == 0 and aborted:
+            problems.append(
+                f"{aborted} request(s) were sent and not one was answered before the users stopped: the "
+                "target accepted them but never responded (see network_timeout on the user class)"
+            )
+        elif self._peak_users > 0 and requests == 0:
             problems.append(
                 f"{self._peak_users} user(s) ran but not one request was recorded. Usual causes: a task "
                 "left as a plain `def` (make it `async def`), a client call without `await`, or a task "

@@ -70,3 +70,15 @@ def test_current_rps_is_not_zero_in_the_first_seconds_while_requests_flow() -> N
         clock.advance(0.5)
     stats.record("GET", "/", 1.0, 0)
     assert stats.total.current_rps == pytest.approx(16 / 1.5)
+
+
+def test_aborted_requests_are_counted_apart_and_merge_on_a_master() -> None:
+    worker = RequestStats(FakeClock(), use_response_times_cache=False)
+    worker.log_aborted("GET", "/slow")
+    worker.log_aborted("GET", "/slow")
+    master = RequestStats(FakeClock())
+    master.merge(worker.serialize())
+    assert master.num_aborted == 2 and master.aborted == {("GET", "/slow"): 2}
+    assert master.total.num_requests == 0 and master.total.num_failures == 0  # neither answered nor failed
+    master.reset_all()
+    assert master.num_aborted == 0

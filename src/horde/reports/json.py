@@ -20,6 +20,7 @@
       "warnings", "exceptions": [{"count", "msg", "traceback", "nodes"}],            the run result, if known)
       "thresholds": [{"expression", "metric", "ok", "status", "observed", "observed_text", …}]
       "arrival": {"iterations", "dropped_iterations", "scheduling_lag_ms": {…}, …}     (open model runs only)
+      "num_aborted", "aborted": [{"method", "name", "count"}]   requests in flight when their users stopped
     }
 
 All response times are floats in milliseconds. An entry without timed requests reports 0.0 for every
@@ -150,6 +151,11 @@ def result_dict(result: RunResult) -> dict[str, Any]:
         "warnings": list(result.warnings),
         "exceptions": exceptions_list(result.exceptions),
         "thresholds": [v.to_dict() for v in getattr(result, "thresholds", ()) or ()],
+        "num_aborted": int(getattr(result.stats, "num_aborted", 0)),
+        "aborted": [
+            {"method": method, "name": name, "count": n}
+            for (method, name), n in sorted(getattr(result.stats, "aborted", {}).items())
+        ],
         **dict(getattr(result, "figures", {}) or {}),
     }
     return report_dict(

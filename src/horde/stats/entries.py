@@ -585,6 +585,10 @@ class RequestStats:
         #: distinct (name, method) entries kept before new names fold into one overflow row per method
         self.max_entries = max_entries
         self.overflowed_names = 0  # requests whose name went to an overflow row
+        #: requests in flight when their user was cancelled (a stop, the stop_timeout deadline): neither
+        #: answered nor failed by the target, so counted apart instead of silently dropped
+        self.aborted: dict[tuple[str, str], int] = {}
+        self.num_aborted = 0
         self._overflow_warned = False
         self.entries: dict[tuple[str, str], StatsEntry] = {}
         # name → method → entry: the hot path looks entries up without building a tuple key.
@@ -744,6 +748,13 @@ class RequestStats:
         self.entries[(name, method)] = entry
         return entry
 
+    def log_aborted(self, method: str, name: str) -> None:
+        """A request in flight when its user was cancelled: neither answered nor failed (the clients call
+        this instead of firing the request event)."""
+        key = (method, name)
+        self.aborted[key] = self.aborted.get(key, 0) + 1
+        self.num_aborted += 1
+
     def _warn_overflow(self, name: str) -> None:
         if self._overflow_warned:
             return
@@ -798,6 +809,8 @@ class RequestStats:
         for entry in self.entries.values():
             entry.reset(now)
         self.errors.clear()
+        self.aborted.clear()
+        self.num_aborted = 0
 
     def clear_all(self) -> None:
         """Forget everything for a fresh test: no entries, no errors, a new total."""
@@ -806,6 +819,8 @@ class RequestStats:
         self.errors.clear()
         self.overflowed_names = 0
         self._overflow_warned = False
+        self.aborted.clear()
+        self.num_aborted = 0
         self.total = StatsEntry(self, "Aggregated", "", self.use_response_times_cache)
 
     # -- wire ------------------------------------------------------------------------------------------
@@ -820,6 +835,7 @@ class RequestStats:
             "stats_total": self.total.serialize(),
             "errors": self.serialize_errors(),
             "histogram_scheme": HISTOGRAM_SCHEME,
+            "aborted": [[method, name, n] for (method, name), n in self.aborted.items()],
         }
 
     def serialize_stats(self) -> list[dict[str, Any]]:
@@ -860,6 +876,7 @@ class RequestStats:
             rows = [StatsError.unserialize(item) for item in raw_errors.values()]
         except ValueError as exc:
             raise StatsPayloadError(str(exc)) from None
+        aborted = _parse_aborted(payload.get("aborted", []))
 
         now = self.clock.time()
         for data in entries:
@@ -871,3 +888,26 @@ class RequestStats:
             if existing is None:
                 existing = self._error_row(row.method, row.name, row.error)
             existing.extend(row)
+        for method, name, n in aborted:
+            self.aborted[(method, name)] = self.aborted.get((method, name), 0) + n
+            self.num_aborted += n
+
+
+def _parse_aborted(raw: Any) -> list[tuple[str, str, int]]:
+    """A report's ``aborted`` rows ``[[method, name, count], …]``, checked before anything is added."""
+    if not isinstance(raw, list | tuple):
+        raise StatsPayloadError("stats payload 'aborted' must be a list")
+    rows = []
+    for item in raw:
+        if (
+            not isinstance(item, list | tuple)
+            or len(item) != 3
+            or not isinstance(item[0], str)
+            or not isinstance(item[1], str)
+            or isinstance(item[2], bool)
+            or not isinstance(item[2], int)
+            or item[2] < 0
+        ):
+            raise StatsPayloadError(f"stats payload 'aborted' has a malformed row: {item!r}")
+        rows.append((item[0], item[1], item[2]))
+    return rows
