@@ -10,7 +10,7 @@ from types import ModuleType
 
 import pytest
 
-from horde import FastHttpUser, User
+from horde import User
 from horde.convert import convert_source
 from horde.env import Environment
 
@@ -57,8 +57,6 @@ def user_classes(module: ModuleType) -> list[type[User]]:
 
 @pytest.mark.parametrize("name", RUNNABLE)
 async def test_converted_locustfile_runs_against_a_local_target(name: str, server, tmp_path: Path) -> None:
-    if name == "rest" and not hasattr(FastHttpUser, "rest"):
-        pytest.skip("FastHttpUser.rest() is not in this horde yet (issue 14, item 3)")
     module = load_converted(name, tmp_path)
     classes = user_classes(module)
     assert classes

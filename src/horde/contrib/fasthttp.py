@@ -5,6 +5,7 @@ from horde.clients.fast import (
     FastHttpUser,
     FastRequestCall,
     FastResponse,
+    RestResponseContextManager,
     TooManyRedirects,
 )
 
@@ -17,5 +18,6 @@ __all__ = [
     "FastRequestCall",
     "FastResponse",
     "ResponseContextManager",
+    "RestResponseContextManager",
     "TooManyRedirects",
 ]
