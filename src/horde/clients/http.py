@@ -11,6 +11,7 @@ import base64
 import json as jsonlib
 import time
 import weakref
+from asyncio import current_task
 from collections.abc import Callable, Mapping
 from functools import partial
 from typing import TYPE_CHECKING, Any, ClassVar
@@ -116,13 +117,19 @@ class _Deadlines:
     cancellation was a timeout) and re-arms itself for the next deadline.
     """
 
-    __slots__ = ("_inflight", "_timer", "_timer_at", "expired")
+    __slots__ = ("_inflight", "_timer", "_timer_at", "expired", "loop")
 
     def __init__(self) -> None:
+        self.loop: asyncio.AbstractEventLoop | None = None
         self._inflight: dict[asyncio.Task[Any], float] = {}
         self._timer: asyncio.TimerHandle | None = None
         self._timer_at = _INF
         self.expired: set[asyncio.Task[Any]] = set()
+
+    def bind(self, loop: asyncio.AbstractEventLoop) -> asyncio.AbstractEventLoop:
+        """Remember the session's loop (a session lives on one loop)."""
+        self.loop = loop
+        return loop
 
     def add(self, loop: asyncio.AbstractEventLoop, task: asyncio.Task[Any], deadline: float) -> None:
         self._inflight[task] = deadline
@@ -366,8 +373,10 @@ class HttpSession(HttpVerbs):
             t0 = time.perf_counter()
             task = None
             if cap is not None:
-                loop = asyncio.get_running_loop()
-                task = asyncio.current_task(loop)
+                # the loop is looked up once per session: on Python 3.11 get_running_loop() costs a
+                # getpid() system call, per request that is measurable
+                loop = deadlines.loop or deadlines.bind(asyncio.get_running_loop())
+                task = current_task(loop)
                 if task is not None:
                     deadlines.add(loop, task, loop.time() + cap)
             try:
