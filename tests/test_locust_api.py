@@ -153,3 +153,27 @@ def test_runner_state_constants_have_locusts_names() -> None:
     from horde.runners import STATE_INIT, STATE_RUNNING, STATE_STOPPED
 
     assert (STATE_INIT, STATE_RUNNING, STATE_STOPPED) == ("ready", "running", "stopped")
+
+
+async def test_custom_message_handlers_run_in_order_unless_concurrent() -> None:
+    env = Environment(user_classes=[], events=Events())
+    runner = env.create_local_runner()
+    seen: list[str] = []
+
+    async def slow_then_fast(environment: object, msg: object) -> None:
+        data = msg.data  # type: ignore[attr-defined]
+        await asyncio.sleep(0.05 if data == "first" else 0)
+        seen.append(data)
+
+    runner.register_message("serial", slow_then_fast)
+    runner.register_message("parallel", slow_then_fast, concurrent=True)
+    runner.send_message("serial", "first")
+    runner.send_message("serial", "second")
+    await asyncio.sleep(0.2)
+    assert seen == ["first", "second"]  # one at a time, in arrival order
+    seen.clear()
+    runner.send_message("parallel", "first")
+    runner.send_message("parallel", "second")
+    await asyncio.sleep(0.2)
+    assert seen == ["second", "first"]  # concurrent=True: the fast one does not wait
+    await runner.quit()

@@ -67,6 +67,7 @@ class Runner:
         self.spawn_rate: float = 0.0
         self.exceptions: dict[str, dict[str, Any]] = {}
         self.custom_messages: dict[str, tuple[Callable[..., Any], bool]] = {}
+        self._serial_handlers: asyncio.Task[Any] | None = None  # the last non-concurrent message handler
         self.monitor = UsageMonitor(environment)
         self.stop_reason: str | None = None
         self.test_started_at: float | None = None
@@ -282,11 +283,17 @@ class Runner:
         entry = self.custom_messages.get(msg.type)
         if entry is None:
             return False
-        handler, _ = entry
+        handler, concurrent = entry
         try:
             result = handler(environment=self.environment, msg=msg)
             if asyncio.iscoroutine(result):
-                self.spawn_background(result, f"message:{msg.type}")
+                if concurrent:  # register_message(..., concurrent=True): each message runs at once
+                    self.spawn_background(result, f"message:{msg.type}")
+                else:  # one at a time, in the order the messages arrived (Locust's default)
+                    previous = self._serial_handlers
+                    self._serial_handlers = self.spawn_background(
+                        _after(previous, result), f"message:{msg.type}"
+                    )
         except Exception:
             logger.exception("handler for custom message %r failed", msg.type)
         return True
@@ -463,6 +470,16 @@ class UserRunner(Runner):
         super().hurry()
         if self.users.running_tasks:
             self.spawn_background(self.users.kill_all(), "kill-users")
+
+
+async def _after(previous: asyncio.Task[Any] | None, coro: Coroutine[Any, Any, Any]) -> None:
+    """Run ``coro`` once ``previous`` (the handler of the message before) has ended, whatever its outcome."""
+    if previous is not None and not previous.done():
+        await asyncio.gather(previous, return_exceptions=True)
+    try:
+        await coro
+    except Exception:
+        logger.exception("a custom message handler failed")
 
 
 def _caller() -> asyncio.Task[Any] | None:

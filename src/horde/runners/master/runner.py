@@ -279,11 +279,11 @@ class MasterRunner(HandlersMixin, StoppingMixin):
     def send_message(self, msg_type: str, data: Any = None, client_id: str | None = None) -> None:
         """Send a custom message to one worker, or to every known worker when ``client_id`` is None."""
         targets = [client_id] if client_id is not None else [n.id for n in self.nodes]
-        self.spawn_background(self._send_all(targets, Message(msg_type, data)), f"send:{msg_type}")
-
-    async def _send_all(self, targets: list[str], msg: Message) -> None:
+        msg = Message(msg_type, data)
+        # queued now, on the same socket as the spawn messages: a message sent in test_start reaches each
+        # worker before its first spawn, in the order it was sent (as in Locust)
         for target in targets:
-            await self._send(target, msg)
+            self.transport.send_nowait(target, msg)
 
 
 def _status(node: WorkerNode) -> WorkerStatus:
