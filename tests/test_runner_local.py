@@ -401,6 +401,7 @@ async def test_local_runner_public_api_for_the_session() -> None:
         "memory_rss": 4096,
         "loop_lag": 0.002,
         "last_heartbeat": None,
+        "load": None,
     }
     assert runner.summary_warnings() == []
     await runner.quit()

@@ -36,6 +36,7 @@ from horde.load import (
     arrival_stats,
     format_duration,
 )
+from horde.runners.base import QUIT_BY_USER_CODE
 from horde.runners.status import WorkerStatus
 from horde.stats.history import StatsHistory
 from horde.stats.snapshot import StatsSnapshot, take_snapshot
@@ -56,7 +57,7 @@ TICK_INTERVAL = 1.0
 _ACTIVE_STATES = ("spawning", "running", "cleanup", "stopping")
 
 #: Runner stop reasons that are a planned end, not a failure of the run (the shape said so).
-NORMAL_ENDS = frozenset({SHAPE_ENDED, ITERATIONS_DONE, ARRIVALS_ENDED})
+NORMAL_ENDS = frozenset({SHAPE_ENDED, ITERATIONS_DONE, ARRIVALS_ENDED, QUIT_BY_USER_CODE})
 
 
 @dataclass(frozen=True)

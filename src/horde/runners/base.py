@@ -30,6 +30,8 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 MAX_EXCEPTION_ROWS = 1000
+#: The stop reason when user code ends the test with ``runner.quit()`` (a planned end: the user's choice).
+QUIT_BY_USER_CODE = "runner.quit() was called by user code"
 LOCAL_NODE_ID = "local"  # the id of the one row a process running its own users reports
 
 
@@ -251,6 +253,10 @@ class Runner:
         """Stop the test and end the runner's background work; returns a shielded awaitable (see stop)."""
         if self._quit_task is None:
             caller = _caller()
+            if caller is not None and caller.get_name().startswith("user:"):
+                # say who ended the test: not the run time, not a signal, but the locustfile itself
+                logger.info("runner.quit() called by a %s user: stopping the test", caller.get_name()[5:])
+                self.stop_reason = self.stop_reason or QUIT_BY_USER_CODE
             self._quit_task = asyncio.get_running_loop().create_task(self._quit(caller), name="runner-quit")
         return asyncio.shield(self._quit_task)
 

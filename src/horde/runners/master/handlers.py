@@ -13,7 +13,7 @@ from horde._version import PROTOCOL_VERSION, __version__
 from horde.load import ARRIVALS_ENDED, SHAPE_ENDED
 from horde.load.closed import KIND as USERS
 from horde.rpc.protocol import Message
-from horde.runners.base import RunnerState
+from horde.runners.base import QUIT_BY_USER_CODE, RunnerState
 from horde.runners.master.controller import ControllerMixin
 from horde.runners.master.core import MISSING_FORGET_AFTER
 from horde.runners.master.liveness import sweep
@@ -25,7 +25,7 @@ logger = logging.getLogger("horde.runners.master")
 # ends a worker may report that are the test finishing as planned (horde.session.NORMAL_ENDS; the third is
 # horde.env.ITERATIONS_DONE, a layer above the runners): those keep their reason, every other stop a
 # worker asks for names it, and the session counts it as an early end (exit code 1)
-NORMAL_ENDS = frozenset({ARRIVALS_ENDED, SHAPE_ENDED, "the iteration limit was reached"})
+NORMAL_ENDS = frozenset({ARRIVALS_ENDED, SHAPE_ENDED, "the iteration limit was reached", QUIT_BY_USER_CODE})
 
 
 class HandlersMixin(ControllerMixin):
