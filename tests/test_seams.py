@@ -90,3 +90,21 @@ async def test_a_test_only_output_and_model_run_on_a_master_with_two_workers(clu
     await cluster.until(run.stop())
     result = await cluster.until(run.close())
     assert out.result is result and {w.id for w in result.workers} == {first.client_id, second.client_id}
+
+
+async def test_a_cluster_that_loses_its_last_worker_ends_early_and_does_not_pass(
+    cluster: MemoryCluster,
+) -> None:
+    worker = await cluster.add_worker()
+    run = TestRun(cluster.master.environment)
+    await run.open()
+    run.start(StartRequest(user_count=2, spawn_rate=100, run_time=60))
+    await cluster.advance(4.0)
+    assert run.env.stats.total.num_requests > 0
+    cluster.network.partition(worker.client_id)  # the worker's machine is gone: silence from now on
+    await cluster.advance(5.0)  # past the liveness window (3 s)
+    await cluster.until(run.wait())
+    result = await cluster.until(run.close())
+    assert result.stop_reason == "the last worker is gone"
+    assert result.exit_code == 1
+    assert result.warnings[0] == "The test ended early: the last worker is gone"
