@@ -20,7 +20,7 @@ from typing import Any
 from horde._version import __version__
 from horde.load.arrival_options import add_arrival_arguments
 from horde.thresholds.options import add_threshold_arguments
-from horde.web.options import add_web_arguments
+from horde.web.options import add_web_arguments, port_number
 
 ENV_PREFIX = "HORDE_"
 CONF_FILES = ("~/.horde.conf", "horde.conf")
@@ -106,16 +106,6 @@ def _positive_int(text: str) -> int:
     value = _non_negative_int(text)
     if value == 0:
         raise argparse.ArgumentTypeError(f"{text} must be at least 1")
-    return value
-
-
-def _port(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a port number") from None
-    if not 0 <= value <= 65535:
-        raise argparse.ArgumentTypeError(f"{value} is not a port number (0-65535)")
     return value
 
 
@@ -263,7 +253,7 @@ def build_parser(extend: Callable[[argparse.ArgumentParser], None] | None = None
     )
     reports.add_argument(
         "--prometheus-port",
-        type=_port,
+        type=port_number,
         default=None,
         metavar="PORT",
         help="serve Prometheus metrics on 127.0.0.1:PORT/metrics while the test runs (headless, master)",
@@ -285,9 +275,9 @@ def build_parser(extend: Callable[[argparse.ArgumentParser], None] | None = None
         help="run a master plus N worker processes here (-1: one per CPU core); with --worker, N workers",
     )
     dist.add_argument("--master-host", default="127.0.0.1", help="(worker) the master to connect to")
-    dist.add_argument("--master-port", type=_port, default=5557, help="(worker) the master's port")
+    dist.add_argument("--master-port", type=port_number, default=5557, help="(worker) the master's port")
     dist.add_argument("--master-bind-host", default="*", help="(master) interface to listen on (default all)")
-    dist.add_argument("--master-bind-port", type=_port, default=5557, help="(master) port to listen on")
+    dist.add_argument("--master-bind-port", type=port_number, default=5557, help="(master) port to listen on")
     dist.add_argument(
         "--expect-workers",
         type=_positive_int,

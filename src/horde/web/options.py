@@ -28,7 +28,7 @@ def add_web_arguments(parser: argparse.ArgumentParser) -> None:
         help="interface the web UI listens on (default 127.0.0.1, this machine only; "
         "use 0.0.0.0 in a container or to reach it from elsewhere)",
     )
-    add("-P", "--web-port", type=_port, default=DEFAULT_WEB_PORT, help="web UI port (default 8089)")
+    add("-P", "--web-port", type=port_number, default=DEFAULT_WEB_PORT, help="web UI port (default 8089)")
     add(
         "--web-base-path",
         type=_base_path,
@@ -65,7 +65,8 @@ def add_web_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def _port(text: str) -> int:
+def port_number(text: str) -> int:
+    """An argparse type: a TCP port 0-65535 (0: any free one), with a one-line error."""
     try:
         value = int(text)
     except ValueError:
