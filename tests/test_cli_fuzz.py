@@ -43,8 +43,8 @@ def parse_quietly(
         try:
             return parse_options(argv, environ=environ, cwd=cwd), err.getvalue()
         except SystemExit as e:
-            if e.code in (0, None):  # --help (or an abbreviation argparse accepts, --hel): the help text
-                assert out.getvalue().startswith("usage: horde"), out.getvalue()[:200]
+            if e.code in (0, None):  # --help, --version, or an abbreviation argparse accepts (--hel)
+                assert out.getvalue().startswith(("usage: horde", "horde ")), out.getvalue()[:200]
                 return None, "error: (help shown)"
             return None, err.getvalue()
 
