@@ -246,3 +246,26 @@ def test_a_target_that_never_answers_is_not_a_pass(tmp_path: Path) -> None:
     assert "not one was answered" in out + err
     data = json.loads((tmp_path / "out.json").read_text())
     assert data["num_aborted"] >= 3 and data["stats"][-1]["num_requests"] == 0
+
+
+def test_the_open_files_limit_is_raised_to_the_hard_limit_and_a_shortfall_warned(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    import logging
+    import resource
+
+    from horde.cli.common import raise_open_files_limit
+
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    try:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (min(1024, hard), hard))
+        with caplog.at_level(logging.WARNING):
+            raise_open_files_limit(100)
+        new_soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
+        assert new_soft == hard or hard == resource.RLIM_INFINITY
+        assert not caplog.records  # 100 users fit
+        if hard != resource.RLIM_INFINITY:
+            raise_open_files_limit(hard + 1)
+            assert "Too many open files" in caplog.text
+    finally:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
