@@ -19,6 +19,7 @@ from horde.event import Events
 from horde.rpc.protocol import Message
 from horde.runners.master import MasterRunner
 from horde.runners.worker import HeartbeatThread, WorkerRefusedError, WorkerRunner
+from tests.runners.cluster import Fired, counting_users
 
 pytestmark = (
     pytest.mark.slow
@@ -27,33 +28,8 @@ pytestmark = (
 HB = 0.1  # heartbeat interval for these tests: a worker is missing after 3 silent intervals
 
 
-@dataclass
-class Fired:
-    """Counts the requests users fire, so merged totals can be checked exactly."""
-
-    count: int = 0
-
-
 def user_classes(fired: Fired) -> list[type[User]]:
-    class Alpha(User):
-        wait_time = constant(0.01)
-
-        @task
-        async def hit(self) -> None:
-            fired.count += 1
-            self.environment.events.request.fire(
-                request_type="GET", name="/alpha", response_time=1.5, response_length=10, exception=None
-            )
-
-    class Beta(Alpha):
-        @task
-        async def hit(self) -> None:
-            fired.count += 1
-            self.environment.events.request.fire(
-                request_type="GET", name="/beta", response_time=3.0, response_length=10, exception=None
-            )
-
-    return [Alpha, Beta]
+    return counting_users(fired, wait=0.01)
 
 
 @dataclass

@@ -30,9 +30,11 @@ class Fired:
     count: int = 0
 
 
-def counting_users(fired: Fired) -> list[type[User]]:
+def counting_users(fired: Fired, wait: float = 0.5) -> list[type[User]]:
+    """Two classes whose every task fires one request and counts it in ``fired``."""
+
     class Alpha(User):
-        wait_time = constant(0.5)
+        wait_time = constant(wait)
 
         @task
         async def hit(self) -> None:
