@@ -84,7 +84,7 @@ def make_counting_app(server: CountingServer) -> web.Application:
 @pytest.fixture
 async def server() -> AsyncIterator[CountingServer]:
     srv = CountingServer(url="")
-    runner = web.AppRunner(make_counting_app(srv), access_log=None)
+    runner = web.AppRunner(make_counting_app(srv), access_log=None, shutdown_timeout=0.5)
     await runner.setup()
     site = web.TCPSite(runner, "127.0.0.1", 0)
     await site.start()

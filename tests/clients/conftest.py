@@ -128,7 +128,7 @@ def _parse_multipart(request: web.Request, body: bytes) -> dict[str, Any]:
 
 @pytest.fixture
 async def target() -> AsyncIterator[Target]:
-    runner = web.AppRunner(make_app(), access_log=None)
+    runner = web.AppRunner(make_app(), access_log=None, shutdown_timeout=0.5)  # hung handlers end fast
     await runner.setup()
     site = web.TCPSite(runner, "127.0.0.1", 0)
     await site.start()
@@ -211,7 +211,7 @@ async def tls_target(tmp_path: Any) -> AsyncIterator[str]:
     )
     ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     ctx.load_cert_chain(cert_path, key_path)
-    runner = web.AppRunner(make_app(), access_log=None)
+    runner = web.AppRunner(make_app(), access_log=None, shutdown_timeout=0.5)  # hung handlers end fast
     await runner.setup()
     site = web.TCPSite(runner, "127.0.0.1", 0, ssl_context=ctx)
     await site.start()
