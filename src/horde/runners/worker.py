@@ -192,7 +192,7 @@ class WorkerRunner(UserRunner):
         heartbeat_thread: bool | None = None,
         keys: ClientKeys | None = None,
     ) -> None:
-        _configure_stats(environment, use_response_times_cache=False)
+        environment.stats.configure(use_response_times_cache=False)
         super().__init__(environment)
         self.master_host = master_host
         self.master_port = master_port
@@ -716,14 +716,3 @@ class WorkerRunner(UserRunner):
     def send_message(self, msg_type: str, data: Any = None, client_id: str | None = None) -> None:
         """Send a custom message to the master (in a task the runner owns)."""
         self.spawn_background(self._send(Message(msg_type, data, self.client_id)), f"send:{msg_type}")
-
-
-def _configure_stats(environment: Any, **settings: Any) -> None:
-    """Change the environment's stats settings in place (never replace ``env.stats``)."""
-    configure = getattr(environment.stats, "configure", None)
-    if configure is not None:
-        configure(**settings)
-        return
-    # until RequestStats.configure lands (stats helper): the settings are plain attributes
-    for key, value in settings.items():
-        setattr(environment.stats, key, value)

@@ -52,7 +52,7 @@ class MasterRunner(HandlersMixin, StoppingMixin):
         transport: ServerTransport | None = None,
     ) -> None:
         # reports arrive every few seconds: leave the newest seconds out of the live rate until they do
-        _configure_stats(environment, current_rps_lag=4)
+        environment.stats.configure(current_rps_lag=4)
         options = getattr(environment, "parsed_options", None)
         if transport is None:
             from horde.rpc.keys import server_keys
@@ -298,14 +298,3 @@ def _status(node: WorkerNode) -> WorkerStatus:
         loop_lag=node.loop_lag,
         last_heartbeat=node.last_heartbeat,
     )
-
-
-def _configure_stats(environment: Any, **settings: Any) -> None:
-    """Change the environment's stats settings in place (never replace ``env.stats``)."""
-    configure = getattr(environment.stats, "configure", None)
-    if configure is not None:
-        configure(**settings)
-        return
-    # until RequestStats.configure lands (stats helper): the settings are plain attributes
-    for key, value in settings.items():
-        setattr(environment.stats, key, value)
