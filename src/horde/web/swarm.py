@@ -86,7 +86,8 @@ class SwarmContext:
     workers_ready: int | None = None  # a master's connected workers (None: not distributed)
 
 
-def _int_field(form: FormData, key: str, problems: list[str]) -> int | None:
+def _number_field(form: FormData, key: str, problems: list[str], *, whole: bool) -> float | None:
+    """A finite number >= 0 (a whole one if ``whole``), None when the field is empty; problems added."""
     raw = _value(form, key)
     if raw is None or str(raw).strip() == "":
         return None
@@ -94,28 +95,21 @@ def _int_field(form: FormData, key: str, problems: list[str]) -> int | None:
     try:
         number = float(text)
     except ValueError:
-        problems.append(f"{key} must be a whole number >= 0, got {text!r}")
+        number = math.nan
+    if not math.isfinite(number) or number < 0 or (whole and number != int(number)):
+        expected = "a whole number >= 0" if whole else "a number > 0"
+        problems.append(f"{key} must be {expected}, got {text!r}")
         return None
-    if not math.isfinite(number) or number < 0 or number != int(number):
-        problems.append(f"{key} must be a whole number >= 0, got {text!r}")
-        return None
-    return int(number)
+    return number
+
+
+def _int_field(form: FormData, key: str, problems: list[str]) -> int | None:
+    number = _number_field(form, key, problems, whole=True)
+    return None if number is None else int(number)
 
 
 def _rate_field(form: FormData, key: str, problems: list[str]) -> float | None:
-    raw = _value(form, key)
-    if raw is None or str(raw).strip() == "":
-        return None
-    text = str(raw).strip()
-    try:
-        number = float(text)
-    except ValueError:
-        problems.append(f"{key} must be a number > 0, got {text!r}")
-        return None
-    if not math.isfinite(number) or number < 0:
-        problems.append(f"{key} must be a number > 0, got {text!r}")
-        return None
-    return number
+    return _number_field(form, key, problems, whole=False)
 
 
 def _coerce(key: str, raw: Any, values: list[Any], current: Any) -> Any:
