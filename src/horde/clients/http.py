@@ -12,7 +12,7 @@ import json as jsonlib
 import time
 import weakref
 from asyncio import current_task
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Generator, Mapping
 from functools import partial
 from typing import TYPE_CHECKING, Any, ClassVar
 from urllib.parse import urlencode
@@ -29,6 +29,7 @@ from horde.clients.response import (
     Response,
     RestCall,
     body_too_large,
+    not_awaited,
     report_aborted,
     report_request,
     rest_call,
@@ -166,6 +167,7 @@ class _Deadlines:
 
 
 _INF = float("inf")
+_perf_counter = time.perf_counter
 
 
 class _AiohttpStream(BodyStream):
@@ -355,98 +357,192 @@ class HttpSession(HttpVerbs):
             kwargs["data"] = body
             kwargs["headers"] = {**(kwargs.get("headers") or {}), "Content-Type": content_type}
         # cookies= is aiohttp's own: sent with this request, merged with the jar, not stored in it
-        label = name or url
-        method = method.upper()
-        limit = self.max_body_size if max_body is None else max_body
         cap = None if "timeout" in kwargs else self.network_timeout
         if stream and cap is not None:  # aiohttp's total timeout runs until the streamed body is released
             kwargs["timeout"] = _timeout(self.connection_timeout, cap)
             cap = None
+        return _HttpCall(
+            self,
+            method.upper(),
+            full_url,
+            name or url,
+            kwargs,
+            catch_response,
+            context,
+            stream,
+            self.max_body_size if max_body is None else max_body,
+            cap,
+        )
 
-        session = self._session
-        wall = self._wall
-        user = self.user
-        deadlines = self._deadlines
-
-        async def perform(report: bool = False) -> Any:
-            start_time = wall()
-            t0 = time.perf_counter()
-            task = None
-            if cap is not None:
-                # the loop is looked up once per session: on Python 3.11 get_running_loop() costs a
-                # getpid() system call, per request that is measurable
-                loop = deadlines.loop or deadlines.bind(asyncio.get_running_loop())
-                task = current_task(loop)
-                if task is not None:
-                    deadlines.add(loop, task, loop.time() + cap)
-            try:
-                r = await session.request(method, full_url, **kwargs)
-                if stream:
-                    body = b""
-                else:
-                    try:
-                        length = r.content_length
-                        if length is not None and length <= limit and "Content-Encoding" not in r.headers:
-                            body = await r.read()  # the common case, without a frame more
-                        else:
-                            body = await _read_bounded(r, limit)
-                    finally:
-                        r.release()
-                elapsed = time.perf_counter() - t0
-                # the charset is worked out from the headers only if the task reads .text
-                resp = Response(
-                    method=method,
-                    url=str(r.url),
-                    status_code=r.status,
-                    reason=r.reason or "",
-                    headers=r.headers,
-                    content=body,
-                    elapsed=elapsed,
-                )
-                if stream:
-                    resp.stream = _AiohttpStream(r)
-                if r.history:
-                    resp.history = _history(method, r.history)
-                info = r.request_info
-                resp.request = lambda: RequestInfo(
-                    info.method, str(info.url), info.headers, _sent_body(kwargs)
-                )
-            except _TRANSPORT_ERRORS as e:
-                elapsed = time.perf_counter() - t0
-                if isinstance(e, asyncio.TimeoutError) and not str(e):
-                    e = TimeoutError(f"no complete response within the timeout ({elapsed:.1f}s)")
-                resp = Response(method=method, url=full_url, elapsed=elapsed, error=short_error(e))
-            except asyncio.CancelledError:
-                if task is None or task not in deadlines.expired:
-                    report_aborted(user, method, label)
-                    raise
-                deadlines.expired.discard(task)
-                task.uncancel()  # the cancellation was our timeout's: it ends here
-                elapsed = time.perf_counter() - t0
-                resp = Response(
-                    method=method,
-                    url=full_url,
-                    elapsed=elapsed,
-                    error=TimeoutError(f"no complete response within {cap:g}s"),
-                )
-            finally:
-                if task is not None:
-                    deadlines.done(task)
-            ctx = user.context() if self._user_context else {}  # type: ignore[union-attr]
-            if context:
-                ctx = {**ctx, **context}
-            if report:
-                self._report(resp, label, start_time, elapsed * 1000.0, resp.error, ctx)
-                return resp
-            return resp, label, start_time, elapsed * 1000.0, ctx
-
-        return RequestCall(
-            perform, self._report, catch_response, partial(perform, True), (user, method, full_url)
+    def get(self, url: str, **kwargs: Any) -> RequestCall:
+        # a URL alone, the common case, skips request()'s option handling
+        if kwargs:
+            return self.request("GET", url, **kwargs)
+        return _HttpCall(
+            self,
+            "GET",
+            url if "://" in url else self.base_url + url,
+            url,
+            {},
+            False,
+            None,
+            False,
+            self.max_body_size,
+            self.network_timeout,
         )
 
     async def close(self) -> None:
         self._deadlines.close()
         await self._session.close()
+
+
+class _HttpCall(RequestCall):
+    """One request of an :class:`HttpSession`, as :class:`RequestCall` describes it (awaitable, or an
+    async context manager for ``catch_response``).
+
+    It carries the request's options itself and makes the request in its own coroutine method: a
+    closure per request (a function, a partial and a cell per captured name) cost more than the
+    request's own Python code, and fed the cyclic garbage collector. It also tells ``resp.request``
+    what was sent, on first use.
+    """
+
+    __slots__ = (
+        "_cap",
+        "_context",
+        "_info",
+        "_kwargs",
+        "_label",
+        "_limit",
+        "_method",
+        "_session",
+        "_stream",
+        "_url",
+    )
+
+    def __init__(
+        self,
+        session: HttpSession,
+        method: str,
+        url: str,
+        label: str,
+        kwargs: dict[str, Any],
+        catch_response: bool,
+        context: dict[str, Any] | None,
+        stream: bool,
+        limit: int,
+        cap: float | None,
+    ) -> None:
+        # RequestCall's own slots, as its __init__ would set them for this subclass
+        self._report = session._report
+        self._catch = catch_response
+        self._result = None
+        self._pending = True  # until awaited or entered; see __del__
+        self._session = session
+        self._method = method
+        self._url = url
+        self._label = label
+        self._kwargs = kwargs
+        self._context = context
+        self._stream = stream
+        self._limit = limit
+        self._cap = cap
+
+    def __del__(self) -> None:
+        if self._pending is not None:
+            self._pending = None
+            not_awaited(self._session.user, self._method, self._url)
+
+    def __await__(self) -> Generator[Any, None, Response]:
+        self._pending = None
+        if self._catch:
+            return self._run().__await__()
+        return self._send(True).__await__()  # reports the request itself: one coroutine per request
+
+    def _performed(self) -> Awaitable[tuple[Response, str, float, float, dict[str, Any]]]:
+        return self._send(False)
+
+    def request_info(self) -> RequestInfo:
+        """What was sent (``resp.request``), built only when a task asks."""
+        info = self._info
+        return RequestInfo(info.method, str(info.url), info.headers, _sent_body(self._kwargs))
+
+    async def _send(self, report: bool) -> Any:
+        """Make the request; with ``report``, report it and return the response, else return
+        ``(response, name, start_time, ms, context)`` for the caller to report."""
+        s = self._session
+        method = self._method
+        cap = self._cap
+        start_time = s._wall()
+        t0 = _perf_counter()
+        task = None
+        deadlines = s._deadlines
+        if cap is not None:
+            # the loop is looked up once per session: on Python 3.11 get_running_loop() costs a
+            # getpid() system call, per request that is measurable
+            loop = deadlines.loop or deadlines.bind(asyncio.get_running_loop())
+            task = current_task(loop)
+            if task is not None:
+                deadlines.add(loop, task, loop.time() + cap)
+        try:
+            r = await s._session.request(method, self._url, **self._kwargs)
+            if self._stream:
+                body = b""
+            else:
+                limit = self._limit
+                try:
+                    length = r.content_length
+                    if length is not None and length <= limit and "Content-Encoding" not in r.headers:
+                        body = await r.read()  # the common case, without a frame more
+                    else:
+                        body = await _read_bounded(r, limit)
+                finally:
+                    r.release()
+            elapsed = _perf_counter() - t0
+            # the charset is worked out from the headers only if the task reads .text
+            resp = Response(
+                method=method,
+                url=str(r.url),
+                status_code=r.status,
+                reason=r.reason or "",
+                headers=r.headers,
+                content=body,
+                elapsed=elapsed,
+            )
+            if self._stream:
+                resp.stream = _AiohttpStream(r)
+            if r.history:
+                resp.history = _history(method, r.history)
+            self._info = r.request_info
+            resp.request = self
+        except _TRANSPORT_ERRORS as e:
+            elapsed = _perf_counter() - t0
+            if isinstance(e, asyncio.TimeoutError) and not str(e):
+                e = TimeoutError(f"no complete response within the timeout ({elapsed:.1f}s)")
+            resp = Response(method=method, url=self._url, elapsed=elapsed, error=short_error(e))
+        except asyncio.CancelledError:
+            if task is None or task not in deadlines.expired:
+                report_aborted(s.user, method, self._label)
+                raise
+            deadlines.expired.discard(task)
+            task.uncancel()  # the cancellation was our timeout's: it ends here
+            elapsed = _perf_counter() - t0
+            resp = Response(
+                method=method,
+                url=self._url,
+                elapsed=elapsed,
+                error=TimeoutError(f"no complete response within {cap:g}s"),
+            )
+        finally:
+            if task is not None:
+                deadlines.done(task)
+        ctx = s.user.context() if s._user_context else {}  # type: ignore[union-attr]
+        context = self._context
+        if context:
+            ctx = {**ctx, **context}
+        if report:
+            self._report(resp, self._label, start_time, elapsed * 1000.0, resp.error, ctx)
+            return resp
+        return resp, self._label, start_time, elapsed * 1000.0, ctx
 
 
 class HttpUser(User):

@@ -500,11 +500,12 @@ class RequestCall:
         self._catch = catch_response
         self._response: Response | None = None
         self._result: tuple[Response, str, float, float, dict[str, Any]] | None = None
-        self._pending = pending
+        # what to name if never awaited; a subclass that names it itself keeps True here until then
+        self._pending: tuple[Any, str, str] | bool | None = pending
 
     def __del__(self) -> None:
         pending = self._pending
-        if pending is not None:
+        if isinstance(pending, tuple):
             self._pending = None
             not_awaited(*pending)
 
@@ -521,8 +522,12 @@ class RequestCall:
             return self._reporting_perform().__await__()  # one coroutine per request, no wrapper
         return self._run().__await__()
 
+    def _performed(self) -> Awaitable[tuple[Response, str, float, float, dict[str, Any]]]:
+        """The request, made but not yet reported (a client's subclass may make it without a callable)."""
+        return self._perform()
+
     async def _run(self) -> Response:
-        resp, name, start, rt, ctx = await self._perform()
+        resp, name, start, rt, ctx = await self._performed()
         self._report(resp, name, start, rt, resp.error, ctx)
         return resp
 
@@ -531,7 +536,7 @@ class RequestCall:
         if not self._catch:
             self._response = await self._run()
             return self._response
-        self._result = await self._perform()
+        self._result = await self._performed()
         resp = self._result[0]
         resp.request_meta["catch"] = _NO_ERROR
         return resp
