@@ -24,11 +24,20 @@ from horde.runners.nodes import WorkerNode
 
 logger = logging.getLogger("horde.runners.master")
 
+CONTROL_BATCH = 32  # queued items handled before the controller lets other tasks (the reader) run
+
 
 class ControllerMixin(MasterCore):
     # ---- the loop ------------------------------------------------------------------------------------
     async def _controller(self) -> None:
+        handled = 0
         while True:
+            handled += 1
+            if handled >= CONTROL_BATCH:
+                # a backlog is handled without waiting on anything, so let the reader answer heartbeats
+                # between batches instead of after the whole backlog
+                handled = 0
+                await asyncio.sleep(0)
             item = await self._next_item()
             try:
                 if item is None:
@@ -44,11 +53,19 @@ class ControllerMixin(MasterCore):
                 self._handler_failed(item, e)
 
     async def _next_item(self) -> tuple[Any, ...] | None:
-        """The next queued item, or None once the earliest timer is due."""
-        try:
+        """The next command, else the next queued message, or None once the earliest timer is due.
+
+        A due timer (a stop deadline, the liveness sweep, a ramp step) goes before the next queued message,
+        then at least one message is taken before timers may go first again: neither starves the other.
+        """
+        if self._commands:
+            return self._commands.popleft()
+        if not self._inbox.empty():
+            if self._timers_first and self._now() >= self._next_timer():
+                self._timers_first = False
+                return None
+            self._timers_first = True
             return self._inbox.get_nowait()
-        except asyncio.QueueEmpty:
-            pass
         delay = max(0.0, self._next_timer() - self._now())
         if self._real_time:
             # asyncio.timeout, not wait_for: on 3.11 wait_for can return an item and swallow our
@@ -97,16 +114,17 @@ class ControllerMixin(MasterCore):
             await self._check_liveness(now)
         await self._apply_due_steps()
         if self._ramp_acks_deadline is not None and self._now() >= self._ramp_acks_deadline:
-            missing = sorted(self._unconfirmed)
             logger.warning(
-                "Ramp complete, but %d worker(s) had not confirmed it: %s", len(missing), ", ".join(missing)
+                "Ramp complete, but %d worker(s) had not confirmed it: %s",
+                len(self._unconfirmed),
+                _some(self._unconfirmed),
             )
             await self._ramp_complete()
         if self._pending is not None and self._now() >= self._pending.deadline:
             logger.error(
                 "No final stats from %d worker(s) after the stop deadline: %s",
                 len(self._pending.waiting),
-                ", ".join(sorted(self._pending.waiting)),
+                _some(self._pending.waiting),
             )
             await self._finish_pending()
 
@@ -155,7 +173,7 @@ class ControllerMixin(MasterCore):
 
     async def _restart_with(self, model: LoadModel, fut: asyncio.Future[None]) -> None:
         stopped: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        stopped.add_done_callback(lambda _: self._inbox.put_nowait(("start", model, fut)))
+        stopped.add_done_callback(lambda _: self._command(("start", model, fut)))
         await self._begin_stop("stop", stopped)
 
     def _note_targets(self, planner: Planner) -> None:
@@ -278,6 +296,16 @@ class ControllerMixin(MasterCore):
         if self._driver is None or not self._testing():
             return
         await self._on_timers()
+
+
+LOGGED_IDS = 10  # worker ids named in one log line; at 5,000 workers a full list is a 200 kB line
+
+
+def _some(ids: set[str]) -> str:
+    """The first few ids (sorted), and how many more."""
+    shown = sorted(ids)[:LOGGED_IDS]
+    more = len(ids) - len(shown)
+    return ", ".join(shown) + (f" and {more} more" if more else "")
 
 
 def _fmt(counts: dict[str, int]) -> str:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import uuid
-from collections import Counter
+from collections import Counter, deque
 from typing import TYPE_CHECKING, Any
 
 from horde.clock import Clock
@@ -54,6 +54,12 @@ class MasterCore(Runner):
         self._real_time = type(self._clock) is Clock
         self._last_drop_log = float("-inf")
         self._inbox: asyncio.Queue[tuple[Any, ...]] = asyncio.Queue()
+        # commands (start, stop, quit, timers) go ahead of worker messages: thousands of queued reports
+        # must not hold back a stop, or the master could not be stopped while its workers talk
+        self._commands: deque[tuple[Any, ...]] = deque()
+        self._timers_first = (
+            True  # due timers run before the next queued message (a backlog can't starve them)
+        )
         self._driver: StepDriver | None = None  # the running plan (None between tests)
         self._spawn_seq = 0
         self._ramp_waiters: list[asyncio.Future[None]] = []
@@ -88,6 +94,11 @@ class MasterCore(Runner):
             await self.transport.send(node_id, msg)
         except RPCError as e:
             logger.warning("%s", e)
+
+    def _command(self, item: tuple[Any, ...]) -> None:
+        """Queue a command for the controller, ahead of every worker message still queued."""
+        self._commands.append(item)
+        self._inbox.put_nowait(("wake",))  # wakes an idle controller; ignored when it comes up later
 
     def _drop(self, reason: str, detail: str) -> None:
         self.dropped_messages[reason] += 1

@@ -314,7 +314,8 @@ class HandlersMixin(ControllerMixin):
         self.transport.forget(node.id)
         self._changed()
         self._forget_from_plan([node.id])
-        logger.info("Worker %s quit (%d workers left)", node.id, len(self.nodes.active))
+        # len(nodes), not len(nodes.active): counting the active ones is O(workers) per quit, O(N²) a quit
+        logger.info("Worker %s quit (%d workers left)", node.id, len(self.nodes))
         if self._pending is not None:
             self._acknowledged(node.id)
             if not self._pending.waiting:

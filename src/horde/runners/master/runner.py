@@ -30,6 +30,7 @@ logger = logging.getLogger("horde.runners.master")
 
 WAIT_LOG_INTERVAL = 5.0  # seconds between "waiting for workers" lines
 READ_ERROR_PAUSE = 1.0  # seconds the reader waits after a transport failure before reading again
+READ_BATCH = 256  # frames the reader takes before letting the controller run
 
 
 class MasterRunner(HandlersMixin, StoppingMixin):
@@ -156,7 +157,7 @@ class MasterRunner(HandlersMixin, StoppingMixin):
         """Queue a validated model for the controller (a fresh test, or a re-target of the running one)."""
         self.start_background()
         fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self._inbox.put_nowait(("start", model, fut))
+        self._command(("start", model, fut))
         return fut
 
     def stop(self) -> asyncio.Future[None]:
@@ -177,13 +178,13 @@ class MasterRunner(HandlersMixin, StoppingMixin):
 
     async def _stop(self, caller: asyncio.Task[Any] | None) -> None:
         fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self._inbox.put_nowait(("stop", fut))
+        self._command(("stop", fut))
         await fut
 
     async def _quit(self, caller: asyncio.Task[Any] | None) -> None:
         self.start_background()
         fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self._inbox.put_nowait(("quit", fut))
+        self._command(("quit", fut))
         try:
             await fut
         finally:
@@ -232,7 +233,14 @@ class MasterRunner(HandlersMixin, StoppingMixin):
     # ---- the reader --------------------------------------------------------------------------------
     async def _reader(self) -> None:
         recv = self.transport.recv
+        read = 0
         while True:
+            read += 1
+            if read >= READ_BATCH:
+                # a transport that always has another frame ready never makes recv wait: without this the
+                # reader would keep the controller (and with it every stop and deadline) from running
+                read = 0
+                await asyncio.sleep(0)
             try:
                 item = await recv()
             except RPCError as e:

@@ -95,7 +95,7 @@ class StoppingMixin(MasterCore):
         if pending is None:
             return
         pending.deadline = min(pending.deadline, self._now() + 1.0)
-        self._inbox.put_nowait(("timers",))  # the controller may be waiting for the old deadline
+        self._command(("timers",))  # the controller may be waiting for the old deadline
         for node_id in pending.waiting:
             self.transport.send_nowait(node_id, Message(pending.kind, {"now": True}))
 

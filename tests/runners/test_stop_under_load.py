@@ -1,0 +1,75 @@
+"""A master whose workers never stop talking still stops within its stop timeout (issue 13 item 6).
+
+At 5,000 workers the master's socket always had another frame ready: its reader never had to wait, so the
+controller — and with it the quit command and the stop deadline — never ran, and the process ignored SIGTERM.
+Here the in-memory transport is made to behave the same way: every heartbeat the master reads puts the next
+one in its mailbox, so ``recv`` never waits. The quit must still finish at its deadline (the workers never
+acknowledge it), on the fake clock, while the flood goes on.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+from typing import Any
+
+from horde._version import PROTOCOL_VERSION, __version__
+from horde.rpc.protocol import Message
+from horde.rpc.transport import HEARTBEAT
+from horde.runners.master.core import STOP_MARGIN
+from tests.runners.cluster import MemoryCluster
+
+WORKERS = 200
+STOP_TIMEOUT = 0.5
+FLOOD = 200_000  # frames the flood may add in all; the old master read them all before it looked at quit
+
+
+async def test_quit_finishes_at_its_deadline_while_workers_flood_the_master() -> None:
+    cluster = MemoryCluster()
+    master = cluster.new_master(stop_timeout=STOP_TIMEOUT)
+    server = cluster.network.server
+    assert server is not None
+    ids = [f"flood_{i:04d}" for i in range(WORKERS)]
+    ready = {"version": __version__, "protocol": PROTOCOL_VERSION, "user_classes_count": {}}
+    for wid in ids:  # stand-in workers: nothing reads what the master sends them, nobody answers quit
+        server.inject(wid, Message("client_ready", ready, wid).serialize())
+    await cluster.settle()
+    assert master.worker_count == WORKERS
+
+    beat = {"state": "running", "current_cpu_usage": 1.0, "current_memory_usage": 1, "loop_lag": 0.0}
+    frames = {
+        wid: (
+            Message("heartbeat", {**beat, "user_count": 0}, wid).serialize(),
+            Message("spawning", {"seq": 0}, wid).serialize(),
+        )
+        for wid in ids
+    }
+    left = [FLOOD]
+    turn = itertools.cycle(ids)
+
+    def next_frames(**_: Any) -> None:
+        """Each heartbeat read puts the next ones in the mailbox: the reader never finds it empty."""
+        if left[0] <= 0:
+            return
+        left[0] -= 2
+        wid = next(turn)
+        hb, spawning = frames[wid]
+        server.inject(wid, hb, HEARTBEAT)
+        server.inject(wid, spawning)  # and the controller always has a message queued
+
+    master.environment.events.heartbeat_sent.add_listener(next_frames)
+    started = master.start(WORKERS * 2, 10_000)  # spawn messages nobody confirms: the ramp never ends
+    next_frames()
+
+    quitting = asyncio.ensure_future(master.quit())
+    began = cluster.clock.monotonic()
+    while not quitting.done() and left[0] > 0:
+        cluster.clock.advance(0.05)
+        await asyncio.sleep(0)
+    took = cluster.clock.monotonic() - began
+
+    assert quitting.done(), "the master read the whole flood before it would stop"
+    assert left[0] > 0, "the quit finished only once the flood was over"
+    assert took <= STOP_TIMEOUT + STOP_MARGIN + 1.0, f"quit took {took:.2f} s of the clock"
+    assert started.done()  # whoever awaited the ramp is released by the stop
+    await quitting
