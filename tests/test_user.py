@@ -339,3 +339,74 @@ def test_a_tag_selection_applies_to_instances_not_classes() -> None:
     plain = Environment(user_classes=[Outer], events=Events())
     plain.prepare_run()
     assert len(Nested(Outer(plain)).tasks) == 2
+
+
+async def test_a_no_wait_task_that_awaits_nothing_still_lets_the_loop_run() -> None:
+    ticks = 0
+
+    async def ticker() -> None:
+        nonlocal ticks
+        while True:
+            ticks += 1
+            await asyncio.sleep(0)
+
+    class Spinner(User):
+        @task
+        async def spin(self):
+            pass  # awaits nothing: the task loop itself must hand the loop over
+
+    t = asyncio.create_task(ticker())
+    await run_user_for(Spinner(make_env(Spinner)), 0.05)
+    t.cancel()
+    assert ticks > 10
+
+
+async def test_a_turn_taken_by_the_task_skips_the_no_wait_sleep() -> None:
+    """What a client does after awaiting the network: flag the turn; the loop then has no sleep(0)."""
+    runs = 0
+    ticks = 0
+
+    async def ticker() -> None:
+        nonlocal ticks
+        while True:
+            ticks += 1
+            await asyncio.sleep(0)
+
+    class Client(User):
+        @task
+        async def request(self):
+            nonlocal runs
+            runs += 1
+            await asyncio.sleep(0)  # the request's turn of the loop
+            self._loop_turned = True
+
+    t = asyncio.create_task(ticker())
+    await run_user_for(Client(make_env(Client)), 0.05)
+    t.cancel()
+    # one turn of the loop per task, not two (with the sleep(0) the ticker would run twice per task)
+    assert runs > 10 and ticks < 1.5 * runs
+
+
+async def test_overridden_execute_task_and_wait_are_still_called() -> None:
+    calls: list[str] = []
+
+    class Custom(TaskSet):
+        @task
+        async def work(self):
+            calls.append("work")
+            if len(calls) >= 6:
+                raise StopUser()
+
+        async def execute_task(self, task_fn):
+            calls.append("execute")
+            await super().execute_task(task_fn)
+
+        async def wait(self):
+            calls.append("wait")
+            await super().wait()
+
+    class Owner(User):
+        tasks = [Custom]
+
+    await asyncio.wait_for(Owner(make_env(Owner)).run(), 1)
+    assert calls[:6] == ["execute", "work", "wait", "execute", "work", "wait"]

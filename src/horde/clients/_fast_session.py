@@ -379,6 +379,7 @@ class FastHttpSession(HttpVerbs):
             except BaseException:  # failed, timed out, or cancelled: the stream state is unknown
                 pool.discard(conn, abort=True)
                 raise
+            self.user._loop_turned = True  # the exchange awaited the network: see TaskSet.run
             if limit is not None:
                 conn.max_body = self.max_body_size
             if follow and status in _REDIRECT_STATUSES:

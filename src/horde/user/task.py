@@ -11,6 +11,7 @@ import asyncio
 import inspect
 import logging
 import random
+import time
 import traceback
 from collections.abc import Callable, Iterable
 from types import CoroutineType
@@ -205,6 +206,9 @@ class TaskSet(metaclass=TaskSetMeta):
         user = self.user
         user._check_stop_condition()
         seconds = self._wait_seconds()
+        turned, user._loop_turned = user._loop_turned, False
+        if seconds <= 0 and turned:
+            return  # the task gave the loop a turn already (it awaited a request): no second one
         user._state = "waiting"
         if seconds > 0:
             clock = user.environment.clock
@@ -218,31 +222,62 @@ class TaskSet(metaclass=TaskSetMeta):
 
     async def run(self) -> None:
         user = self.user
-        clock = user.environment.clock
+        env = user.environment
+        clock = env.clock
+        monotonic = time.monotonic if type(clock) is Clock else clock.monotonic
+        # The loop below is every task's overhead, so for the classes that do not override them it
+        # inlines get_next_task (a user with one task), execute_task (a coroutine function) and wait
+        # (no wait time after a task that awaited I/O): each call or coroutine frame saved is a
+        # measurable share of a FastHttpUser request (benchmarks/throughput.py).
+        cls = type(self)
+        own_choice = cls.get_next_task is not DefaultTaskSet.get_next_task
+        own_execute = cls.execute_task is not TaskSet.execute_task
+        own_wait = cls.wait is not TaskSet.wait or cls._wait_seconds not in _PLAIN_WAIT_SECONDS
+        arg = self._task_arg
+        queue = self._task_queue
         try:
             await self.on_start()
         except InterruptTaskSet as e:
             await self._on_interrupt(e)
         while True:
             try:
-                if not self._task_queue:
-                    self._task_queue.append(self.get_next_task())
-                task_fn = self._task_queue.pop(0)
+                if queue:
+                    task_fn = queue.pop(0)
+                elif own_choice or len(user.tasks) != 1:
+                    task_fn = self.get_next_task()
+                else:
+                    task_fn = user.tasks[0]
                 user._check_stop_condition()
-                budget = user.environment.iteration_budget
+                budget = env.iteration_budget
                 if budget is not None and not budget.take():
                     raise StopUser()  # -i/--iterations spent: the test ends once the last one finishes
-                self._task_started_at = user._task_started_at = clock.monotonic()
+                self._task_started_at = user._task_started_at = monotonic()
                 try:
-                    await self.execute_task(task_fn)
+                    if own_execute or isinstance(task_fn, TaskSetMeta):
+                        await self.execute_task(task_fn)
+                    else:
+                        result = task_fn(arg)
+                        if result is not None and (
+                            type(result) is CoroutineType or inspect.isawaitable(result)
+                        ):
+                            await result
                 except RescheduleTaskImmediately:
                     continue
                 except RescheduleTask:
                     pass
                 finally:
                     if budget is not None:
-                        budget.finished(user.environment)
-                await self.wait()
+                        budget.finished(env)
+                if (
+                    user._loop_turned
+                    and not own_wait
+                    and cls.wait_time is None
+                    and type(user).wait_time is None
+                ):
+                    user._loop_turned = False  # wait(), inlined for no wait time after a turn of the loop
+                    user._check_stop_condition()
+                else:
+                    await self.wait()
             except InterruptTaskSet as e:
                 await self._on_interrupt(e)
             except (StopUser, StopTest, asyncio.CancelledError):
@@ -285,6 +320,8 @@ class DefaultTaskSet(TaskSet):
 
     def get_next_task(self) -> Any:
         tasks = self.user.tasks
+        if len(tasks) == 1:
+            return tasks[0]
         if not tasks:
             return super().get_next_task()
         return random.choice(tasks)
@@ -296,3 +333,7 @@ class DefaultTaskSet(TaskSet):
 
 def format_exception(e: BaseException) -> str:
     return "".join(traceback.format_exception(type(e), e, e.__traceback__))
+
+
+#: the wait-time lookups TaskSet.run may inline (a subclass's own _wait_seconds is always called)
+_PLAIN_WAIT_SECONDS = (TaskSet._wait_seconds, DefaultTaskSet._wait_seconds)

@@ -67,6 +67,9 @@ class User(metaclass=UserMeta):
     wait_time: ClassVar[Callable[..., float] | None] = None
     tasks: ClassVar[list[Any]] = []
     abstract: ClassVar[bool] = True
+    # set by a client once a request has awaited the network: with no wait time the task loop then
+    # skips its sleep(0), since the loop has had its turn (a class default: no per-user storage until set)
+    _loop_turned: bool = False
 
     def __init__(self, environment: Environment) -> None:
         self.environment = environment
