@@ -259,13 +259,19 @@ class StatsEntry:
             self._min_us = d.min_us
         if d.max_us > self._max_us:
             self._max_us = d.max_us
-        for target, source in (
-            (self._hist, d.histogram),
-            (self._reqs_per_sec, d.num_reqs_per_sec),
-            (self._fail_per_sec, d.num_fail_per_sec),
-        ):
-            for k, n in source.items():
-                target[k] = target.get(k, 0) + n
+        # the master runs this for every entry of every report: plain loops with the lookups bound
+        hist = self._hist
+        get = hist.get
+        for k, n in d.histogram.items():
+            hist[k] = get(k, 0) + n
+        if d.num_reqs_per_sec:
+            reqs = self._reqs_per_sec
+            for k, n in d.num_reqs_per_sec.items():
+                reqs[k] = reqs.get(k, 0) + n
+        if d.num_fail_per_sec:
+            fails = self._fail_per_sec
+            for k, n in d.num_fail_per_sec.items():
+                fails[k] = fails.get(k, 0) + n
 
     def _data(self) -> EntryData:
         return EntryData(
