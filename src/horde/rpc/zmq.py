@@ -41,7 +41,7 @@ import zmq
 import zmq.asyncio
 
 from horde.rpc.protocol import Message
-from horde.rpc.transport import HEARTBEAT, BadFrame, Inbound, RPCError, decode
+from horde.rpc.transport import HEARTBEAT, MAIN, BadFrame, Channel, Inbound, RPCError, decode
 
 if TYPE_CHECKING:
     from horde.rpc.keys import ClientKeys, ServerKeys
@@ -67,6 +67,7 @@ HEARTBEAT_SNDHWM = 10  # beats queued while the master is away; older ones are w
 MAX_MESSAGE_BYTES = 32 * 1024 * 1024
 ZAP_DOMAIN = b"horde"
 DENIED_LOG_INTERVAL = 10.0  # seconds between "refused a connection with an unknown key" lines
+MAX_KNOWN_LINKS = 100_000  # parsed routing identities kept (two per worker link)
 
 
 def _tune(sock: zmq.Socket[Any]) -> None:
@@ -153,6 +154,11 @@ class ZmqServer:
         self._auth: Any = None
         self.authorised: _AuthorisedKeys | None = None
         self._routes: dict[str, str] = {}  # worker id -> the routing identity of its current connection
+        # routing identity -> (worker id, channel, connection): parsed once per link, not once per frame
+        self._links: dict[bytes, tuple[str, Channel, str]] = {}
+        self._queued_sends = 0  # sends waiting in pyzmq's queue; while any wait, new ones queue behind them
+        self._last_msg: Message | None = None  # the last message sent with send_nowait, and its bytes:
+        self._last_raw = b""  # a master echoes one heartbeat reply object to every worker
         if keys is not None:
             self._start_authenticator(keys)
         self.socket = self.context.socket(zmq.ROUTER)
@@ -172,6 +178,9 @@ class ZmqServer:
         except zmq.ZMQError as e:
             self.close()
             raise RPCError(f"cannot listen on {host}:{port}: {e.strerror}") from e
+        # the same socket without asyncio's futures: frames already queued are taken (and replies sent)
+        # with plain non-blocking calls, and only an empty socket costs a future and a wait
+        self._sync: zmq.Socket[bytes] = zmq.Socket.shadow(self.socket.underlying)
         if keys is None and not is_loopback(host):
             logger.warning(
                 "The control port %s:%d is open: anyone who can reach it can join as a worker, read the "
@@ -197,21 +206,29 @@ class ZmqServer:
 
     async def recv(self) -> Inbound | BadFrame:
         try:
-            frames = await self.socket.recv_multipart(copy=True)
+            frames = self._sync.recv_multipart(zmq.NOBLOCK)
+        except zmq.Again:
+            try:
+                frames = await self.socket.recv_multipart(copy=True)
+            except zmq.ZMQError as e:
+                raise RPCError(f"receive failed: {e.strerror}") from e
         except zmq.ZMQError as e:
             raise RPCError(f"receive failed: {e.strerror}") from e
         if len(frames) != 2:
             return BadFrame("frame count", f"expected 2 frames, got {len(frames)}")
-        try:
-            routing = frames[0].decode()
-        except UnicodeDecodeError:
-            return BadFrame("identity", "undecodable sender identity")
-        channel = "main"
-        if routing.endswith(HEARTBEAT_SUFFIX):
-            routing, channel = routing[: -len(HEARTBEAT_SUFFIX)], HEARTBEAT
-        item = decode(split_connection(routing), frames[1], HEARTBEAT if channel == HEARTBEAT else "main")
-        if isinstance(item, Inbound) and routing != item.sender:
-            return Inbound(item.sender, item.message, item.channel, routing)
+        link = self._links.get(frames[0])
+        if link is None:
+            try:
+                link = _parse_link(frames[0])
+            except UnicodeDecodeError:
+                return BadFrame("identity", "undecodable sender identity")
+            if len(self._links) >= MAX_KNOWN_LINKS:
+                self._links.clear()  # identities of links long gone; the live ones are parsed again
+            self._links[frames[0]] = link
+        sender, channel, routing = link
+        item = decode(sender, frames[1], channel)
+        if routing != sender and isinstance(item, Inbound):
+            return Inbound(sender, item.message, channel, routing)
         return item
 
     def route(self, identity: str, connection: str) -> None:
@@ -227,15 +244,41 @@ class ZmqServer:
     def _target(self, identity: str) -> bytes:
         return self._routes.get(identity, identity).encode()
 
+    def _send_frames(self, frames: list[bytes]) -> Any:
+        """Send now if the socket takes it (a ROUTER nearly always does), else queue it in pyzmq: the
+        returned future, or None when it went out. Nothing overtakes a queued send."""
+        if not self._queued_sends:
+            try:
+                self._sync.send_multipart(frames, zmq.NOBLOCK)
+                return None
+            except zmq.Again:
+                pass
+        self._queued_sends += 1
+        fut: Any = self.socket.send_multipart(frames)
+        fut.add_done_callback(self._unqueue)
+        return fut
+
+    def _unqueue(self, fut: Any) -> None:
+        self._queued_sends -= 1
+
     async def send(self, identity: str, msg: Message) -> None:
         try:
-            await self.socket.send_multipart([self._target(identity), msg.serialize()])
+            fut = self._send_frames([self._target(identity), msg.serialize()])
+            if fut is not None:
+                await fut
         except zmq.ZMQError as e:
             raise RPCError(f"send to {identity} failed: {e.strerror}") from e
 
     def send_nowait(self, identity: str, msg: Message) -> None:
-        fut: Any = self.socket.send_multipart([self._target(identity), msg.serialize()], flags=zmq.NOBLOCK)
-        fut.add_done_callback(_log_send_failure)
+        if msg is not self._last_msg:
+            self._last_msg, self._last_raw = msg, msg.serialize()
+        try:
+            fut = self._send_frames([self._target(identity), self._last_raw])
+        except zmq.ZMQError as e:
+            logger.debug("dropped an outgoing message: %s", e)
+            return
+        if fut is not None:
+            fut.add_done_callback(_log_send_failure)
 
     def close(self) -> None:
         self.socket.close(linger=0)
@@ -243,6 +286,15 @@ class ZmqServer:
             self._auth.stop()
             self._auth = None
         self.context.term()
+
+
+def _parse_link(identity: bytes) -> tuple[str, Channel, str]:
+    """``(worker id, channel, connection)`` of a routing identity (``<id>[#<n>][|hb]``)."""
+    routing = identity.decode()
+    channel: Channel = MAIN
+    if routing.endswith(HEARTBEAT_SUFFIX):
+        routing, channel = routing[: -len(HEARTBEAT_SUFFIX)], HEARTBEAT
+    return split_connection(routing), channel, routing
 
 
 def _log_send_failure(fut: Any) -> None:

@@ -48,6 +48,8 @@ class MasterCore(Runner):
         self.heartbeat_interval = heartbeat_interval
         self.heartbeat_liveness = heartbeat_liveness
         self.epoch = uuid.uuid4().hex
+        # one reply object for every heartbeat echo: the transport encodes it once, not once per echo
+        self._heartbeat_reply = Message("heartbeat", {"epoch": self.epoch})
         self.dropped_messages: Counter[str] = Counter()
         self._clock: Clock = environment.clock
         # the real clock waits with asyncio's own timers; any other clock (a FakeClock) by sleeping on it

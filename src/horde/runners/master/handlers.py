@@ -25,6 +25,8 @@ logger = logging.getLogger("horde.runners.master")
 # ends a worker may report that are the test finishing as planned (horde.session.NORMAL_ENDS; the third is
 # horde.env.ITERATIONS_DONE, a layer above the runners): those keep their reason, every other stop a
 # worker asks for names it, and the session counts it as an early end (exit code 1)
+# the states a heartbeat may report (a worker's stopping/cleanup beats leave the master's view as it is)
+_BEAT_STATES = {s.value: s for s in (RunnerState.READY, RunnerState.SPAWNING, RunnerState.RUNNING)}
 NORMAL_ENDS = frozenset({ARRIVALS_ENDED, SHAPE_ENDED, "the iteration limit was reached", QUIT_BY_USER_CODE})
 
 
@@ -179,11 +181,11 @@ class HandlersMixin(ControllerMixin):
 
     def _on_heartbeat(self, node: WorkerNode, data: dict[str, Any]) -> None:
         """Record a heartbeat and echo it at once (called from the reader: the hot path)."""
-        state = data["state"]
-        if node.state != RunnerState.MISSING and state in ("ready", "spawning", "running"):
+        state = _BEAT_STATES.get(data["state"])
+        if state is not None and node.state != RunnerState.MISSING:
             if node.state != state:
                 self._changed()
-            node.state = RunnerState(state)
+            node.state = state
         node.cpu_usage = float(data["current_cpu_usage"])
         node.memory_usage = int(data["current_memory_usage"])
         node.loop_lag = float(data["loop_lag"])
@@ -196,7 +198,7 @@ class HandlersMixin(ControllerMixin):
                 node.cpu_usage,
             )
         self.environment.events.heartbeat_sent.fire(client_id=node.id, timestamp=now)
-        self.transport.send_nowait(node.id, Message("heartbeat", {"epoch": self.epoch}))
+        self.transport.send_nowait(node.id, self._heartbeat_reply)
 
     async def _msg_stop_test(self, node: WorkerNode, data: dict[str, Any]) -> None:
         reason = data["reason"]
