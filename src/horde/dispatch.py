@@ -29,9 +29,11 @@ from __future__ import annotations
 import gc
 import math
 import operator
+from bisect import bisect_left
 from collections import Counter, deque
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
+from itertools import chain, filterfalse
 from typing import Any
 
 __all__ = ["DispatchStep", "UsersDispatcher", "canonical_class_counts", "worker_order"]
@@ -229,12 +231,67 @@ def worker_order(worker_ids: Iterable[str]) -> list[str]:
     per_host: dict[str, int] = {}
     keyed = []
     for wid in sorted(worker_ids):
-        host = wid.split("_", 1)[0]
+        host = _host(wid)
         index = per_host.get(host, 0)
         per_host[host] = index + 1
         keyed.append((index, wid))
     keyed.sort()
     return [wid for _, wid in keyed]
+
+
+class _WorkerOrder:
+    """:func:`worker_order`, kept up to date as workers join and leave instead of sorted again each time.
+
+    A worker joining or leaving only moves the later workers of its own host by one round, so a change is
+    a few list operations on the ordered keys ``(round, id)``: re-sorting a thousand ids was a tenth of a
+    worker removal. ``ids`` is the order itself (updated in place).
+    """
+
+    def __init__(self, worker_ids: Iterable[str]) -> None:
+        self._hosts: dict[str, list[str]] = {}  # host -> its worker ids, sorted
+        for wid in sorted(worker_ids):
+            self._hosts.setdefault(_host(wid), []).append(wid)
+        self._keys = sorted((i, wid) for ids in self._hosts.values() for i, wid in enumerate(ids))
+        self.ids = [wid for _, wid in self._keys]
+
+    def add(self, wid: str) -> None:
+        """Place a new worker (its id must not be known yet)."""
+        ids = self._hosts.setdefault(_host(wid), [])
+        k = bisect_left(ids, wid)
+        for i in range(k, len(ids)):
+            self._move(ids[i], i, i + 1)
+        ids.insert(k, wid)
+        self._insert((k, wid))
+
+    def remove(self, wid: str) -> None:
+        """Take a known worker out."""
+        host = _host(wid)
+        ids = self._hosts[host]
+        k = bisect_left(ids, wid)
+        del ids[k]
+        self._delete((k, wid))
+        for i in range(k, len(ids)):
+            self._move(ids[i], i + 1, i)
+        if not ids:
+            del self._hosts[host]
+
+    def _move(self, wid: str, old: int, new: int) -> None:
+        self._delete((old, wid))
+        self._insert((new, wid))
+
+    def _delete(self, key: tuple[int, str]) -> None:
+        pos = bisect_left(self._keys, key)
+        del self._keys[pos]
+        del self.ids[pos]
+
+    def _insert(self, key: tuple[int, str]) -> None:
+        pos = bisect_left(self._keys, key)
+        self._keys.insert(pos, key)
+        self.ids.insert(pos, key[1])
+
+
+def _host(wid: str) -> str:
+    return wid.split("_", 1)[0]
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -274,12 +331,19 @@ class _Extras:
         self.forced: list[set[int]] = []
         self.banned: list[set[int]] = []
         crowded = []
+        # Stops every doubly balanced answer makes in columns that do not shrink (there each stop is a move,
+        # as the column starts at least as many users as it stops): a cell above the new level stops what
+        # it holds above level + 1, and one more user unless it gets one of the column's extras.
+        self.min_moves = 0
         for c in range(n_cols):
             col, level = cols[c], self.levels[c]
             if targets[c] >= sum(col):
                 high = {w for w, v in enumerate(col) if v > level}
                 if len(high) > self.extras[c]:
                     crowded.append(c)
+                    self.min_moves += len(high) - self.extras[c]
+                if high and max(col) > level + 1:
+                    self.min_moves += sum([col[w] for w in high]) - (level + 1) * len(high)
                 self.ones.append(high)
                 self.banned.append(set())
             else:
@@ -288,10 +352,7 @@ class _Extras:
         if crowded:
             # More workers are above a column's new level than it has extras (a worker joined): keep the
             # fullest cells, and among equals drop the extra from the workers holding the most extras.
-            load = [0] * n_rows
-            for ones in self.ones:
-                for w in ones:
-                    load[w] += 1
+            load = _row_counts(self.ones, n_rows)
             for c in crowded:
                 col = cols[c]
                 keep = sorted(self.ones[c], key=lambda w: (-col[w], load[w], w))
@@ -319,10 +380,7 @@ class _Extras:
         has a cheaper fallback and compares move counts anyway.
         """
         n_rows, n_cols, base = self.n_rows, self.n_cols, self.base
-        load = [0] * n_rows
-        for ones in self.ones:
-            for w in ones:
-                load[w] += 1
+        load = _row_counts(self.ones, n_rows)
         # A worker may end with at most base + 1 extras, and only n_high workers with base + 1.
         for w in range(n_rows):
             while load[w] > base + 1:
@@ -337,7 +395,7 @@ class _Extras:
             high[w] = True
         # The remaining E + 1 slots are handed out during the fill, to workers that can use them.
         slots = self.n_high - min(len(full), self.n_high)
-        spare = [base + high[w] - load[w] for w in range(n_rows)]
+        spare = [base + h - k for h, k in zip(high, load, strict=True)]  # never below 0
         self.high, self.spare = high, spare
         need = [self.extras[c] - len(self.ones[c]) for c in range(n_cols)]
         if self.arrivals:
@@ -371,22 +429,28 @@ class _Extras:
         # How many classes still needing extras could use each row: among rows with equal room, the ones
         # fewer classes can use go first, which leaves the flexible rows for the classes that follow.
         needy = [c for c in range(n_cols) if need[c] > 0]
-        options = [len(needy)] * n_rows
-        for c in needy:
-            for cells in (self.ones[c], self.banned[c]):
-                for w in cells:
-                    options[w] -= 1
+        unusable = _row_counts(chain.from_iterable((self.ones[c], self.banned[c]) for c in needy), n_rows)
+        options = [len(needy) - k for k in unusable]
+        width = n_cols + 1  # options never exceed the number of columns
         for c in self.priority + rest:
             if need[c] <= 0:
                 continue
             ones, banned = self.ones[c], self.banned[c]
-            eligible = [w for w in range(n_rows) if w not in ones and w not in banned]
+            eligible = list(filterfalse((ones | banned).__contains__, range(n_rows)))
             if len(needy) > 1:
                 for w in eligible:
                     options[w] -= 1
-            # effective room: a worker at E may still take an E + 1 slot while slots remain
-            cand = [w for w in eligible if spare[w] > 0 or (slots and not high[w] and spare[w] == 0)]
-            cand.sort(key=lambda w: (-spare[w] - (not high[w] and slots > 0), options[w]))  # stable
+            # Effective room: a worker at E may still take an E + 1 slot while slots remain. Candidates go by
+            # most room, then fewest options, then row, encoded as one integer per row: sorting plain
+            # integers is several times faster than calling a key function per row.
+            bonus = slots > 0
+            keyed = [
+                (options[w] - width * (spare[w] + (bonus and not high[w]))) * n_rows + w
+                for w in eligible
+                if spare[w] > 0 or (bonus and not high[w])  # spare is never negative
+            ]
+            keyed.sort()
+            cand = [k % n_rows for k in keyed]
             taken = 0
             for w in cand:
                 if taken == need[c]:
@@ -617,6 +681,15 @@ class _Extras:
             node = prev
 
 
+def _row_counts(cells: Iterable[Iterable[int]], n_rows: int) -> list[int]:
+    """How many of these row sets hold each row."""
+    counts = [0] * n_rows
+    for rows in cells:
+        for w in rows:
+            counts[w] += 1
+    return counts
+
+
 def _balance(
     rows: list[list[int]], targets: list[int], priority: Sequence[int] = (), arrivals: Sequence[int] = ()
 ) -> list[list[int]]:
@@ -646,26 +719,25 @@ def _apportion(amount: int, pending: Sequence[int]) -> list[int]:
     return shares
 
 
-_TOTAL_CAP = operator.itemgetter(1, 2)
-_CAP = operator.itemgetter(2)
-
-
-def _water(amount: int, caps: list[tuple[int, int, int]], fill: bool) -> list[tuple[int, int]]:
-    """Spread ``amount`` units over rows given as ``(row, total, cap)``, at most ``cap`` per row.
+def _water(
+    amount: int, rows: list[int], totals: list[int], caps: list[int], fill: bool
+) -> list[tuple[int, int]]:
+    """Spread ``amount`` units over ``rows`` (with these totals), at most ``caps`` units per row (all > 0).
 
     Filling raises the emptiest rows first; draining lowers the fullest rows first. Rows come in preference
     order: when a level cannot be completed, earlier rows get the last units and later rows lose first.
-    Returns ``(row, units)`` pairs.
+    Returns ``(row, units)`` pairs. The rows come as parallel lists, not as a tuple each: this runs once
+    per class over every worker when a worker leaves.
     """
-    if all(cap == 1 for _, _, cap in caps):  # the common case: nobody takes more than one unit
+    if caps.count(1) == len(caps):  # the common case: nobody takes more than one unit
         if fill:
-            ranked = sorted(range(len(caps)), key=lambda i: caps[i][1])
-        else:
-            ranked = sorted(range(len(caps)), key=lambda i: (-caps[i][1], -i))
-        return [(caps[i][0], 1) for i in ranked[:amount]]
+            ranked = sorted(range(len(totals)), key=totals.__getitem__)
+        else:  # fullest first, then later rows first
+            ranked = sorted(range(len(totals) - 1, -1, -1), key=totals.__getitem__, reverse=True)
+        return [(rows[i], 1) for i in ranked[:amount]]
     # Rows with the same (total, cap) take the same units at any level: count them once per pair, so the
     # bisection costs a pass over a handful of pairs instead of over every row.
-    keys = list(map(_TOTAL_CAP, caps))
+    keys = list(zip(totals, caps, strict=True))
     groups = Counter(keys)
     sign = 1 if fill else -1
 
@@ -701,7 +773,7 @@ def _water(amount: int, caps: list[tuple[int, int, int]], fill: bool) -> list[tu
         at_level.reverse()
     for i in at_level[: amount - sum(units)]:
         units[i] += 1
-    return [(cell[0], u) for cell, u in zip(caps, units, strict=True) if u]
+    return [(w, u) for w, u in zip(rows, units, strict=True) if u]
 
 
 def _advance(cur: list[list[int]], plan: list[list[int]], budget: int | None) -> list[list[int]]:
@@ -731,12 +803,13 @@ def _advance(cur: list[list[int]], plan: list[list[int]], budget: int | None) ->
         for c in range(n_cols):
             if not share[c]:
                 continue
-            caps = []
+            rows, caps = [], []
             for w, (rc, rp) in enumerate(zip(new, plan, strict=True)):
                 d = rp[c] - rc[c] if fill else rc[c] - rp[c]
                 if d > 0:
-                    caps.append((w, totals[w], d))
-            for w, units in _water(share[c], caps, fill):
+                    rows.append(w)
+                    caps.append(d)
+            for w, units in _water(share[c], rows, [totals[w] for w in rows], caps, fill):
                 delta = units if fill else -units
                 new[w][c] += delta
                 totals[w] += delta
@@ -745,11 +818,12 @@ def _advance(cur: list[list[int]], plan: list[list[int]], budget: int | None) ->
 
 def _count_moves(old: list[list[int]], new: list[list[int]]) -> int:
     """Users stopped on one row and started on another, class by class."""
-    changed = [(ro, rn) for ro, rn in zip(old, new, strict=True) if ro != rn]
-    if all(all(map(operator.le, ro, rn)) for ro, rn in changed):
+    # One pass over every cell at C speed: unchanged cells pass both tests.
+    if all(map(operator.le, chain.from_iterable(old), chain.from_iterable(new))):
         return 0  # only starts
-    if all(all(map(operator.ge, ro, rn)) for ro, rn in changed):
+    if all(map(operator.ge, chain.from_iterable(old), chain.from_iterable(new))):
         return 0  # only stops
+    changed = [(ro, rn) for ro, rn in zip(old, new, strict=True) if ro != rn]
     starts = [0] * len(new[0])
     stops = [0] * len(new[0])
     for ro, rn in changed:
@@ -773,13 +847,14 @@ def _fewest_moves(rows: list[list[int]], targets: list[int]) -> tuple[list[list[
     """
     n_rows, n_cols = len(rows), len(targets)
     level, n_high = divmod(sum(targets), n_rows)
-    totals = [sum(r) for r in rows]
-    ranked = sorted(range(n_rows), key=lambda w: -totals[w])  # stable: fuller rows, then preference
+    totals = list(map(sum, rows))
+    # stable (reverse keeps ties in order): fuller rows, then preference
+    ranked = sorted(range(n_rows), key=totals.__getitem__, reverse=True)
     goal = [level] * n_rows
     for w in ranked[:n_high]:
         goal[w] += 1
-    gain = [max(0, goal[w] - totals[w]) for w in range(n_rows)]
-    loss = [max(0, totals[w] - goal[w]) for w in range(n_rows)]
+    gain = [g - t if g > t else 0 for g, t in zip(goal, totals, strict=True)]
+    loss = [t - g if t > g else 0 for g, t in zip(goal, totals, strict=True)]
     change = [t - held for t, held in zip(targets, map(sum, zip(*rows, strict=True)), strict=True)]
     extra = sum(gain) - sum(max(0, d) for d in change)  # users that must move between rows
     if extra < 0:
@@ -787,22 +862,26 @@ def _fewest_moves(rows: list[list[int]], targets: list[int]) -> tuple[list[list[
     levels = [t // n_rows for t in targets]
     new = [r[:] for r in rows]
 
-    def spread(amount: int, c: int, cap: list[int], fill: bool) -> bool:
-        cells = [
-            (w, new[w][c] - levels[c], cap[w] if fill else min(cap[w], new[w][c]))
-            for w in range(n_rows)
-            if cap[w] and (fill or new[w][c])
-        ]
-        if sum(map(_CAP, cells)) < amount:
+    def spread(amount: int, c: int, cap: list[int], live: list[int], fill: bool) -> bool:
+        """Fill (drain) class ``c`` by ``amount`` on rows with ``cap`` left; ``live`` holds them (or more)."""
+        live[:] = [w for w in live if cap[w]]  # rows whose cap ran out stay out for the next classes
+        if fill:
+            cells, caps = live, [cap[w] for w in live]
+        else:
+            cells = [w for w in live if new[w][c]]
+            caps = [min(cap[w], new[w][c]) for w in cells]
+        if sum(caps) < amount:
             return False
-        for w, units in _water(amount, cells, fill):
+        level = levels[c]
+        for w, units in _water(amount, cells, [new[w][c] - level for w in cells], caps, fill):
             new[w][c] += units if fill else -units
             cap[w] -= units
         return True
 
     # 1. stops: first the classes that shrink, then whatever the shrinking rows hold most of
+    shrinking = list(range(n_rows))
     for c in sorted(range(n_cols), key=lambda c: change[c]):
-        if change[c] < 0 and not spread(-change[c], c, loss, fill=False):
+        if change[c] < 0 and not spread(-change[c], c, loss, shrinking, fill=False):
             return None
     starts = [max(0, d) for d in change]
     quota = _apportion(extra, targets)  # moved users should mirror the class mix
@@ -817,10 +896,45 @@ def _fewest_moves(rows: list[list[int]], targets: list[int]) -> tuple[list[list[
             starts[c] += 1
             quota[c] -= 1
     # 2. starts: every stopped user starts again on a growing row, with the classes that grew
+    growing = list(range(n_rows))
     for c in sorted(range(n_cols), key=lambda c: -starts[c]):
-        if starts[c] and not spread(starts[c], c, gain, fill=True):
+        if starts[c] and not spread(starts[c], c, gain, growing, fill=True):
             return None
     return new, extra
+
+
+def _rebalanced(rows: list[list[int]], targets: list[int]) -> list[list[int]]:
+    """Where users should be after a worker change: rows ``rows`` re-placed to column sums ``targets``.
+
+    A worker change must not reshuffle healthy workers: the doubly balanced plan is used when it moves no
+    more users than the worker totals require (the fewest-moves plan); otherwise classes may end spread over
+    two. Only what decides between them is worked out, which at 1,000 workers is most of a removal: a
+    doubly balanced plan without moves cannot be beaten, and one that must move more users than the
+    fewest-moves plan (:attr:`_Extras.min_moves`, known before solving) need not be solved. The quick solve
+    returns the same plan as the full one whenever it returns one.
+    """
+    balanced = _Extras(rows, targets)
+    plan: list[list[int]] | None = None
+    moves = 0
+    if not balanced.min_moves:
+        plan = balanced.solve(quick=True)
+        if plan is not None:
+            moves = _count_moves(rows, plan)
+            if not moves:
+                return plan
+    fewest = _fewest_moves(rows, targets)
+    if fewest is None:  # only a doubly balanced plan applies: solve it with paths through any cell
+        if plan is None:
+            plan = (balanced if balanced.min_moves else _Extras(rows, targets)).solve()
+        assert plan is not None
+        return plan
+    if balanced.min_moves > fewest[1]:
+        return fewest[0]
+    if balanced.min_moves:
+        plan = balanced.solve(quick=True)
+        if plan is not None:
+            moves = _count_moves(rows, plan)
+    return fewest[0] if plan is None or moves > fewest[1] else plan
 
 
 def _substep(
@@ -961,7 +1075,8 @@ class UsersDispatcher(Iterator[DispatchStep]):
             if wid in self._rows:
                 raise ValueError(f"worker id {wid!r} is given twice")
             self._rows[wid] = [0] * len(self._names)
-        self._order = worker_order(self._rows)
+        self._workers = _WorkerOrder(self._rows)
+        self._total = 0  # users in the last map produced
 
         self._subset: tuple[int, ...] = tuple(range(len(self._names)))
         self._segments: list[_Segment] = []
@@ -970,6 +1085,7 @@ class UsersDispatcher(Iterator[DispatchStep]):
         self._target = 0
         self._rate: float | None = None
         self._plan: dict[str, list[int]] | None = None
+        self._plan_total = 0  # users in the plan (its class totals are the book)
         self._dirty = False  # the worker set changed since the last plan
         self._active = False
         self._implicit = False  # the current dispatch only finishes a rebalance (no new_dispatch)
@@ -986,7 +1102,7 @@ class UsersDispatcher(Iterator[DispatchStep]):
     @property
     def user_count(self) -> int:
         """Users in the last map produced (what the workers are being told to run)."""
-        return sum(sum(row) for row in self._rows.values())
+        return self._total
 
     @property
     def target_user_count(self) -> int:
@@ -1064,7 +1180,7 @@ class UsersDispatcher(Iterator[DispatchStep]):
         if wid in self._rows:
             return
         self._rows[wid] = [0] * len(self._names)
-        self._order = worker_order(self._rows)
+        self._workers.add(wid)
         self._dirty = True
 
     def remove_worker(self, worker_node: Any) -> None:
@@ -1074,9 +1190,11 @@ class UsersDispatcher(Iterator[DispatchStep]):
         re-placed when workers join again.
         """
         wid = worker_node if isinstance(worker_node, str) else self._node_id(worker_node)
-        if self._rows.pop(wid, None) is None:
+        row = self._rows.pop(wid, None)
+        if row is None:
             return
-        self._order = worker_order(self._rows)
+        self._total -= sum(row)
+        self._workers.remove(wid)
         if self._plan is not None:
             self._plan.pop(wid, None)
         self._dirty = True
@@ -1201,14 +1319,9 @@ class UsersDispatcher(Iterator[DispatchStep]):
                 fits = len(rows) * (top - 1) + totals.count(top) if top else 0
                 goal = max(self._nominal, min(goal, fits))
             self._move_book(goal)
-        # A worker change must not reshuffle healthy workers: the doubly balanced plan is used when it moves
-        # no more users than the worker totals require; otherwise classes may end spread over two.
-        fewest = _fewest_moves(rows, self._book)
-        plan = _Extras(rows, self._book).solve(quick=fewest is not None)
-        if fewest is not None and (plan is None or _count_moves(rows, plan) > fewest[1]):
-            plan = fewest[0]
-        assert plan is not None
+        plan = _rebalanced(rows, self._book)
         self._plan = dict(zip(self._order, plan, strict=True)) if plan != rows else None
+        self._plan_total = sum(self._book)
 
     def _plan_step(self) -> DispatchStep:
         assert self._plan is not None
@@ -1221,12 +1334,20 @@ class UsersDispatcher(Iterator[DispatchStep]):
             budget = max(1, math.floor(rate))
             delay = self._owed if self._emitted else 0.0
             self._owed = budget / rate
-        new = _advance(rows, plan, budget)
+        if budget is None or budget >= max(self._plan_total, self._total):
+            new = plan  # nobody starts more users than the plan holds, nor stops more
+        else:
+            new = _advance(rows, plan, budget)
         if new == plan:
             self._plan = None
         return self._emit(dict(zip(self._order, new, strict=True)), delay, rebalance=True)
 
     # ---- helpers -----------------------------------------------------------------------------------------
+    @property
+    def _order(self) -> list[str]:
+        """Worker ids in host-aware order (the order of every matrix's rows)."""
+        return self._workers.ids
+
     @staticmethod
     def _node_id(node: Any) -> str:
         wid = getattr(node, "id", None)
@@ -1246,23 +1367,26 @@ class UsersDispatcher(Iterator[DispatchStep]):
 
     def _emit(self, rows: dict[str, list[int]], delay: float, rebalance: bool) -> DispatchStep:
         old_rows = self._rows
-        pairs = [
-            (old_rows[wid], row) for wid, row in rows.items() if wid in old_rows and old_rows[wid] != row
-        ]
-        moves = _count_moves([a for a, _ in pairs], [b for _, b in pairs]) if pairs else 0
         # Keep the row lists of the workers that stay, updated in place: the step's new lists are then
         # freed at once instead of replacing a thousand long-lived objects (which the garbage collector
         # would promote, and every few steps pay a full collection for).
+        kept, changed = [], []
         for wid, row in rows.items():
             old = old_rows.get(wid)
             if old is not None and old is not row:
-                old[:] = row
-                rows[wid] = old
+                kept.append((wid, old))
+                if old != row:
+                    changed.append((old, row))
+        moves = _count_moves([a for a, _ in changed], [b for _, b in changed]) if changed else 0
+        for old, row in changed:
+            old[:] = row
+        rows.update(kept)
         self._rows = rows
+        self._total = sum(map(sum, rows.values()))
         return DispatchStep(
             users=self._users_map(),
             delay=delay,
-            user_count=sum(map(sum, rows.values())),
+            user_count=self._total,
             moves=moves,
             rebalance=rebalance,
         )
