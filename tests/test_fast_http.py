@@ -409,6 +409,39 @@ async def test_listeners_that_raise_or_are_coroutines_keep_fire_semantics(env: A
     assert env.events.unhandled_errors == 1 and names == ["/ok"]
 
 
+async def test_a_lone_request_recorder_is_called_positionally(env: Any, site: Site) -> None:
+    from horde.event import RequestRecorder
+    from horde.exceptions import StopUser
+
+    calls: list[tuple[Any, ...]] = []
+    recorder = env.events.request.add_listener(RequestRecorder(lambda *args: calls.append(args)))
+    u = make_user(env, site.url)
+    try:
+        await u.client.get("/ok")
+        await u.client.get("/status/404", name="missing")
+        assert [c[:2] + c[3:4] for c in calls] == [("GET", "/ok", 2), ("GET", "missing", 6)]
+        assert calls[0][2] > 0 and calls[0][4] is None and isinstance(calls[1][4], HTTPError)
+        rec = Recorder(env)  # a second listener: both hear of every request, the recorder the same way
+        await u.client.get("/ok")
+        assert len(calls) == 3 and calls[2][1] == "/ok" and rec.last["name"] == "/ok"
+        env.events.request.remove_listener(rec)
+
+        def broken(*args: Any) -> None:
+            raise RuntimeError("recorder bug")
+
+        recorder.record = broken  # what it raises is handled as for any listener
+        assert (await u.client.get("/ok")).ok and env.events.unhandled_errors == 1
+
+        def stop(*args: Any) -> None:
+            raise StopUser()
+
+        recorder.record = stop  # a control exception goes on to the task, as from any listener
+        with pytest.raises(StopUser):
+            await u.client.get("/ok")
+    finally:
+        await u.teardown()
+
+
 async def test_base_url_can_change_between_requests(user: FastHttpUser, site: Site, rec: Recorder) -> None:
     assert (await user.client.get("/ok")).ok
     user.client.base_url = site.url + "/status"

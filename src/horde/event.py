@@ -117,6 +117,39 @@ class EventHook(Generic[L]):
                 self._failed(handler)
 
 
+class RequestRecorder:
+    """A ``request`` listener that needs only the five figures the statistics count, positionally.
+
+    Fired like any listener, it passes ``request_type, name, response_time, response_length, exception``
+    on to ``record``. When it is the only ``request`` listener (``len(hook.handlers) == 1 and
+    type(hook.handlers[0]) is RequestRecorder``), a client may call ``record`` directly instead, with the
+    same handling of what it raises: that skips the nine-keyword call, and the context dict built for
+    it, on every request. Keep a reference to remove it again.
+
+    >>> recorder = env.events.request.add_listener(RequestRecorder(env.stats.record))
+    """
+
+    __slots__ = ("record",)
+
+    def __init__(self, record: Callable[[str, str, float | None, int, Any], Any]) -> None:
+        self.record = record
+
+    def __call__(
+        self,
+        *,
+        request_type: str,
+        name: str,
+        response_time: float | None,
+        response_length: int,
+        exception: BaseException | str | None = None,
+        **_: Any,
+    ) -> Any:
+        return self.record(request_type, name, response_time, response_length, exception)
+
+    def __repr__(self) -> str:
+        return f"RequestRecorder({self.record!r})"
+
+
 # ---- listener signatures --------------------------------------------------------------------------------
 # Each Protocol is what a listener of that hook must accept; ``**kwargs`` keeps listeners forward compatible
 # (new arguments may be added), exactly as Locust recommends.
