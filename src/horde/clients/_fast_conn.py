@@ -261,7 +261,7 @@ class Connection(asyncio.BufferedProtocol):
         n = len(name)
         if n == 16 and name.lower() == b"content-encoding":
             self.content_encoding = value.lower().strip()
-        elif n == 10 and name.lower() == b"set-cookie":
+        elif n == 10 and name[3] == 45 and name.lower() == b"set-cookie":  # 45: "-" (not "Connection")
             self.has_cookies = True
 
     def on_headers_complete(self) -> None:
@@ -287,6 +287,15 @@ class Connection(asyncio.BufferedProtocol):
             self._headers_done = False
             self.raw_headers = []
             self.body = []
+            return
+        waiter = self._waiter
+        if waiter is not None and not waiter.done():
+            # _complete, written out for the common case (one call less per response)
+            self._waiter = None
+            self.done_at = perf_counter()
+            self.keep_alive = parser.should_keep_alive()
+            self.reused = True
+            waiter.set_result(status)
             return
         self._complete(status, parser.should_keep_alive())
 
