@@ -73,3 +73,27 @@ async def test_quit_finishes_at_its_deadline_while_workers_flood_the_master() ->
     assert took <= STOP_TIMEOUT + STOP_MARGIN + 1.0, f"quit took {took:.2f} s of the clock"
     assert started.done()  # whoever awaited the ramp is released by the stop
     await quitting
+
+
+async def test_a_master_behind_on_reading_declares_no_one_missing() -> None:
+    """Frames waiting to be read may be the heartbeats that prove workers alive: silence counts only up
+    to the moment the reader had read everything."""
+    cluster = MemoryCluster()
+    master = cluster.new_master()
+    server = cluster.network.server
+    assert server is not None
+    ready = {"version": __version__, "protocol": PROTOCOL_VERSION, "user_classes_count": {}}
+    server.inject("w1", Message("client_ready", ready, "w1").serialize())
+    await cluster.settle()
+    beat = {"state": "ready", "current_cpu_usage": 1.0, "current_memory_usage": 1, "loop_lag": 0.0}
+    cluster.clock.advance(10.0)  # the worker's heartbeat is sent now, but the reader has not run yet
+    server.inject("w1", Message("heartbeat", {**beat, "user_count": 0}, "w1").serialize(), HEARTBEAT)
+    master._reader_waiting = False  # as in the middle of a batch
+    now = cluster.clock.monotonic()
+    await master._check_liveness(now)
+    assert not master.nodes.missing
+    assert master._next_liveness_check > now
+    await cluster.settle()  # the reader reads it: the worker was alive all along
+    await master._check_liveness(cluster.clock.monotonic())
+    assert not master.nodes.missing
+    await cluster.until(master.quit())

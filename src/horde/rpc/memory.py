@@ -186,6 +186,9 @@ class MemoryServer:
             self.sent.append((identity, msg))
             self.network._to_client(identity, msg)
 
+    def has_pending(self) -> bool:
+        return bool(self._mailbox.items)
+
     def route(self, identity: str, connection: str) -> None:
         """One link per worker here: nothing to route."""
 

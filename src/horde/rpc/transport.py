@@ -93,6 +93,11 @@ class ServerTransport(Protocol):
         """Queue a message without waiting (heartbeat echoes); a failure is logged, never raised."""
         ...
 
+    def has_pending(self) -> bool:
+        """True while a received frame waits to be read: the reader is behind, so a worker's silence
+        may be the master's own backlog, not the worker's."""
+        ...
+
     def route(self, identity: str, connection: str) -> None:
         """Send what is meant for worker ``identity`` on ``connection`` from now on (its accepted link)."""
         ...

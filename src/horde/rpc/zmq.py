@@ -35,7 +35,7 @@ import logging
 import socket as pysocket
 import threading
 import time
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 import zmq
 import zmq.asyncio
@@ -230,6 +230,12 @@ class ZmqServer:
         if routing != sender and isinstance(item, Inbound):
             return Inbound(sender, item.message, channel, routing)
         return item
+
+    def has_pending(self) -> bool:
+        try:
+            return bool(cast(int, self._sync.get(zmq.EVENTS)) & zmq.POLLIN)
+        except zmq.ZMQError:
+            return False
 
     def route(self, identity: str, connection: str) -> None:
         """From now on, messages to worker ``identity`` go to ``connection`` (its accepted link)."""

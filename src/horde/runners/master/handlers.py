@@ -25,6 +25,7 @@ logger = logging.getLogger("horde.runners.master")
 # ends a worker may report that are the test finishing as planned (horde.session.NORMAL_ENDS; the third is
 # horde.env.ITERATIONS_DONE, a layer above the runners): those keep their reason, every other stop a
 # worker asks for names it, and the session counts it as an early end (exit code 1)
+BEHIND_RECHECK = 0.1  # seconds between liveness sweeps while the reader has frames waiting
 # the states a heartbeat may report (a worker's stopping/cleanup beats leave the master's view as it is)
 _BEAT_STATES = {s.value: s for s in (RunnerState.READY, RunnerState.SPAWNING, RunnerState.RUNNING)}
 NORMAL_ENDS = frozenset({ARRIVALS_ENDED, SHAPE_ENDED, "the iteration limit was reached", QUIT_BY_USER_CODE})
@@ -359,14 +360,20 @@ class HandlersMixin(ControllerMixin):
         going down does not keep the master from answering the others.
         """
         window = self.heartbeat_interval * self.heartbeat_liveness
-        found = sweep(self.nodes, now, window, self.heartbeat_interval, MISSING_FORGET_AFTER)
+        # frames still waiting to be read may be the very heartbeats that prove a worker alive: judge
+        # silence only up to the moment the reader had read everything (an overloaded master must not
+        # declare its whole cluster missing because it fell behind)
+        behind = not self._reader_waiting and self.transport.has_pending()
+        seen_until = min(now, self._caught_up) if behind else now
+        found = sweep(self.nodes, seen_until, window, self.heartbeat_interval, MISSING_FORGET_AFTER)
         for node in found.forgotten:
             logger.info(
                 "Forgetting worker %s (missing for %.0f s)", node.id, now - (node.missing_since or now)
             )
             self.nodes.remove(node.id)
             self.transport.forget(node.id)
-        self._next_liveness_check = found.next_due
+        # behind, look again soon (not at once: the controller would do nothing but sweep)
+        self._next_liveness_check = max(found.next_due, now + (BEHIND_RECHECK if behind else 0.0))
         if found.lost:
             await self._workers_lost(found.lost, now)
 

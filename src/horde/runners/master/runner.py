@@ -233,6 +233,7 @@ class MasterRunner(HandlersMixin, StoppingMixin):
     # ---- the reader --------------------------------------------------------------------------------
     async def _reader(self) -> None:
         recv = self.transport.recv
+        has_pending = self.transport.has_pending
         read = 0
         while True:
             read += 1
@@ -241,9 +242,14 @@ class MasterRunner(HandlersMixin, StoppingMixin):
                 # reader would keep the controller (and with it every stop and deadline) from running
                 read = 0
                 await asyncio.sleep(0)
+            if not has_pending():
+                self._caught_up = self._now()
+                self._reader_waiting = True  # recv will wait: the reader is caught up until it returns
             try:
                 item = await recv()
+                self._reader_waiting = False
             except RPCError as e:
+                self._reader_waiting = False
                 logger.error("master socket error: %s", e)
                 await self._clock.sleep(READ_ERROR_PAUSE)
                 continue
