@@ -326,24 +326,46 @@ class _Extras:
         self.n_cols = n_cols
         self.levels = [t // n_rows for t in targets]
         self.extras = [t % n_rows for t in targets]
-        cols = list(zip(*rows, strict=True))
+        self._cols = cols = list(zip(*rows, strict=True))
+        self._grows = [t >= sum(col) for t, col in zip(targets, cols, strict=True)]
+        # Stops every doubly balanced answer makes in columns that do not shrink (there each stop is a move,
+        # as the column starts at least as many users as it stops). Known before solving, so a caller that
+        # has a plan with fewer moves need not solve at all.
+        self.min_moves = sum(self._column_stops(c) for c in range(n_cols) if self._grows[c])
         self.ones: list[set[int]] = []
         self.forced: list[set[int]] = []
         self.banned: list[set[int]] = []
+        self.base, self.n_high = divmod(sum(self.extras), n_rows)
+        self._bits: tuple[list[int], list[int], int, int] | None = None  # see _bitsets
+
+    def _column_stops(self, c: int) -> int:
+        """Users a growing column stops in any doubly balanced answer: a cell above the new level stops
+        what it holds above level + 1, and one more user unless it gets one of the column's extras."""
+        col, level = self._cols[c], self.levels[c]
+        top = max(col)
+        if top <= level:
+            return 0
+        if top - level <= 3:  # the usual spread: count the few values above the level at C speed
+            counts = [(col.count(v), v) for v in range(level + 1, top + 1)]
+            high = sum(k for k, _ in counts)
+            above = sum(k * (v - level - 1) for k, v in counts)
+        else:
+            values = [v for v in col if v > level]
+            high = len(values)
+            above = sum(values) - (level + 1) * high
+        return above + max(0, high - self.extras[c])
+
+    def _place_forced(self) -> None:
+        """The cells that start as extras (forced) and the banned cells, before the fill."""
+        n_rows, cols = self.n_rows, self._cols
+        self.ones, self.banned = [], []
         crowded = []
-        # Stops every doubly balanced answer makes in columns that do not shrink (there each stop is a move,
-        # as the column starts at least as many users as it stops): a cell above the new level stops what
-        # it holds above level + 1, and one more user unless it gets one of the column's extras.
-        self.min_moves = 0
-        for c in range(n_cols):
+        for c in range(self.n_cols):
             col, level = cols[c], self.levels[c]
-            if targets[c] >= sum(col):
+            if self._grows[c]:
                 high = {w for w, v in enumerate(col) if v > level}
                 if len(high) > self.extras[c]:
                     crowded.append(c)
-                    self.min_moves += len(high) - self.extras[c]
-                if high and max(col) > level + 1:
-                    self.min_moves += sum([col[w] for w in high]) - (level + 1) * len(high)
                 self.ones.append(high)
                 self.banned.append(set())
             else:
@@ -360,8 +382,6 @@ class _Extras:
                     load[w] -= 1
                 self.ones[c] = set(keep[: self.extras[c]])
         self.forced = [set(ones) for ones in self.ones]
-        self.base, self.n_high = divmod(sum(self.extras), n_rows)
-        self._bits: tuple[list[int], list[int], int, int] | None = None  # see _bitsets
 
     def _row_columns(self, w: int) -> list[int]:
         return [c for c in range(self.n_cols) if w in self.ones[c]]
@@ -379,6 +399,7 @@ class _Extras:
         With ``quick``, give up (None) instead of searching paths through forced or banned cells: the caller
         has a cheaper fallback and compares move counts anyway.
         """
+        self._place_forced()
         n_rows, n_cols, base = self.n_rows, self.n_cols, self.base
         load = _row_counts(self.ones, n_rows)
         # A worker may end with at most base + 1 extras, and only n_high workers with base + 1.
