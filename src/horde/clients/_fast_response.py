@@ -22,6 +22,11 @@ class FastResponse(Response):
     """A :class:`~horde.clients.response.Response` filled from the fast client's parser."""
 
     __slots__ = ("_elapsed", "_elapsed_s", "_headers", "_meta", "_raw_headers", "_raw_reason", "_reason")
+    # set on first use (the properties below build them): declared for the type checker
+    _elapsed: datetime.timedelta
+    _headers: Mapping[str, str]
+    _meta: dict[str, Any]
+    _reason: str
 
     def __init__(
         self,
@@ -41,13 +46,9 @@ class FastResponse(Response):
         self.status_code = status_code
         self._raw_reason = raw_reason
         self._raw_headers = raw_headers
-        self._reason: str | None = None
-        self._headers: Mapping[str, str] | None = None
         self.content = content
         self._elapsed_s = elapsed
-        self._elapsed: datetime.timedelta | None = None
         self.encoding = None
-        self._meta: dict[str, Any] | None = None
         self._text = None
         self._request = request  # the Prepared request: resp.request is built from it on first use
         if error is None and status_code >= 400:
@@ -56,9 +57,11 @@ class FastResponse(Response):
 
     @property
     def reason(self) -> str:
-        if self._reason is None:
-            self._reason = self._raw_reason.decode("latin-1")
-        return self._reason
+        try:
+            return self._reason
+        except AttributeError:  # unset until first read: one store less per response
+            self._reason = reason = self._raw_reason.decode("latin-1")
+            return reason
 
     @reason.setter
     def reason(self, value: str) -> None:
@@ -67,10 +70,15 @@ class FastResponse(Response):
     @property
     def headers(self) -> Mapping[str, str]:
         """Case-insensitive response headers (a ``CIMultiDict``: ``getall("Set-Cookie")`` works)."""
-        if self._headers is None:
+        try:
+            return self._headers
+        except AttributeError:
             pairs = self._raw_headers
-            self._headers = CIMultiDict((k.decode("latin-1"), v.decode("latin-1")) for k, v in pairs)
-        return self._headers
+            headers: Mapping[str, str] = CIMultiDict(
+                (k.decode("latin-1"), v.decode("latin-1")) for k, v in pairs
+            )
+            self._headers = headers
+            return headers
 
     @headers.setter
     def headers(self, value: Mapping[str, str]) -> None:
@@ -79,9 +87,11 @@ class FastResponse(Response):
     @property
     def elapsed(self) -> datetime.timedelta:
         """From the start of the request to the last byte of the body, redirects included."""
-        if self._elapsed is None:
-            self._elapsed = datetime.timedelta(seconds=self._elapsed_s)
-        return self._elapsed
+        try:
+            return self._elapsed
+        except AttributeError:
+            self._elapsed = elapsed = datetime.timedelta(seconds=self._elapsed_s)
+            return elapsed
 
     @elapsed.setter
     def elapsed(self, value: datetime.timedelta) -> None:
@@ -89,9 +99,12 @@ class FastResponse(Response):
 
     @property
     def request_meta(self) -> dict[str, Any]:
-        if self._meta is None:
-            self._meta = {}
-        return self._meta
+        try:
+            return self._meta
+        except AttributeError:
+            meta: dict[str, Any] = {}
+            self._meta = meta
+            return meta
 
     @request_meta.setter
     def request_meta(self, value: dict[str, Any]) -> None:

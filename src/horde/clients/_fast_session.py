@@ -55,6 +55,7 @@ from horde.user.users import User
 _REDIRECT_STATUSES = frozenset((301, 302, 303, 307, 308))
 _FAILURES = (OSError, ValueError, UnicodeError)  # OSError covers ConnectionError, TimeoutError, ssl errors
 _CACHE_LIMIT = 1024
+_new_call = object.__new__
 # what a connection holds once the session has taken a response's headers and body (send() gives it
 # fresh lists): an empty tuple, so that nothing can ever append to a shared object
 _TAKEN: Any = ()
@@ -323,7 +324,15 @@ class FastHttpSession(HttpVerbs):
     # get skips request()'s argument handling when called with a URL alone, the common case
     def get(self, url: str, **kwargs: Any) -> FastRequestCall:
         if not kwargs:
-            return FastRequestCall(self, "GET", url, None, False, None)
+            call = _new_call(FastRequestCall)  # __init__ written out: a frame less per request
+            call._session = self
+            call._method = "GET"
+            call._url = url
+            call._name = None
+            call._catch = False
+            call._opts = None
+            call._inner = None
+            return call
         return self.request("GET", url, **kwargs)
 
     async def close(self) -> None:

@@ -31,6 +31,8 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
+_STOPPING = "stopping"  # users.STOPPING (users.py imports this module)
+
 F = TypeVar("F", bound=Callable[..., Any])
 
 
@@ -247,7 +249,8 @@ class TaskSet(metaclass=TaskSetMeta):
                     task_fn = self.get_next_task()
                 else:
                     task_fn = user.tasks[0]
-                user._check_stop_condition()
+                if user._state == _STOPPING:  # _check_stop_condition, inlined
+                    raise StopUser()
                 budget = env.iteration_budget
                 if budget is not None and not budget.take():
                     raise StopUser()  # -i/--iterations spent: the test ends once the last one finishes
@@ -275,7 +278,8 @@ class TaskSet(metaclass=TaskSetMeta):
                     and type(user).wait_time is None
                 ):
                     user._loop_turned = False  # wait(), inlined for no wait time after a turn of the loop
-                    user._check_stop_condition()
+                    if user._state == _STOPPING:
+                        raise StopUser()
                 else:
                     await self.wait()
             except InterruptTaskSet as e:
