@@ -33,7 +33,7 @@ from bisect import bisect_left
 from collections import Counter, deque
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
-from itertools import chain, filterfalse
+from itertools import chain
 from typing import Any
 
 __all__ = ["DispatchStep", "UsersDispatcher", "canonical_class_counts", "worker_order"]
@@ -299,6 +299,9 @@ def _host(wid: str) -> str:
 # ---------------------------------------------------------------------------------------------------------
 
 
+_BINARY_DIGITS = bytes.maketrans(b"\x00\x01", b"01")
+
+
 class _Extras:
     """Which workers hold the "+1" user of each class in a doubly balanced matrix.
 
@@ -453,11 +456,12 @@ class _Extras:
         unusable = _row_counts(chain.from_iterable((self.ones[c], self.banned[c]) for c in needy), n_rows)
         options = [len(needy) - k for k in unusable]
         width = n_cols + 1  # options never exceed the number of columns
+        everyone = set(range(n_rows))
         for c in self.priority + rest:
             if need[c] <= 0:
                 continue
             ones, banned = self.ones[c], self.banned[c]
-            eligible = list(filterfalse((ones | banned).__contains__, range(n_rows)))
+            eligible = sorted(everyone.difference(ones, banned))
             if len(needy) > 1:
                 for w in eligible:
                     options[w] -= 1
@@ -498,11 +502,13 @@ class _Extras:
                         return None
                     if not self._augment(c, allow_cost=True):  # pragma: no cover - a complete graph
                         raise RuntimeError("dispatcher could not balance the users map (please report)")
-        result = [self.levels[:] for _ in range(n_rows)]
-        for c, ones in enumerate(self.ones):
+        columns = []
+        for level, ones in zip(self.levels, self.ones, strict=True):
+            column = [level] * n_rows
             for w in ones:
-                result[w][c] += 1
-        return result
+                column[w] = level + 1
+            columns.append(column)
+        return list(map(list, zip(*columns, strict=True)))
 
     def _augment(self, c0: int, allow_cost: bool) -> bool:
         """Give column ``c0`` one more extra by shifting others along a cheapest path.
@@ -658,7 +664,10 @@ class _Extras:
         if self._bits is None:
 
             def mask(rows: Iterable[int]) -> int:
-                return sum(1 << w for w in rows)
+                bits = bytearray(self.n_rows)  # byte w is bit w, highest row first once reversed
+                for w in rows:
+                    bits[w] = 1
+                return int(bits[::-1].translate(_BINARY_DIGITS), 2)
 
             self._bits = (
                 [mask(ones - forced) for ones, forced in zip(self.ones, self.forced, strict=True)],
