@@ -1280,16 +1280,16 @@ class UsersDispatcher(Iterator[DispatchStep]):
         current = self._nominal
         if current == self._target:
             if not self._emitted and not self._implicit:
-                return self._emit(dict(self._rows), 0.0, rebalance=False)
+                return self._emit(self._current_rows(), 0.0, rebalance=False)
             return None
         k = self._users_per_step()
         goal = min(current + k, self._target) if self._target > current else max(current - k, self._target)
         rows = self._ramp_rows(goal)
         if rows is None:  # nothing left to add from the selected classes
-            return None if self._emitted else self._emit(dict(self._rows), 0.0, rebalance=False)
+            return None if self._emitted else self._emit(self._current_rows(), 0.0, rebalance=False)
         delay = self._owed if self._emitted else 0.0
         self._owed = k / self._rate_or_one()
-        return self._emit(dict(zip(self._order, rows, strict=True)), delay, rebalance=False)
+        return self._emit(rows, delay, rebalance=False)
 
     def _ramp_rows(self, goal: int) -> list[list[int]] | None:
         """The map for a ramp step to ``goal`` users, planned one round ahead (None: no progress possible).
@@ -1355,7 +1355,6 @@ class UsersDispatcher(Iterator[DispatchStep]):
 
     def _plan_step(self) -> DispatchStep:
         assert self._plan is not None
-        rows = [self._rows[w] for w in self._order]
         plan = [self._plan[w] for w in self._order]
         if self.rebalance_rate == 0:
             budget, delay = None, 0.0
@@ -1365,12 +1364,13 @@ class UsersDispatcher(Iterator[DispatchStep]):
             delay = self._owed if self._emitted else 0.0
             self._owed = budget / rate
         if budget is None or budget >= max(self._plan_total, self._total):
-            new = plan  # nobody starts more users than the plan holds, nor stops more
-        else:
-            new = _advance(rows, plan, budget)
+            # nobody starts more users than the plan holds, nor stops more: the plan is the step
+            self._plan = None
+            return self._emit(plan, delay, rebalance=True, total=self._plan_total)
+        new = _advance(self._current_rows(), plan, budget)
         if new == plan:
             self._plan = None
-        return self._emit(dict(zip(self._order, new, strict=True)), delay, rebalance=True)
+        return self._emit(new, delay, rebalance=True)
 
     # ---- helpers -----------------------------------------------------------------------------------------
     @property
@@ -1392,27 +1392,27 @@ class UsersDispatcher(Iterator[DispatchStep]):
         return max(1, math.floor(self._rate_or_one()))
 
     def _users_map(self) -> UsersMap:
-        names = self._names
-        return {wid: dict(zip(names, self._rows[wid], strict=True)) for wid in self._order}
+        # Every row has one count per class by construction; zip(strict=True) would add a third to the
+        # cost of this map, which every step builds for every worker.
+        names, rows = self._names, self._rows
+        return {wid: dict(zip(names, rows[wid])) for wid in self._order}  # noqa: B905
 
-    def _emit(self, rows: dict[str, list[int]], delay: float, rebalance: bool) -> DispatchStep:
-        old_rows = self._rows
-        # Keep the row lists of the workers that stay, updated in place: the step's new lists are then
-        # freed at once instead of replacing a thousand long-lived objects (which the garbage collector
-        # would promote, and every few steps pay a full collection for).
-        kept, changed = [], []
-        for wid, row in rows.items():
-            old = old_rows.get(wid)
-            if old is not None and old is not row:
-                kept.append((wid, old))
-                if old != row:
-                    changed.append((old, row))
-        moves = _count_moves([a for a, _ in changed], [b for _, b in changed]) if changed else 0
-        for old, row in changed:
-            old[:] = row
-        rows.update(kept)
-        self._rows = rows
-        self._total = sum(map(sum, rows.values()))
+    def _current_rows(self) -> list[list[int]]:
+        return [self._rows[w] for w in self._order]
+
+    def _emit(
+        self, rows: list[list[int]], delay: float, rebalance: bool, total: int | None = None
+    ) -> DispatchStep:
+        """Make ``rows`` (one per worker, in :attr:`_order`; ``total`` users if known) the current map."""
+        old = self._current_rows()
+        changed = [i for i, (a, b) in enumerate(zip(old, rows, strict=True)) if a is not b and a != b]
+        moves = _count_moves([old[i] for i in changed], [rows[i] for i in changed]) if changed else 0
+        # Every worker keeps its row list, updated in place: the step's new lists are then freed at once
+        # instead of replacing a thousand long-lived objects (which the garbage collector would promote,
+        # and every few steps pay a full collection for).
+        for i in changed:
+            old[i][:] = rows[i]
+        self._total = sum(map(sum, old)) if total is None else total
         return DispatchStep(
             users=self._users_map(),
             delay=delay,
