@@ -33,7 +33,7 @@ from bisect import bisect_left
 from collections import Counter, deque
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
-from itertools import chain
+from itertools import chain, islice
 from typing import Any
 
 __all__ = ["DispatchStep", "UsersDispatcher", "canonical_class_counts", "worker_order"]
@@ -330,7 +330,8 @@ class _Extras:
         self.levels = [t // n_rows for t in targets]
         self.extras = [t % n_rows for t in targets]
         self._cols = cols = list(zip(*rows, strict=True))
-        self._grows = [t >= sum(col) for t, col in zip(targets, cols, strict=True)]
+        self.held = list(map(sum, cols))  # users per class now
+        self._grows = [t >= h for t, h in zip(targets, self.held, strict=True)]
         # Stops every doubly balanced answer makes in columns that do not shrink (there each stop is a move,
         # as the column starts at least as many users as it stops). Known before solving, so a caller that
         # has a plan with fewer moves need not solve at all.
@@ -798,11 +799,11 @@ def _water(
     # rows that stop one short of a level that cannot be completed: earlier rows get the last units when
     # filling, later rows lose first when draining
     short = {g for g, u in per_group.items() if u < g[1] and g[0] + sign * u == lo}
-    at_level = [i for i, k in enumerate(keys) if k in short]
-    if not fill:
-        at_level.reverse()
-    for i in at_level[: amount - sum(units)]:
-        units[i] += 1
+    left = amount - sum(units)
+    if left > 0:  # only as many of those rows as there are units left: stop looking once found
+        scan = range(len(keys)) if fill else range(len(keys) - 1, -1, -1)
+        for i in islice((i for i in scan if keys[i] in short), left):
+            units[i] += 1
     return [(w, u) for w, u in zip(rows, units, strict=True) if u]
 
 
@@ -865,7 +866,9 @@ def _count_moves(old: list[list[int]], new: list[list[int]]) -> int:
     return sum(map(min, starts, stops))
 
 
-def _fewest_moves(rows: list[list[int]], targets: list[int]) -> tuple[list[list[int]], int] | None:
+def _fewest_moves(
+    rows: list[list[int]], targets: list[int], held: Sequence[int] | None = None
+) -> tuple[list[list[int]], int] | None:
     """Balanced worker totals with the fewest possible moves, classes spread as evenly as that allows.
 
     Used for rebalancing when the doubly balanced answer would move users between healthy workers: rows
@@ -873,7 +876,8 @@ def _fewest_moves(rows: list[list[int]], targets: list[int]) -> tuple[list[list[
     only as often as the row totals require. Shrinking rows give up the classes they hold most of (relative
     to the class's even share); growing rows receive the classes they hold least of. Returns the matrix and
     its number of moves, or None when this shape does not apply (classes must change while worker totals
-    do not, or the shrinking rows lack the classes that must shrink).
+    do not, or the shrinking rows lack the classes that must shrink). ``held`` is the rows' column sums
+    when the caller has them.
     """
     n_rows, n_cols = len(rows), len(targets)
     level, n_high = divmod(sum(targets), n_rows)
@@ -885,7 +889,9 @@ def _fewest_moves(rows: list[list[int]], targets: list[int]) -> tuple[list[list[
         goal[w] += 1
     gain = [g - t if g > t else 0 for g, t in zip(goal, totals, strict=True)]
     loss = [t - g if t > g else 0 for g, t in zip(goal, totals, strict=True)]
-    change = [t - held for t, held in zip(targets, map(sum, zip(*rows, strict=True)), strict=True)]
+    if held is None:  # users per class now
+        held = list(map(sum, zip(*rows, strict=True)))
+    change = [t - h for t, h in zip(targets, held, strict=True)]
     extra = sum(gain) - sum(max(0, d) for d in change)  # users that must move between rows
     if extra < 0:
         return None
@@ -952,7 +958,7 @@ def _rebalanced(rows: list[list[int]], targets: list[int]) -> list[list[int]]:
             moves = _count_moves(rows, plan)
             if not moves:
                 return plan
-    fewest = _fewest_moves(rows, targets)
+    fewest = _fewest_moves(rows, targets, balanced.held)
     if fewest is None:  # only a doubly balanced plan applies: solve it with paths through any cell
         if plan is None:
             plan = (balanced if balanced.min_moves else _Extras(rows, targets)).solve()
