@@ -6,6 +6,8 @@
   than the fewest-moves plan, and skips the fewest-moves plan when the balanced one moves nobody: the plan
   must be the one the full rule picks (solve both, keep the balanced plan unless it moves more users), and
   ``min_moves`` must never exceed the moves of a balanced plan.
+* ``user_count`` is kept (not summed again) and rows are updated in place: through joins, losses and
+  ramps the kept figures must match every step's map.
 """
 
 from __future__ import annotations
@@ -15,7 +17,15 @@ import random
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from horde.dispatch import _count_moves, _Extras, _fewest_moves, _rebalanced, _WorkerOrder, worker_order
+from horde.dispatch import (
+    UsersDispatcher,
+    _count_moves,
+    _Extras,
+    _fewest_moves,
+    _rebalanced,
+    _WorkerOrder,
+    worker_order,
+)
 
 SETTINGS = settings(
     max_examples=300,
@@ -96,3 +106,29 @@ def test_min_moves_is_a_lower_bound_of_any_balanced_plan() -> None:
         assert bound <= _count_moves(rows, plan), seed
         hit += bound > 0
     assert hit > 100  # the bound is not trivially zero on these shapes
+
+
+class Node:
+    def __init__(self, node_id: str) -> None:
+        self.id = node_id
+
+
+def test_kept_totals_and_order_follow_churn() -> None:
+    """user_count and worker_ids are kept up to date, not recomputed: they must match the map each step."""
+    classes = [type(f"C{i}", (), {"weight": i + 1, "fixed_count": 0}) for i in range(4)]
+    rng = random.Random(3)
+    d = UsersDispatcher([Node(f"h{i % 3}_{i:02x}") for i in range(12)], classes)
+    made = 12
+    for _ in range(60):
+        roll = rng.random()
+        if roll < 0.3:
+            d.new_dispatch(rng.randint(0, 400), rng.choice([3.0, 50.0, 1000.0]))
+        elif roll < 0.6 and d.worker_ids:
+            d.remove_worker(rng.choice(d.worker_ids))
+        else:
+            made += 1
+            d.add_worker(Node(f"h{rng.randrange(4)}_{made:02x}"))
+        for step in list(d)[:50]:
+            assert step.user_count == sum(map(sum, (row.values() for row in step.users.values())))
+        assert d.user_count == sum(sum(row.values()) for row in d.current_users.values())
+        assert d.worker_ids == worker_order(d.worker_ids)
