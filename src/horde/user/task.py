@@ -224,42 +224,38 @@ class TaskSet(metaclass=TaskSetMeta):
 
     async def run(self) -> None:
         user = self.user
-        env = user.environment
-        clock = env.clock
+        clock = user.environment.clock
         monotonic = time.monotonic if type(clock) is Clock else clock.monotonic
-        # The loop below is every task's overhead, so for the classes that do not override them it
-        # inlines get_next_task (a user with one task), execute_task (a coroutine function) and wait
-        # (no wait time after a task that awaited I/O): each call or coroutine frame saved is a
-        # measurable share of a FastHttpUser request (benchmarks/throughput.py).
-        cls = type(self)
-        own_choice = cls.get_next_task is not DefaultTaskSet.get_next_task
-        own_execute = cls.execute_task is not TaskSet.execute_task
-        own_wait = cls.wait is not TaskSet.wait or cls._wait_seconds not in _PLAIN_WAIT_SECONDS
-        arg = self._task_arg
-        queue = self._task_queue
+        # The loop below is every task's overhead. For a user's own tasks (a DefaultTaskSet whose
+        # get_next_task, execute_task and wait are not overridden) it inlines the choice of a single
+        # task, the call of a coroutine function, and wait() when there is no wait time and the task
+        # gave the loop a turn already (a request it awaited): each call or coroutine frame saved is
+        # a measurable share of a FastHttpUser request (benchmarks/throughput.py). Few locals: the
+        # frame lives as long as the user does (memory per idle user).
+        inline = _inlinable(type(self))
         try:
             await self.on_start()
         except InterruptTaskSet as e:
             await self._on_interrupt(e)
         while True:
             try:
-                if queue:
-                    task_fn = queue.pop(0)
-                elif own_choice or len(user.tasks) != 1:
-                    task_fn = self.get_next_task()
-                else:
+                if self._task_queue:
+                    task_fn = self._task_queue.pop(0)
+                elif inline and len(user.tasks) == 1:
                     task_fn = user.tasks[0]
+                else:
+                    task_fn = self.get_next_task()
                 if user._state == _STOPPING:  # _check_stop_condition, inlined
                     raise StopUser()
-                budget = env.iteration_budget
+                budget = user.environment.iteration_budget
                 if budget is not None and not budget.take():
                     raise StopUser()  # -i/--iterations spent: the test ends once the last one finishes
                 self._task_started_at = user._task_started_at = monotonic()
                 try:
-                    if own_execute or isinstance(task_fn, TaskSetMeta):
+                    if not inline or isinstance(task_fn, TaskSetMeta):
                         await self.execute_task(task_fn)
                     else:
-                        result = task_fn(arg)
+                        result = task_fn(self._task_arg)
                         if result is not None and (
                             type(result) is CoroutineType or inspect.isawaitable(result)
                         ):
@@ -270,14 +266,9 @@ class TaskSet(metaclass=TaskSetMeta):
                     pass
                 finally:
                     if budget is not None:
-                        budget.finished(env)
-                if (
-                    user._loop_turned
-                    and not own_wait
-                    and cls.wait_time is None
-                    and type(user).wait_time is None
-                ):
-                    user._loop_turned = False  # wait(), inlined for no wait time after a turn of the loop
+                        budget.finished(user.environment)
+                if inline and user._loop_turned and type(user).wait_time is None:
+                    user._loop_turned = False
                     if user._state == _STOPPING:
                         raise StopUser()
                 else:
@@ -339,5 +330,11 @@ def format_exception(e: BaseException) -> str:
     return "".join(traceback.format_exception(type(e), e, e.__traceback__))
 
 
-#: the wait-time lookups TaskSet.run may inline (a subclass's own _wait_seconds is always called)
-_PLAIN_WAIT_SECONDS = (TaskSet._wait_seconds, DefaultTaskSet._wait_seconds)
+def _inlinable(cls: type[TaskSet]) -> bool:
+    """Whether ``TaskSet.run`` may inline the per-task steps of ``cls`` (see there)."""
+    return (
+        cls.get_next_task is DefaultTaskSet.get_next_task
+        and cls.execute_task is TaskSet.execute_task
+        and cls.wait is TaskSet.wait
+        and cls._wait_seconds is DefaultTaskSet._wait_seconds
+    )
