@@ -209,6 +209,9 @@ class ControllerMixin(MasterCore):
             if node is None or node.state == RunnerState.MISSING:
                 continue
             if kind == USERS:
+                # a re-plan hands over the whole map; most workers keep their target (no call for those)
+                if payload == node.target and worker_id in self._options_sent:
+                    continue
                 await self._send_users(node, payload)
             else:
                 data = self._spawn_payload(node, kind, worker_id not in self._options_sent)

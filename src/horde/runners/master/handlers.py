@@ -26,6 +26,9 @@ logger = logging.getLogger("horde.runners.master")
 # horde.env.ITERATIONS_DONE, a layer above the runners): those keep their reason, every other stop a
 # worker asks for names it, and the session counts it as an early end (exit code 1)
 BEHIND_RECHECK = 0.1  # seconds between liveness sweeps while the reader has frames waiting
+# at least this long between two sweeps: workers lost together (their deadlines spread over one heartbeat
+# interval) are re-placed in ~20 re-plans, not one per 10 ms; a loss is declared at most 50 ms late
+LIVENESS_COALESCE = 0.05
 # the states a heartbeat may report (a worker's stopping/cleanup beats leave the master's view as it is)
 _BEAT_STATES = {s.value: s for s in (RunnerState.READY, RunnerState.SPAWNING, RunnerState.RUNNING)}
 NORMAL_ENDS = frozenset({ARRIVALS_ENDED, SHAPE_ENDED, "the iteration limit was reached", QUIT_BY_USER_CODE})
@@ -363,7 +366,7 @@ class HandlersMixin(ControllerMixin):
         # frames still waiting to be read may be the very heartbeats that prove a worker alive: judge
         # silence only up to the moment the reader had read everything (an overloaded master must not
         # declare its whole cluster missing because it fell behind)
-        behind = not self._reader_waiting and self.transport.has_pending()
+        behind = self.transport.has_pending()
         seen_until = min(now, self._caught_up) if behind else now
         found = sweep(self.nodes, seen_until, window, self.heartbeat_interval, MISSING_FORGET_AFTER)
         for node in found.forgotten:
@@ -373,7 +376,8 @@ class HandlersMixin(ControllerMixin):
             self.nodes.remove(node.id)
             self.transport.forget(node.id)
         # behind, look again soon (not at once: the controller would do nothing but sweep)
-        self._next_liveness_check = max(found.next_due, now + (BEHIND_RECHECK if behind else 0.0))
+        gap = BEHIND_RECHECK if behind else min(LIVENESS_COALESCE, self.heartbeat_interval / 10)
+        self._next_liveness_check = max(found.next_due, now + gap)
         if found.lost:
             await self._workers_lost(found.lost, now)
 

@@ -244,12 +244,9 @@ class MasterRunner(HandlersMixin, StoppingMixin):
                 await asyncio.sleep(0)
             if not has_pending():
                 self._caught_up = self._now()
-                self._reader_waiting = True  # recv will wait: the reader is caught up until it returns
             try:
                 item = await recv()
-                self._reader_waiting = False
             except RPCError as e:
-                self._reader_waiting = False
                 logger.error("master socket error: %s", e)
                 await self._clock.sleep(READ_ERROR_PAUSE)
                 continue
