@@ -33,16 +33,26 @@ What is measured, for each N (default 10, 100, 1000)
        many, and how long it took to declare them: the master answers no heartbeat meanwhile) and the time
        from the last such check to the last spawn. Also: how many spawn messages the survivors got (one each
        is ideal) and the heartbeat echo delay while all this happened.
-    4. Sanity: the requests the master's ``--json`` report counts against those the workers reported (a
-       vanished worker's last, unsent report is the only acceptable loss), the master's exit code (it must
-       quit within 30 s of SIGTERM) and the errors in its log.
+    4. Status: the master serves its web UI (``--autostart``; ``--headless-master`` runs it headless as
+       before) and ``GET /api/status`` — the RunStatus a front end polls, with one row per worker — is
+       timed every second during the steady window and the re-dispatch.
+    5. Sanity: the requests the master's ``--json`` report counts against those the workers reported (a
+       vanished worker's last, unsent report is the only acceptable loss), the time from SIGTERM to the
+       master's exit (it must quit within 30 s, or it is killed and the run fails), its exit code and the
+       errors in its log.
 
-Goal: at 1,000 workers the master stays under 50 % of one core and answers heartbeats within 100 ms (p99).
+``--before-src DIR`` runs a second master importing horde from DIR (e.g. ``git archive <commit> src | tar -x
+-C /tmp/before``, then ``--before-src /tmp/before/src``) just before this tree's, against the same simulated
+workers and the same bare reference, so a before/after comparison comes from one run.
+
+Goal (issue 13): at 5,000 workers the master stays under 50 % of one core, answers heartbeats within
+100 ms (p99), re-places a lost 10 % within 0.5 s of detecting them, and answers its status within 100 ms.
 
 Run
     .venv/bin/python benchmarks/master_scale.py                    # N = 10, 100, 1000; 15 s steady each
     .venv/bin/python benchmarks/master_scale.py --quick            # smoke run: N = 10, 100; 4 s each
     .venv/bin/python benchmarks/master_scale.py --workers 1000 --seconds 30 --profile-master /tmp/m.prof
+    .venv/bin/python benchmarks/master_scale.py --workers 2000,5000 --before-src /tmp/before/src
 
 ``--profile-master FILE`` runs the master under cProfile and prints its hottest functions; ``--logs DIR`` keeps
 each master's stdout/stderr. The exit status is 1 when a run had problems (they are printed).
@@ -73,7 +83,7 @@ import msgpack
 import psutil
 import zmq
 
-from _sim_workers import SimFleet, make_stats_templates, refresh_payload
+from _sim_workers import Latencies, SimFleet, make_stats_templates, refresh_payload
 
 HEARTBEAT_INTERVAL = 1.0
 HEARTBEAT_LIVENESS = 3
@@ -117,6 +127,11 @@ async def wait_listening(port: int, proc: subprocess.Popen[bytes], timeout: floa
         writer.close()
         await writer.wait_closed()
         return
+
+
+def has_web_ui(src: str | None) -> bool:
+    """Does the horde tree at ``src`` (None: this one) serve a web UI?"""
+    return src is None or Path(src, "horde", "web").is_dir()
 
 
 def rounds_text(rounds: list[tuple[int, float]]) -> str:
@@ -264,17 +279,29 @@ class MasterResult:
     requests_merged: int = -1
     exit_code: int | None = None
     sigterm_sent: bool = False
+    quit_s: float = float("nan")  # from SIGTERM to the master's exit
+    status: dict[str, float] = field(default_factory=dict)  # GET /api/status latency, steady state
+    status_redispatch: dict[str, float] = field(default_factory=dict)  # … while workers are re-placed
+    detect_last_to_spawn: float = float("nan")  # from the last 'missing' line to the last spawn
     log_tail: list[str] = field(default_factory=list)
 
 
 def launch(
-    cmd: list[str], cwd: Path | None = None, out: Path | None = None, err: Path | None = None
+    cmd: list[str],
+    cwd: Path | None = None,
+    out: Path | None = None,
+    err: Path | None = None,
+    src: str | None = None,
 ) -> subprocess.Popen[bytes]:
-    """Start a child process (stdout/stderr to files when given)."""
+    """Start a child process (stdout/stderr to files when given; ``src``: import horde from that tree)."""
+    env = dict(os.environ)
+    if src:
+        env["PYTHONPATH"] = os.pathsep.join([src, *filter(None, [env.get("PYTHONPATH")])])
     with open(out or os.devnull, "wb") as o, open(err or os.devnull, "wb") as e:
         return subprocess.Popen(
             cmd,
             cwd=cwd,
+            env=env,
             stdin=subprocess.DEVNULL,
             stdout=o if out else None,
             stderr=e if err else None,
@@ -292,8 +319,8 @@ class MasterFiles:
         self.out = tmp / "master.out"
         self.err = tmp / "master.err"
 
-    def launch(self, cmd: list[str]) -> subprocess.Popen[bytes]:
-        return launch(cmd, self.tmp, self.out, self.err)
+    def launch(self, cmd: list[str], src: str | None = None) -> subprocess.Popen[bytes]:
+        return launch(cmd, self.tmp, self.out, self.err, src)
 
     def collect(self, res: MasterResult, keep: Path | None) -> None:
         """Requests the master merged (from its --json report), and errors in its log; keep its logs."""
@@ -323,6 +350,58 @@ class MasterFiles:
         if rounds:
             res.detect_rounds = [(len(r), r[-1] - r[0]) for r in rounds]
             res.detect_to_spawn = res.last_spawn_wall - rounds[-1][0]
+            res.detect_last_to_spawn = res.last_spawn_wall - rounds[-1][-1]
+
+
+STATUS_POLL = 1.0  # seconds between two status requests (the web UI itself refreshes once a second)
+STATUS_TIMEOUT = 10.0
+
+
+class StatusProbe:
+    """Times ``GET /api/status`` on the master's web UI (what a front end polls), one request at a time.
+
+    The delay is the master's answer plus a local hop plus this process's own scheduling (it shares its
+    loop with the simulated workers, as the echo delay does); a request that fails or takes longer than
+    STATUS_TIMEOUT counts as lost.
+    """
+
+    def __init__(self, port: int, fleet: SimFleet) -> None:
+        self.url = f"http://127.0.0.1:{port}/api/status"
+        self.fleet = fleet
+        self.latencies: dict[str, Latencies] = {}
+        self._task: asyncio.Task[None] | None = None
+
+    def lat(self, phase: str) -> Latencies:
+        return self.latencies.setdefault(phase, Latencies())
+
+    def start(self) -> None:
+        self._task = asyncio.get_running_loop().create_task(self._poll(), name="status-probe")
+
+    async def close(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            await asyncio.gather(self._task, return_exceptions=True)
+            self._task = None
+
+    async def _poll(self) -> None:
+        import aiohttp
+
+        timeout = aiohttp.ClientTimeout(total=STATUS_TIMEOUT)
+        async with aiohttp.ClientSession(timeout=timeout) as session:
+            while True:
+                phase = self.fleet.phase
+                t0 = time.perf_counter()
+                try:
+                    async with session.get(self.url) as resp:
+                        await resp.read()
+                        ok = resp.status == 200
+                except (aiohttp.ClientError, TimeoutError):
+                    ok = False
+                if ok:
+                    self.lat(phase).samples.append(time.perf_counter() - t0)
+                else:
+                    self.lat(phase).lost += 1
+                await asyncio.sleep(STATUS_POLL)
 
 
 # ---- one reference run ------------------------------------------------------------------------------------
@@ -356,11 +435,24 @@ async def run_reference(n: int, seconds: float, templates: list[dict[str, Any]])
 
 # ---- one run against the horde master ---------------------------------------------------------------------
 def master_command(
-    n: int, users: int, rate: float, port: int, files: MasterFiles, profile: str | None
+    n: int,
+    users: int,
+    rate: float,
+    port: int,
+    files: MasterFiles,
+    profile: str | None,
+    web_port: int | None = None,
 ) -> list[str]:
     prefix = [sys.executable]
     if profile:
         prefix += ["-m", "cProfile", "-o", profile]
+    # with a web port the master serves its UI and REST API (started at once with --autostart), so the
+    # status a front end reads can be timed while the workers report
+    ui = (
+        ["--headless"]
+        if web_port is None
+        else ["--autostart", "--web-host", "127.0.0.1", "-P", str(web_port)]
+    )
     return [
         *prefix,
         "-m",
@@ -368,7 +460,7 @@ def master_command(
         "-f",
         str(files.locustfile),
         "--master",
-        "--headless",
+        *ui,
         "--master-bind-host",
         "127.0.0.1",
         "--master-bind-port",
@@ -400,20 +492,27 @@ async def run_master(
     profile: str | None,
     verbose: bool,
     logs: str | None = None,
+    src: str | None = None,
+    web: bool = True,
 ) -> MasterResult:
     res = MasterResult()
     users = n * users_per_worker
     rate = rate or float(users)
     port = free_port()
+    # a tree from before the web UI existed (the seed) runs headless: its status is not timed
+    web_port = free_port() if web and has_web_ui(src) else None
     with tempfile.TemporaryDirectory(prefix="horde-master-scale-") as tmp:
         files = MasterFiles(Path(tmp))
-        proc = files.launch(master_command(n, users, rate, port, files, profile))
+        proc = files.launch(master_command(n, users, rate, port, files, profile, web_port), src)
         fleet = SimFleet("127.0.0.1", port, n, HEARTBEAT_INTERVAL, STATS_INTERVAL, templates, seed=n)
+        probe = StatusProbe(web_port, fleet) if web_port is not None else None
         try:
-            await _drive_master(fleet, proc, n, users, seconds, res, verbose)
+            await _drive_master(fleet, proc, n, users, seconds, res, verbose, probe)
         except Exception as e:
             res.problems.append(f"{type(e).__name__}: {e}")
         finally:
+            if probe is not None:
+                await probe.close()
             if proc.poll() is None and not res.sigterm_sent:
                 proc.send_signal(signal.SIGTERM)
                 await fleet.wait(lambda: proc.poll() is not None, 30, poll=0.05)
@@ -427,7 +526,7 @@ async def run_master(
         res.problems += fleet.errors[:5]
         if res.exit_code != 0:
             res.problems.append(f"the master exited with code {res.exit_code}")
-        files.collect(res, Path(logs, f"master-{n}") if logs else None)
+        files.collect(res, Path(logs, f"master-{n}{'-before' if src else ''}") if logs else None)
     res.ok = not res.problems
     return res
 
@@ -440,6 +539,7 @@ async def _drive_master(
     seconds: float,
     res: MasterResult,
     verbose: bool,
+    probe: StatusProbe | None = None,
 ) -> None:
     def say(text: str) -> None:
         if verbose:
@@ -470,6 +570,8 @@ async def _drive_master(
 
     # steady state
     fleet.phase = "settle"
+    if probe is not None:
+        probe.start()
     await asyncio.sleep(STATS_INTERVAL + 1.0)
     fleet.phase = "steady"
     master, me = CpuMeter(proc.pid), CpuMeter()
@@ -490,7 +592,12 @@ async def _drive_master(
     res.rss_mb = master.proc.memory_info().rss / 1e6
     res.echo = fleet.lat("steady").summary()
     res.sim_lag = fleet.sim_lag_max.get("steady", 0.0)
-    say(f"steady: master {res.cpu:.1f} % CPU, echo p50/p99/max {fmt_lat(res.echo)} ms")
+    if probe is not None:
+        res.status = probe.lat("steady").summary()
+    say(
+        f"steady: master {res.cpu:.1f} % CPU, echo p50/p99/max {fmt_lat(res.echo)} ms"
+        + (f", status p50/p99/max {fmt_lat(res.status)} ms" if res.status else "")
+    )
 
     # re-dispatch after 10 % of the workers vanish
     fleet.phase = "jitter"
@@ -525,6 +632,8 @@ async def _drive_master(
     res.spawns_per_survivor = (min(per), max(per))
     res.survivors_touched = sum(1 for p in per if p)
     res.echo_redispatch = fleet.lat("redispatch").summary()
+    if probe is not None:
+        res.status_redispatch = probe.lat("redispatch").summary()
     say(
         f"re-dispatch: last spawn {res.redispatch_total:.2f} s after the vanishing "
         f"({res.redispatch_reaction * 1000:.0f} ms after the liveness deadline)"
@@ -532,10 +641,14 @@ async def _drive_master(
 
     # quit: the master sends quit to everyone; survivors answer with their final seq
     fleet.phase = "quit"
+    if probe is not None:
+        await probe.close()
     await asyncio.sleep(1.0)
     proc.send_signal(signal.SIGTERM)
     res.sigterm_sent = True
-    await fleet.wait(lambda: proc.poll() is not None, 30, poll=0.05)
+    sent = time.perf_counter()
+    if await fleet.wait(lambda: proc.poll() is not None, 30, poll=0.02):
+        res.quit_s = time.perf_counter() - sent
     quits = fleet.counters.get("quit received", 0)
     if quits < len(survivors):
         res.problems.append(f"only {quits} of {len(survivors)} surviving workers received quit")
@@ -551,46 +664,48 @@ def print_profile(path: str, top: int = 25) -> None:
     stats.sort_stats("tottime").print_stats(top)
 
 
+def _status_text(r: MasterResult) -> str:
+    return fmt_lat(r.status) if r.status else "n/a"
+
+
 def print_summary(
     sizes: list[int],
     refs: dict[int, RefResult],
-    results: dict[int, MasterResult],
+    runs: list[tuple[str, int, MasterResult]],
     codec: dict[str, float],
     seconds: float,
 ) -> None:
+    """``runs``: (label, N, result) rows in the order they ran (``horde``, and ``before`` with --before-src)."""
     print()
-    print(f"Steady state ({seconds:g} s per size; CPU in % of one core; echo delay in ms)")
+    print(f"Steady state ({seconds:g} s per size; CPU in % of one core; echo and status delay in ms)")
     head = (
-        f"{'N':>5} | {'master CPU':>10} {'1-s max':>7} {'x bare':>6} {'/worker':>7} {'RSS MB':>6} | "
-        f"{'echo p50 / p99 / max':>21} {'p99 x bare':>10} | {'bare CPU':>8} {'bare echo p50/p99/max':>22} | "
-        f"{'sims CPU':>8} {'sim lag':>7} {'load':>5}"
+        f"{'N':>5} {'master':>6} | {'master CPU':>10} {'1-s max':>7} {'x bare':>6} {'RSS MB':>6} | "
+        f"{'echo p50 / p99 / max':>21} {'p99 x bare':>10} | {'status p50 / p99 / max':>22} | "
+        f"{'bare CPU':>8} {'bare echo p50/p99/max':>22} | {'sims CPU':>8} {'sim lag':>7} {'load':>5}"
     )
     print(head)
     print("-" * len(head))
-    n0 = min(sizes)
-    base_per = results[n0].cpu / n0
-    for n in sizes:
-        r = results[n]
+    for label, n, r in runs:
         ref = refs.get(n, RefResult())
         p99, ref_p99 = r.echo.get("p99", math.nan), ref.echo.get("p99", math.nan)
         print(
-            f"{n:>5} | {r.cpu:>9.1f}% {r.cpu_max_1s:>6.1f}% {ratio(r.cpu, ref.cpu):>6} "
-            f"{ratio(r.cpu / n, base_per):>7} {r.rss_mb:>6.0f} | "
-            f"{fmt_lat(r.echo) if r.echo else 'n/a':>21} {ratio(p99, ref_p99):>10} | "
+            f"{n:>5} {label:>6} | {r.cpu:>9.1f}% {r.cpu_max_1s:>6.1f}% {ratio(r.cpu, ref.cpu):>6} "
+            f"{r.rss_mb:>6.0f} | "
+            f"{fmt_lat(r.echo) if r.echo else 'n/a':>21} {ratio(p99, ref_p99):>10} | {_status_text(r):>22} | "
             f"{ref.cpu:>7.1f}% {fmt_lat(ref.echo) if ref.echo else 'n/a':>22} | "
             f"{r.sim_cpu:>7.1f}% {r.sim_lag * 1000:>5.0f}ms {r.load:>5.2f}"
         )
     print(
-        "  x bare: horde master / bare master (same N, same workers, same traffic, measured just before);"
-        f" /worker: master CPU per worker relative to N={n0};\n"
+        "  x bare: horde master / bare master (same N, same workers, same traffic, measured just before);\n"
+        "  status: GET /api/status on the master's web UI every second (n/a with --headless-master, or a tree without a web UI);\n"
         "  sim lag: worst lateness of the simulated workers' own ticker; load: 1-min load average at the end"
         " of the window (2 cores; well above 1 means other tenants competed for the CPU)"
     )
     hb_us, st_us = codec["heartbeat"], codec["stats"]
     print(
         f"  codec floor: msgpack decode+encode {hb_us:.1f} us per heartbeat, {st_us:.0f} us per stats report "
-        f"({codec['stats_bytes'] / 1024:.1f} KiB) -> at N=1000 about "
-        f"{(1000 * hb_us + 1000 / STATS_INTERVAL * st_us) / 1e4:.1f} % of a core"
+        f"({codec['stats_bytes'] / 1024:.1f} KiB) -> at N=5000 about "
+        f"{(5000 * hb_us + 5000 / STATS_INTERVAL * st_us) / 1e4:.1f} % of a core"
     )
     print()
     print(
@@ -598,22 +713,24 @@ def print_summary(
         f"(liveness window {HEARTBEAT_INTERVAL * HEARTBEAT_LIVENESS:g} s)"
     )
     head2 = (
-        f"{'N':>5} | {'last spawn':>10} {'- window':>8} {'after deadline':>14} {'detect->spawn':>13} "
-        f"{'detect rounds':>17} {'first spawn':>11} | {'spawns/surv.':>12} {'touched':>9} | "
-        f"{'echo p50 / p99 / max':>21} | {'CPU':>6}"
+        f"{'N':>5} {'master':>6} | {'last spawn':>10} {'- window':>8} {'after deadline':>14} "
+        f"{'detect->spawn':>13} {'last->spawn':>11} {'detect rounds':>17} {'first spawn':>11} | "
+        f"{'spawns/surv.':>12} {'touched':>9} | {'echo p50 / p99 / max':>21} | "
+        f"{'status p50 / p99 / max':>22} | {'CPU':>6}"
     )
     print(head2)
     print("-" * len(head2))
     window = HEARTBEAT_INTERVAL * HEARTBEAT_LIVENESS
-    for n in sizes:
-        r = results[n]
+    for label, n, r in runs:
         lo, hi = r.spawns_per_survivor
         print(
-            f"{n:>5} | {r.redispatch_total:>9.2f}s {r.redispatch_total - window:>7.2f}s "
+            f"{n:>5} {label:>6} | {r.redispatch_total:>9.2f}s {r.redispatch_total - window:>7.2f}s "
             f"{r.redispatch_reaction * 1000:>11.0f} ms {r.detect_to_spawn * 1000:>10.0f} ms "
+            f"{r.detect_last_to_spawn * 1000:>8.0f} ms "
             f"{rounds_text(r.detect_rounds):>17} {r.redispatch_first:>10.2f}s | "
             f"{f'{lo}..{hi}':>12} {f'{r.survivors_touched}/{r.survivors}':>9} | "
-            f"{fmt_lat(r.echo_redispatch) if r.echo_redispatch else 'n/a':>21} | {r.redispatch_cpu:>5.1f}%"
+            f"{fmt_lat(r.echo_redispatch) if r.echo_redispatch else 'n/a':>21} | "
+            f"{fmt_lat(r.status_redispatch) if r.status_redispatch else 'n/a':>22} | {r.redispatch_cpu:>5.1f}%"
         )
     print(
         "  last spawn: from the vanishing to the last survivor's new spawn (minus the window: what the brief"
@@ -621,15 +738,14 @@ def print_summary(
         "  after deadline: from the moment the last victim could first be declared missing (its last message +"
         " window), so it includes up to one interval of liveness-check granularity;\n"
         "  detect->spawn: from the first 'missing' log line of the master's last detection round to the last"
-        " spawn (the master's own work);\n"
+        " spawn; last->spawn: from the last 'missing' line (the last detection) to the last spawn;\n"
         "  detect rounds: victims found by each liveness check @ ms from its first to its last 'missing' line"
-        " (the master hears no heartbeat meanwhile);\n"
-        "  echo: heartbeat echo delay from the vanishing until the survivors run every user again"
+        " (victims' deadlines are spread over one heartbeat interval, as their last beats were);\n"
+        "  echo, status: delays from the vanishing until the survivors run every user again"
     )
     print()
     print("Setup and sanity")
-    for n in sizes:
-        r = results[n]
+    for label, n, r in runs:
         merged = (
             f"{r.requests_merged}/{r.requests_reported} requests merged"
             f" ({100 * r.requests_merged / max(1, r.requests_reported):.1f} %;"
@@ -638,21 +754,31 @@ def print_summary(
             else "no --json report"
         )
         lost = r.echo.get("lost", 0) + r.echo_redispatch.get("lost", 0) if r.echo else 0
+        quit_text = f"{r.quit_s:.2f} s" if not math.isnan(r.quit_s) else "over 30 s (killed)"
         print(
-            f"{n:>5} | registered in {r.connect_s:.2f} s "
+            f"{n:>5} {label:>6} | registered in {r.connect_s:.2f} s "
             f"(bare master with ZMQ_BACKLOG {BARE_BACKLOG}: {refs.get(n, RefResult()).connect_s:.2f} s), "
-            f"ramp confirmed {r.ramp_s:.2f} s later | {merged} | exit {r.exit_code} | lost echoes {lost:g}"
+            f"ramp confirmed {r.ramp_s:.2f} s later | {merged} | SIGTERM -> exit {quit_text}, "
+            f"exit {r.exit_code} | lost echoes {lost:g}"
             + ("" if r.ok else " | PROBLEMS: " + "; ".join(r.problems))
         )
     largest = max(sizes)
-    r = results[largest]
+    r = next((res for label, n, res in runs if n == largest and label == "horde"), MasterResult())
     if largest >= 1000 and r.echo:
         cpu_ok = r.cpu < 50.0
         lat_ok = r.echo["p99"] < 0.100
         print()
         print(
             f"Goal at N={largest}: master < 50 % of a core: {'met' if cpu_ok else 'MISSED'} ({r.cpu:.1f} %); "
-            f"heartbeat echo p99 < 100 ms: {'met' if lat_ok else 'MISSED'} ({r.echo['p99'] * 1000:.1f} ms)"
+            f"heartbeat echo p99 < 100 ms: {'met' if lat_ok else 'MISSED'} ({r.echo['p99'] * 1000:.1f} ms); "
+            f"re-placed within 0.5 s of the last detection: "
+            f"{'met' if r.detect_last_to_spawn < 0.5 else 'MISSED'} ({r.detect_last_to_spawn * 1000:.0f} ms)"
+            + (
+                f"; status p99 < 100 ms: {'met' if r.status['p99'] < 0.1 else 'MISSED'} "
+                f"({r.status['p99'] * 1000:.1f} ms)"
+                if r.status
+                else ""
+            )
         )
 
 
@@ -674,33 +800,39 @@ async def amain(args: argparse.Namespace) -> int:
         flush=True,
     )
     refs: dict[int, RefResult] = {}
-    results: dict[int, MasterResult] = {}
+    runs: list[tuple[str, int, MasterResult]] = []
     failed = False
+    sides = [("before", args.before_src)] if args.before_src else []
+    sides.append(("horde", None))
     for n in sizes:
         if not args.no_reference:
             ref_seconds = max(3.0, args.seconds / 2)
             print(f"  N={n}: bare reference master, {ref_seconds:g} s ...", flush=True)
             refs[n] = await run_reference(n, ref_seconds, templates)
-        print(f"  N={n}: horde master ...", flush=True)
-        profile = None
-        if args.profile_master:
-            profile = args.profile_master if len(sizes) == 1 else f"{args.profile_master}.{n}"
-        results[n] = await run_master(
-            n,
-            args.seconds,
-            args.users_per_worker,
-            args.spawn_rate,
-            templates,
-            profile,
-            not args.terse,
-            args.logs,
-        )
-        if not results[n].ok:
-            failed = True
-            print(f"  N={n}: PROBLEMS: {'; '.join(results[n].problems)}")
-            print("  master log tail:\n    " + "\n    ".join(results[n].log_tail))
-        await asyncio.sleep(1.0)  # let sockets of the previous size close before the next one
-    print_summary(sizes, refs, results, codec, args.seconds)
+        for label, src in sides:
+            print(f"  N={n}: {label} master{f' (from {src})' if src else ''} ...", flush=True)
+            profile = None
+            if args.profile_master and src is None:
+                profile = args.profile_master if len(sizes) == 1 else f"{args.profile_master}.{n}"
+            res = await run_master(
+                n,
+                args.seconds,
+                args.users_per_worker,
+                args.spawn_rate,
+                templates,
+                profile,
+                not args.terse,
+                args.logs,
+                src,
+                not args.headless_master,
+            )
+            runs.append((label, n, res))
+            if not res.ok:
+                failed = failed or src is None  # the tree under test must pass; the before tree may not
+                print(f"  N={n} {label}: PROBLEMS: {'; '.join(res.problems)}")
+                print("  master log tail:\n    " + "\n    ".join(line[:300] for line in res.log_tail))
+            await asyncio.sleep(1.0)  # let sockets of the previous run close before the next one
+    print_summary(sizes, refs, runs, codec, args.seconds)
     if args.profile_master:
         for n in sizes:
             print_profile(args.profile_master if len(sizes) == 1 else f"{args.profile_master}.{n}")
@@ -719,6 +851,17 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         "--spawn-rate", type=float, default=None, help="master spawn rate (default: all users in one step)"
     )
     p.add_argument("--no-reference", action="store_true", help="skip the bare-master reference runs")
+    p.add_argument(
+        "--before-src",
+        metavar="DIR",
+        help="also run a master importing horde from DIR (a src/ tree, e.g. git archive <commit> src), "
+        "right before this tree's, against the same simulated workers",
+    )
+    p.add_argument(
+        "--headless-master",
+        action="store_true",
+        help="run the master --headless (no web UI, so no status timing); default: web UI with --autostart",
+    )
     p.add_argument("--profile-master", metavar="FILE", help="run the master under cProfile, write FILE")
     p.add_argument("--logs", metavar="DIR", help="keep each master's stdout/stderr in DIR")
     p.add_argument("--terse", action="store_true", help="no progress lines, only the tables")

@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class WorkerStatus:
     """A snapshot of one load-generating process, JSON-ready through :meth:`to_dict`.
 
