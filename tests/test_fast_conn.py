@@ -393,3 +393,66 @@ def test_works_on_uvloop(certificate: tuple[Path, Path]) -> None:
 
 async def test_the_other_tests_run_on_the_stock_asyncio_loop() -> None:
     assert not isinstance(asyncio.get_running_loop(), uvloop.Loop)
+
+
+# --- writes queued to the next loop turn -----------------------------------------------------------
+
+
+class _Wire:
+    """A transport stand-in that records what is written to it."""
+
+    def __init__(self) -> None:
+        self.sent: list[bytes] = []
+        self.closing = False
+
+    def write(self, data: bytes) -> None:
+        self.sent.append(data)
+
+    def is_closing(self) -> bool:
+        return self.closing
+
+    def abort(self) -> None:
+        self.closing = True
+
+
+def test_requests_of_one_loop_turn_are_written_together_and_never_after_an_abort() -> None:
+    from horde.clients._fast_conn import Connection
+
+    loop = asyncio.new_event_loop()
+    try:
+        conns, wires = [], []
+        for _ in range(3):
+            conn, wire = Connection(loop, "http://127.0.0.1:1"), _Wire()
+            conn.connection_made(wire)  # type: ignore[arg-type]
+            conns.append(conn)
+            wires.append(wire)
+        for i, conn in enumerate(conns):
+            conn.send(b"GET /%d" % i, 5.0)
+        assert all(w.sent == [] for w in wires)  # queued, not yet written
+        conns[1].abort()
+        loop.run_until_complete(asyncio.sleep(0))
+        assert [w.sent for w in wires] == [[b"GET /0"], [], [b"GET /2"]]
+        conns[0].send(b"GET /again", 5.0)  # the next turn schedules its own write
+        loop.run_until_complete(asyncio.sleep(0))
+        assert wires[0].sent == [b"GET /0", b"GET /again"]
+    finally:
+        loop.close()
+
+
+def test_a_loop_closed_with_a_queued_write_leaves_nothing_for_the_next_loop() -> None:
+    from horde.clients._fast_conn import Connection
+
+    first = asyncio.new_event_loop()
+    conn = Connection(first, "http://127.0.0.1:1")
+    conn.connection_made(_Wire())  # type: ignore[arg-type]
+    conn.send(b"GET /lost", 5.0)
+    first.close()  # the write callback never ran
+    second = asyncio.new_event_loop()
+    try:
+        conn, wire = Connection(second, "http://127.0.0.1:1"), _Wire()
+        conn.connection_made(wire)  # type: ignore[arg-type]
+        conn.send(b"GET /next", 5.0)
+        second.run_until_complete(asyncio.sleep(0))
+        assert wire.sent == [b"GET /next"]
+    finally:
+        second.close()

@@ -12,6 +12,13 @@ Why it is shaped like this (measured, see PERF-NOTES and docs/fast-http.md):
   mapping is left to the response, on first use. Two length tests in ``on_header`` spot the only two
   headers the client itself needs (Content-Encoding, Set-Cookie) without lower-casing every name.
   (Copying the raw head out of the buffer and searching it instead was measured: no faster.)
+- Requests are written together: ``send`` queues the bytes and the first ``send`` of a loop turn
+  schedules one callback that writes every queued request, back to back, early in the next turn. The
+  server then gets a burst of requests per wake-up instead of one per wake-up, which is where a
+  loopback write spends its kernel time (waking the server). Measured with ``benchmarks/throughput.py``
+  (nginx, 50 users): about 1 µs less system time and 0.5 µs less user time per request. The price is
+  one loop turn between ``send`` and the write (the request's timer is running): about 1-2 µs for a
+  lone user, within the turn a busy loop needs anyway to come back to a task.
 - Read timeouts cost nothing per request: each request stores its deadline, and one timer per
   connection, armed only when none is pending, checks it and re-arms itself for the current deadline
   when it fires early. A connection sending back-to-back requests touches the timer heap about once
@@ -24,6 +31,7 @@ import asyncio
 import os
 import ssl as _ssl
 import threading
+import weakref
 from time import perf_counter
 from typing import Any
 
@@ -35,6 +43,32 @@ DEFAULT_MAX_BODY = 64 * 1024 * 1024  # as horde.clients.response.DEFAULT_MAX_BOD
 _STREAM_HIGH_WATER = 1024 * 1024  # a streamed body buffered beyond this pauses reading from the socket
 STREAM: Any = "stream"  # ``_head_only`` value of a stream=True exchange: the waiter resolves at the headers
 _local = threading.local()
+
+
+_write_queues: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, list[tuple[asyncio.Transport, bytes]]]
+_write_queues = weakref.WeakKeyDictionary()
+
+
+def _write_queue(loop: asyncio.AbstractEventLoop) -> list[tuple[asyncio.Transport, bytes]]:
+    """The requests of ``loop`` waiting for their write (see ``Connection.send``): one list per loop,
+    so that a loop closed with writes still queued leaves nothing behind for the next one."""
+    queue = _write_queues.get(loop)
+    if queue is None:
+        queue = _write_queues[loop] = []
+    return queue
+
+
+def _flush_writes(queue: list[tuple[asyncio.Transport, bytes]]) -> None:
+    """Write every queued request, back to back (a loop callback, scheduled by the first ``send``)."""
+    try:
+        for transport, data in queue:
+            if not transport.is_closing():  # aborted or closed since: its exchange has ended already
+                try:
+                    transport.write(data)
+                except Exception:  # never expected; the lost connection fails that request
+                    transport.abort()
+    finally:
+        queue.clear()
 
 
 def _shared_buffer() -> memoryview:
@@ -63,9 +97,9 @@ class _HeadersOnly(Exception):
 class Connection(asyncio.BufferedProtocol):
     """A client connection that carries one request/response exchange at a time.
 
-    ``send`` writes a request and returns a future completed with the status code when the last byte
-    of the response has arrived (``done_at`` holds that moment), or failed with a ``ConnectionError``
-    (``TimeoutError`` for the read timeout). The response is left on the connection (``reason``,
+    ``send`` queues a request for writing (see the module docstring) and returns a future completed
+    with the status code when the last byte of the response has arrived (``done_at`` holds that
+    moment), or failed with a ``ConnectionError`` (``TimeoutError`` for the read timeout). The response is left on the connection (``reason``,
     ``raw_headers``, ``body``, ``content_encoding``, ``has_cookies``) for the session to take before
     the next ``send``.
     """
@@ -85,6 +119,7 @@ class Connection(asyncio.BufferedProtocol):
         "_timer_at",
         "_view",
         "_waiter",
+        "_writes",
         "body",
         "closed",
         "content_encoding",
@@ -106,6 +141,7 @@ class Connection(asyncio.BufferedProtocol):
         self.origin = origin  # "scheme://host:port": the pool's key
         self.transport: asyncio.Transport | None = None
         self._view = _shared_buffer()
+        self._writes = _write_queue(loop)
         self._parser = HttpResponseParser(self)
         self._waiter: asyncio.Future[int] | None = None
         self._timer: asyncio.TimerHandle | None = None
@@ -134,7 +170,8 @@ class Connection(asyncio.BufferedProtocol):
     # --- the session's side ------------------------------------------------------------------------
 
     def send(self, data: bytes, timeout: float, head_only: bool = False) -> asyncio.Future[int]:
-        """Write one request; the future resolves to the status code once the response is complete."""
+        """Queue one request for the write at the start of the next loop turn; the future resolves to the
+        status code once the response is complete."""
         loop = self.loop
         waiter: asyncio.Future[int] = loop.create_future()
         self._waiter = waiter
@@ -153,7 +190,10 @@ class Connection(asyncio.BufferedProtocol):
                 self._timer.cancel()  # a shorter timeout= than the last request's
             self._timer = loop.call_at(deadline, self._check_deadline)
             self._timer_at = deadline
-        self.transport.write(data)  # type: ignore[union-attr]
+        writes = self._writes
+        if not writes:  # the first request of this loop turn: one write callback for all of them
+            loop.call_soon(_flush_writes, writes)
+        writes.append((self.transport, data))  # type: ignore[arg-type]
         return waiter
 
     def abort(self) -> None:
