@@ -25,6 +25,7 @@ from horde.runners.nodes import WorkerNode
 logger = logging.getLogger("horde.runners.master")
 
 CONTROL_BATCH = 32  # queued items handled before the controller lets other tasks (the reader) run
+SEND_BATCH = 512  # workers a plan step goes through before the controller lets the reader run
 
 
 class ControllerMixin(MasterCore):
@@ -204,7 +205,9 @@ class ControllerMixin(MasterCore):
             await self._check_ramp_acks()
 
     async def _send_payloads(self, kind: str, payloads: Mapping[str, Any]) -> None:
-        for worker_id, payload in payloads.items():
+        for i, (worker_id, payload) in enumerate(payloads.items(), 1):
+            if not i % SEND_BATCH:
+                await asyncio.sleep(0)  # a re-plan over thousands of workers: let heartbeats be answered
             node = self.nodes.get(worker_id)
             if node is None or node.state == RunnerState.MISSING:
                 continue
