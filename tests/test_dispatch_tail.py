@@ -59,6 +59,34 @@ def test_worker_order_is_patched_like_it_is_sorted(
         assert order.ids == worker_order(ids)
 
 
+@SETTINGS
+@given(
+    st.lists(st.tuples(st.integers(0, 1), st.integers(0, 200), st.booleans()), min_size=1, max_size=80),
+    st.integers(0, 40),
+    st.sampled_from([0, 2, 32]),
+)
+def test_worker_order_on_crowded_hosts_is_sorted_again_once_stale(
+    ops: list[tuple[int, int, bool]], start: int, limit: int
+) -> None:
+    # many workers per host: changes past the limit mark the order stale instead of moving key by key,
+    # and reading ``ids`` only now and then (as a sweep removing many workers does) still gives the order
+    ids = {f"h{n % 2}_{n:02x}" for n in range(start)}
+    order = _WorkerOrder(ids)
+    order._INCREMENTAL_MOVES = limit
+    for i, (host, n, add) in enumerate(ops):
+        wid = f"h{host}_{n:02x}"
+        if add and wid not in ids:
+            ids.add(wid)
+            order.add(wid)
+        elif not add and ids:
+            gone = sorted(ids)[n % len(ids)]
+            ids.discard(gone)
+            order.remove(gone)
+        if i % 7 == 0:
+            assert order.ids == worker_order(ids)
+    assert order.ids == worker_order(ids)
+
+
 def full_rule(rows: list[list[int]], targets: list[int]) -> list[list[int]]:
     """The rebalancing rule worked out in full (what the dispatcher did before the shortcuts)."""
     fewest = _fewest_moves(rows, targets)
