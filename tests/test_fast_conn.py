@@ -456,3 +456,28 @@ def test_a_loop_closed_with_a_queued_write_leaves_nothing_for_the_next_loop() ->
         assert wire.sent == [b"GET /next"]
     finally:
         second.close()
+
+
+def test_after_a_turn_with_a_single_request_requests_are_written_at_once_with_a_probe() -> None:
+    from horde.clients._fast_conn import _PROBE, Connection
+
+    loop = asyncio.new_event_loop()
+    try:
+        conn, wire = Connection(loop, "http://127.0.0.1:1"), _Wire()
+        conn.connection_made(wire)  # type: ignore[arg-type]
+        conn.send(b"first", 5.0)
+        loop.run_until_complete(asyncio.sleep(0))  # a turn that carried one request
+        for i in range(_PROBE - 1):
+            conn.send(b"%d" % i, 5.0)
+            assert len(wire.sent) == i + 2  # written at once: nothing to batch with
+        conn.send(b"probe", 5.0)
+        assert wire.sent[-1] != b"probe"  # queued again, to see whether others share its turn
+        other, other_wire = Connection(loop, "http://127.0.0.1:1"), _Wire()
+        other.connection_made(other_wire)  # type: ignore[arg-type]
+        other.send(b"company", 5.0)
+        loop.run_until_complete(asyncio.sleep(0))
+        assert wire.sent[-1] == b"probe" and other_wire.sent == [b"company"]
+        conn.send(b"batched again", 5.0)  # that turn carried two: requests wait for the turn's end
+        assert wire.sent[-1] == b"probe"
+    finally:
+        loop.close()

@@ -18,8 +18,9 @@ Why it is shaped like this (measured, see PERF-NOTES and docs/fast-http.md):
   loopback write spends its kernel time (waking the server). Measured with ``benchmarks/throughput.py``
   (nginx, 50 users): about 1 µs less system time and 0.5 µs less user time per request. The price is
   one loop turn between ``send`` and the write (the request's timer is running), which a busy loop
-  takes anyway; a lone user (1 connection, nothing else to batch) measured no slower round trip but
-  ~7 µs more CPU per request (45 -> 52 µs), spent on that extra turn.
+  takes anyway. When a turn carries a single request there is nothing to batch and the extra turn
+  only costs CPU (a lone user: ~7 µs more per request, 45 -> 52 µs), so after such a turn requests are
+  written at once, and one in ``_PROBE`` is queued again to see whether others now share its turn.
 - Read timeouts cost nothing per request: each request stores its deadline, and one timer per
   connection, armed only when none is pending, checks it and re-arms itself for the current deadline
   when it fires early. A connection sending back-to-back requests touches the timer heap about once
@@ -46,30 +47,48 @@ STREAM: Any = "stream"  # ``_head_only`` value of a stream=True exchange: the wa
 _local = threading.local()
 
 
-_write_queues: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, list[tuple[asyncio.Transport, bytes]]]
-_write_queues = weakref.WeakKeyDictionary()
+class _WriteQueue:
+    """The requests of one loop waiting for their write (see ``Connection.send``).
+
+    ``direct`` counts down the requests still to be written at once, without waiting for the next
+    turn: set after a write callback found a single request, since with one connection busy there is
+    nothing to batch and the extra turn only costs CPU; every ``_PROBE``-th request is queued again to
+    see whether others now share its turn.
+    """
+
+    __slots__ = ("direct", "items")
+
+    def __init__(self) -> None:
+        self.items: list[tuple[asyncio.Transport, bytes]] = []
+        self.direct = 0
 
 
-def _write_queue(loop: asyncio.AbstractEventLoop) -> list[tuple[asyncio.Transport, bytes]]:
-    """The requests of ``loop`` waiting for their write (see ``Connection.send``): one list per loop,
-    so that a loop closed with writes still queued leaves nothing behind for the next one."""
+_PROBE = 32
+_write_queues: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _WriteQueue] = weakref.WeakKeyDictionary()
+
+
+def _write_queue(loop: asyncio.AbstractEventLoop) -> _WriteQueue:
+    """The write queue of ``loop``: one per loop, so that a loop closed with writes still queued leaves
+    nothing behind for the next one."""
     queue = _write_queues.get(loop)
     if queue is None:
-        queue = _write_queues[loop] = []
+        queue = _write_queues[loop] = _WriteQueue()
     return queue
 
 
-def _flush_writes(queue: list[tuple[asyncio.Transport, bytes]]) -> None:
+def _flush_writes(queue: _WriteQueue) -> None:
     """Write every queued request, back to back (a loop callback, scheduled by the first ``send``)."""
+    items = queue.items
+    queue.direct = _PROBE - 1 if len(items) == 1 else 0
     try:
-        for transport, data in queue:
+        for transport, data in items:
             if not transport.is_closing():  # aborted or closed since: its exchange has ended already
                 try:
                     transport.write(data)
                 except Exception:  # never expected; the lost connection fails that request
                     transport.abort()
     finally:
-        queue.clear()
+        items.clear()
 
 
 def _shared_buffer() -> memoryview:
@@ -191,10 +210,15 @@ class Connection(asyncio.BufferedProtocol):
                 self._timer.cancel()  # a shorter timeout= than the last request's
             self._timer = loop.call_at(deadline, self._check_deadline)
             self._timer_at = deadline
-        writes = self._writes
-        if not writes:  # the first request of this loop turn: one write callback for all of them
-            loop.call_soon(_flush_writes, writes)
-        writes.append((self.transport, data))  # type: ignore[arg-type]
+        queue = self._writes
+        items = queue.items
+        if not items:
+            if queue.direct:  # one request per turn lately: nothing to batch it with
+                queue.direct -= 1
+                self.transport.write(data)  # type: ignore[union-attr]
+                return waiter
+            loop.call_soon(_flush_writes, queue)  # the first request of this turn: one callback for all
+        items.append((self.transport, data))  # type: ignore[arg-type]
         return waiter
 
     def abort(self) -> None:
