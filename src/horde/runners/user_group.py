@@ -6,6 +6,7 @@ import asyncio
 import logging
 from typing import TYPE_CHECKING
 
+from horde.runners import gc_policy
 from horde.user.users import User
 
 if TYPE_CHECKING:
@@ -59,11 +60,13 @@ class UserGroup:
             self._tasks[task] = user
             bucket.append(user)
             task.add_done_callback(ended)
+        gc_policy.settle()  # what these users allocated is long-lived: full collections skip it
 
     def _ended(self, task: asyncio.Task[None]) -> None:
         user = self._tasks.pop(task, None)
         if user is None:
             return
+        gc_policy.release()  # the user's reference cycles must be collectable now
         bucket = self._active.get(type(user).__name__)
         if bucket and user in bucket:
             bucket.remove(user)
