@@ -14,6 +14,7 @@ from collections.abc import Callable, Coroutine
 from enum import StrEnum
 from typing import TYPE_CHECKING, Any
 
+from horde.event import RequestRecorder
 from horde.exceptions import ConfigurationError, StopTest
 from horde.load import ClosedUsers, LoadModel, PlanContext, ShapeModel
 from horde.load.registry import REGISTRY, Applier, Registry
@@ -80,7 +81,9 @@ class Runner:
         self._shape_task: asyncio.Task[None] | None = None
         self._stopped = asyncio.Event()
         events = environment.events
-        events.request.add_listener(self._on_request)
+        # positional, and called directly by the fast client when it is the only request listener (no
+        # keyword call, no context dict per request); env.stats is made once, with the environment
+        events.request.add_listener(RequestRecorder(environment.stats.record))
         events.user_error.add_listener(self._on_user_error)
         events.spawning_complete.add_listener(self._on_spawning_complete)
 
@@ -142,21 +145,6 @@ class Runner:
         return f"<{type(self).__name__} state={self.state.value} users={self.user_count}>"
 
     # ---- listeners on the hot path ------------------------------------------------------------------
-    def _on_request(
-        self,
-        request_type: str,
-        name: str,
-        response_time: float | None,
-        response_length: int,
-        exception: BaseException | str | None = None,
-        response: Any = None,
-        context: Any = None,
-        start_time: Any = None,
-        url: Any = None,
-        **_: Any,
-    ) -> None:
-        # the request event's usual arguments are named so the common call builds no extra dict
-        self.environment.stats.record(request_type, name, response_time, response_length, exception)
 
     def _on_user_error(self, user_instance: Any, exception: BaseException, tb: Any, **_: Any) -> None:
         text = "".join(traceback.format_exception(type(exception), exception, tb))
