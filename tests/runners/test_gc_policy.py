@@ -48,6 +48,7 @@ async def started(n: int) -> None:
 def clean_gc() -> Iterator[None]:
     alive.clear()
     gc.unfreeze()
+    gc_policy._ended, gc_policy._frozen = 0, False
     thresholds = gc.get_threshold()
     gc.set_threshold(700, *thresholds[1:])
     yield
@@ -78,6 +79,22 @@ async def test_ramping_down_releases_the_stopped_users() -> None:
     assert runner.user_count == 5
     gc.collect()
     assert sum(ref() is not None for ref in alive) == 5  # the 15 stopped users' cycles were freed
+    await runner.quit()
+
+
+async def test_users_ending_one_by_one_unfreeze_once_a_quarter_has_ended() -> None:
+    # churn must not unfreeze at every end: each unfreeze brings back one full walk of every user
+    env = Environment(user_classes=[Cyclic], clock=FakeClock())
+    runner = env.create_local_runner()
+    await runner.start(40, 1000)
+    await started(40)
+    for count in range(39, 32, -1):  # 7 users end, one at a time: 7 * 4 < 33 still running
+        await runner.start(count, 1000)
+        assert gc.get_freeze_count() > 0
+    await runner.start(31, 1000)  # two more: the 8th end (8 * 4 >= 32 still running) unfreezes
+    assert gc.get_freeze_count() == 0
+    gc.collect()
+    assert sum(ref() is not None for ref in alive) == 31  # the ended users' cycles were freed
     await runner.quit()
 
 

@@ -12,9 +12,13 @@ What: :func:`settle` (called after each chunk of users is created) moves everyth
 the permanent generation with :func:`gc.freeze`, which collections skip; it is O(1). Objects made per
 request are young and are collected as before. The cost of freezing is that a reference cycle which is
 frozen is not freed until it is unfrozen, and a stopped user holds cycles (user and task set point at each
-other). So :func:`release` (called when users have stopped or ended) unfreezes, and the next full
-collection frees them; the next spawn freezes again. With churn (users ending and starting all the time)
-each unfreeze lets the next full collection walk everything, which is what CPython does without freezing.
+other). So :func:`release` (called as each user ends) unfreezes once the users ended since the last
+unfreeze reach a quarter of those still running, or none is left running; the next full collection frees
+their cycles, and the next spawn freezes again. Unfreezing at every end would be wrong under churn (an
+open model, users that stop themselves): each unfreeze lets the next full collection walk everything, so
+users replaced one by one would bring back a full walk per few thousand requests. With the quarter, what
+stays frozen for ended users is at most a quarter of the population's, and churn costs one full walk per
+quarter of the users replaced: CPython's own rule for full collections.
 
 Per request, the young generation is the cost: at CPython's default threshold (a collection every 700
 net allocations) HttpUser ran a young collection about every 30 requests, about 6 µs of its ~52 µs per
@@ -35,17 +39,31 @@ ENABLED = os.environ.get("HORDE_GC_FREEZE", "1") != "0"
 #: net allocations between young collections while users run (CPython's default is 700)
 YOUNG_THRESHOLD = 7000
 
+# whether settle() froze since the last unfreeze (kept here: gc.get_freeze_count() walks every frozen
+# object, which per ended user would make stopping 20,000 users take minutes)
+_frozen = False
+_ended = 0  # users ended since the last unfreeze (their reference cycles may be frozen)
+
 
 def settle() -> None:
     """The users created so far are long-lived: keep full collections from walking them."""
-    if ENABLED:
-        gc.freeze()
-        young, *older = gc.get_threshold()
-        if 0 < young < YOUNG_THRESHOLD:  # 0: the collector is disabled, leave it so
-            gc.set_threshold(YOUNG_THRESHOLD, *older)
+    global _frozen
+    if not ENABLED:
+        return
+    gc.freeze()
+    _frozen = True
+    young, *older = gc.get_threshold()
+    if 0 < young < YOUNG_THRESHOLD:  # 0: the collector is disabled, leave it so
+        gc.set_threshold(YOUNG_THRESHOLD, *older)
 
 
-def release() -> None:
-    """Users stopped: make everything collectable again, so their reference cycles are freed."""
-    if ENABLED and gc.get_freeze_count():
+def release(running: int) -> None:
+    """A user ended (``running`` still run): once enough have, make everything collectable again."""
+    global _ended, _frozen
+    if not _frozen:
+        return
+    _ended += 1
+    if _ended * 4 >= running:
+        _ended = 0
+        _frozen = False
         gc.unfreeze()

@@ -66,7 +66,7 @@ class UserGroup:
         user = self._tasks.pop(task, None)
         if user is None:
             return
-        gc_policy.release()  # the user's reference cycles must be collectable now
+        gc_policy.release(len(self._tasks))  # the users' reference cycles must become collectable
         bucket = self._active.get(type(user).__name__)
         if bucket and user in bucket:
             bucket.remove(user)
