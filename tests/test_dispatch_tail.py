@@ -48,15 +48,20 @@ def test_worker_order_is_patched_like_it_is_sorted(
     order = _WorkerOrder(ids)
     assert order.ids == worker_order(ids)
     for host, n, add in ops:
-        wid = f"h{host}_{n:02x}"
-        if add and wid not in ids:
-            ids.add(wid)
-            order.add(wid)
-        elif not add and ids:
-            gone = sorted(ids)[n % len(ids)]
-            ids.discard(gone)
-            order.remove(gone)
+        join_or_leave(order, ids, host, n, add)
         assert order.ids == worker_order(ids)
+
+
+def join_or_leave(order: _WorkerOrder, ids: set[str], host: int, n: int, add: bool) -> None:
+    """Worker ``h{host}_{n}`` joins (if new), or the ``n``-th known worker leaves; ``ids`` follows."""
+    wid = f"h{host}_{n:02x}"
+    if add and wid not in ids:
+        ids.add(wid)
+        order.add(wid)
+    elif not add and ids:
+        gone = sorted(ids)[n % len(ids)]
+        ids.discard(gone)
+        order.remove(gone)
 
 
 @SETTINGS
@@ -74,14 +79,7 @@ def test_worker_order_on_crowded_hosts_is_sorted_again_once_stale(
     order = _WorkerOrder(ids)
     order._INCREMENTAL_MOVES = limit
     for i, (host, n, add) in enumerate(ops):
-        wid = f"h{host}_{n:02x}"
-        if add and wid not in ids:
-            ids.add(wid)
-            order.add(wid)
-        elif not add and ids:
-            gone = sorted(ids)[n % len(ids)]
-            ids.discard(gone)
-            order.remove(gone)
+        join_or_leave(order, ids, host, n, add)
         if i % 7 == 0:
             assert order.ids == worker_order(ids)
     assert order.ids == worker_order(ids)

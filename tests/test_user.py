@@ -6,6 +6,8 @@ import asyncio
 import itertools
 import random
 from collections import Counter
+from collections.abc import Coroutine
+from typing import Any
 
 import pytest
 
@@ -341,7 +343,8 @@ def test_a_tag_selection_applies_to_instances_not_classes() -> None:
     assert len(Nested(Outer(plain)).tasks) == 2
 
 
-async def test_a_no_wait_task_that_awaits_nothing_still_lets_the_loop_run() -> None:
+async def loop_turns_while(coro: Coroutine[Any, Any, Any]) -> int:
+    """How many turns the event loop gave another task while ``coro`` ran."""
     ticks = 0
 
     async def ticker() -> None:
@@ -350,27 +353,24 @@ async def test_a_no_wait_task_that_awaits_nothing_still_lets_the_loop_run() -> N
             ticks += 1
             await asyncio.sleep(0)
 
+    t = asyncio.create_task(ticker())
+    await coro
+    t.cancel()
+    return ticks
+
+
+async def test_a_no_wait_task_that_awaits_nothing_still_lets_the_loop_run() -> None:
     class Spinner(User):
         @task
         async def spin(self):
             pass  # awaits nothing: the task loop itself must hand the loop over
 
-    t = asyncio.create_task(ticker())
-    await run_user_for(Spinner(make_env(Spinner)), 0.05)
-    t.cancel()
-    assert ticks > 10
+    assert await loop_turns_while(run_user_for(Spinner(make_env(Spinner)), 0.05)) > 10
 
 
 async def test_a_turn_taken_by_the_task_skips_the_no_wait_sleep() -> None:
     """What a client does after awaiting the network: flag the turn; the loop then has no sleep(0)."""
     runs = 0
-    ticks = 0
-
-    async def ticker() -> None:
-        nonlocal ticks
-        while True:
-            ticks += 1
-            await asyncio.sleep(0)
 
     class Client(User):
         @task
@@ -380,9 +380,7 @@ async def test_a_turn_taken_by_the_task_skips_the_no_wait_sleep() -> None:
             await asyncio.sleep(0)  # the request's turn of the loop
             self._loop_turned = True
 
-    t = asyncio.create_task(ticker())
-    await run_user_for(Client(make_env(Client)), 0.05)
-    t.cancel()
+    ticks = await loop_turns_while(run_user_for(Client(make_env(Client)), 0.05))
     # one turn of the loop per task, not two (with the sleep(0) the ticker would run twice per task)
     assert runs > 10 and ticks < 1.5 * runs
 
