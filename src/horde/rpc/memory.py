@@ -162,6 +162,7 @@ class MemoryServer:
         self.network = network
         self._port = port
         self._mailbox = _Mailbox()
+        self.waited = False
         self.closed = False
         self.sent: list[tuple[str, Message]] = []  # every message the master sent, for assertions
 
@@ -172,6 +173,7 @@ class MemoryServer:
     async def recv(self) -> Inbound | BadFrame:
         if self.closed:
             raise RPCError("the server is closed")
+        self.waited = not self._mailbox.items
         item: Inbound | BadFrame = await self._mailbox.get()
         return item
 

@@ -98,6 +98,11 @@ class ServerTransport(Protocol):
         may be the master's own backlog, not the worker's."""
         ...
 
+    #: whether the last ``recv`` found no frame waiting and had to wait for one: everything that had arrived
+    #: before that ``recv`` was called had been read (the reader learns it per frame at no cost, where
+    #: asking :meth:`has_pending` per frame costs a socket option call)
+    waited: bool
+
     def route(self, identity: str, connection: str) -> None:
         """Send what is meant for worker ``identity`` on ``connection`` from now on (its accepted link)."""
         ...

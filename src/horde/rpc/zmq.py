@@ -156,6 +156,7 @@ class ZmqServer:
         self._routes: dict[str, str] = {}  # worker id -> the routing identity of its current connection
         # routing identity -> (worker id, channel, connection): parsed once per link, not once per frame
         self._links: dict[bytes, tuple[str, Channel, str]] = {}
+        self.waited = False
         self._queued_sends = 0  # sends waiting in pyzmq's queue; while any wait, new ones queue behind them
         self._last_msg: Message | None = None  # the last message sent with send_nowait, and its bytes:
         self._last_raw = b""  # a master echoes one heartbeat reply object to every worker
@@ -207,7 +208,9 @@ class ZmqServer:
     async def recv(self) -> Inbound | BadFrame:
         try:
             frames = self._sync.recv_multipart(zmq.NOBLOCK)
+            self.waited = False
         except zmq.Again:
+            self.waited = True
             try:
                 frames = await self.socket.recv_multipart(copy=True)
             except zmq.ZMQError as e:

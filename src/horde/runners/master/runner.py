@@ -233,7 +233,7 @@ class MasterRunner(HandlersMixin, StoppingMixin):
     # ---- the reader --------------------------------------------------------------------------------
     async def _reader(self) -> None:
         recv = self.transport.recv
-        has_pending = self.transport.has_pending
+        transport, now = self.transport, self._now
         read = 0
         while True:
             read += 1
@@ -242,14 +242,15 @@ class MasterRunner(HandlersMixin, StoppingMixin):
                 # reader would keep the controller (and with it every stop and deadline) from running
                 read = 0
                 await asyncio.sleep(0)
-            if not has_pending():
-                self._caught_up = self._now()
+            before = now()
             try:
                 item = await recv()
             except RPCError as e:
                 logger.error("master socket error: %s", e)
                 await self._clock.sleep(READ_ERROR_PAUSE)
                 continue
+            if transport.waited:  # nothing was waiting when recv was called: read up to then
+                self._caught_up = before
             if isinstance(item, Inbound):
                 self._read(item)
             else:
