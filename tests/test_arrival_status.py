@@ -17,9 +17,7 @@ async def cluster() -> AsyncIterator[MemoryCluster]:
     c = MemoryCluster()
     c.new_master()
     yield c
-    for worker in c.workers:
-        await c.until(worker.quit())
-    await c.until(c.master.quit())
+    await c.close()
 
 
 async def test_each_worker_shows_its_share_of_the_rate(cluster: MemoryCluster) -> None:

@@ -51,9 +51,7 @@ async def cluster(per_worker_kind: Any) -> AsyncIterator[MemoryCluster]:
     c = MemoryCluster()
     c.new_master()
     yield c
-    for worker in c.workers:
-        await c.until(worker.quit())
-    await c.until(c.master.quit())
+    await c.close()
 
 
 async def test_a_test_only_output_and_model_run_locally(per_worker_kind: Any) -> None:
