@@ -5,24 +5,22 @@ stays within the dead worker's unnoticed share of rate x duration."""
 from __future__ import annotations
 
 import asyncio
-import json
 import os
 import signal
 import subprocess
 import sys
 import textwrap
 import time
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from horde import HttpUser, task
-from horde.demo.target import start_target
 from horde.env import Environment
 from horde.load.arrival import ARRIVALS_ENDED, ConstantArrivalRate
 from horde.load.arrival_pool import arrival_stats
+from tests.demo_target import running_target, served
 
 pytestmark = pytest.mark.slow  # real processes
 
@@ -48,15 +46,8 @@ class Browser(HttpUser):  # the master's view of the same class (it runs none)
 
 @pytest.fixture
 def target() -> Iterator[str]:
-    proc, url = start_target()
-    yield url
-    proc.terminate()
-    proc.wait(10)
-
-
-def served(url: str) -> int:
-    with urllib.request.urlopen(url + "/stats", timeout=5) as resp:
-        return int(json.load(resp)["served"])
+    with running_target() as url:
+        yield url
 
 
 def worker(tmp: Path, port: int) -> subprocess.Popen[str]:

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from horde.demo.target import start_target
+from tests.demo_target import running_target
 
 pytestmark = pytest.mark.slow  # every test here runs the real command in a subprocess
 
@@ -38,10 +38,8 @@ GOOD_ONLY = LOCUSTFILE.replace('"/items/999"', '"/items/1"')
 
 @pytest.fixture(scope="module")
 def target() -> str:
-    proc, url = start_target()
-    yield url
-    proc.terminate()
-    proc.wait(10)
+    with running_target() as url:
+        yield url
 
 
 def horde(

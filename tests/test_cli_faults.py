@@ -16,17 +16,15 @@ from pathlib import Path
 import psutil
 import pytest
 
-from horde.demo.target import start_target
+from tests.demo_target import running_target
 
 pytestmark = pytest.mark.slow
 
 
 @pytest.fixture(scope="module")
 def target() -> Iterator[str]:
-    proc, url = start_target()
-    yield url
-    proc.terminate()
-    proc.wait(10)
+    with running_target() as url:
+        yield url
 
 
 def horde_proc(*args: str, cwd: Path) -> subprocess.Popen[str]:

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from horde.demo.target import start_target
+from tests.demo_target import running_target
 
 pytestmark = pytest.mark.slow
 
@@ -31,10 +31,8 @@ LOCUSTFILE = textwrap.dedent(
 
 @pytest.fixture(scope="module")
 def target() -> Iterator[str]:
-    proc, url = start_target()
-    yield url
-    proc.terminate()
-    proc.wait(10)
+    with running_target() as url:
+        yield url
 
 
 def horde(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:

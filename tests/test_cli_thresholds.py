@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from horde.demo.target import start_target
+from tests.demo_target import running_target
 
 pytestmark = pytest.mark.slow
 
@@ -51,10 +51,8 @@ ONE_FAILURE_PER_USER = textwrap.dedent(
 
 @pytest.fixture(scope="module")
 def target() -> Iterator[str]:
-    proc, url = start_target()
-    yield url
-    proc.terminate()
-    proc.wait(10)
+    with running_target() as url:
+        yield url
 
 
 def horde(*args: str, cwd: Path, timeout: float = 90) -> subprocess.CompletedProcess[str]:

@@ -10,7 +10,6 @@ import subprocess
 import sys
 import textwrap
 import time
-import urllib.request
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -18,7 +17,7 @@ import msgpack
 import pytest
 import zmq
 
-from horde.demo.target import start_target
+from tests.demo_target import running_target, served
 
 pytestmark = pytest.mark.slow  # real processes
 
@@ -39,15 +38,8 @@ FAST = ["--heartbeat-interval", "0.2", "--heartbeat-liveness", "3"]
 
 @pytest.fixture
 def target() -> Iterator[str]:
-    proc, url = start_target()
-    yield url
-    proc.terminate()
-    proc.wait(10)
-
-
-def served(url: str) -> int:
-    with urllib.request.urlopen(url + "/stats", timeout=5) as resp:
-        return int(json.load(resp)["served"])
+    with running_target() as url:
+        yield url
 
 
 def free_port() -> int:

@@ -9,19 +9,18 @@ import json
 import subprocess
 import sys
 import textwrap
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from horde.cli.worker import FetchError, fetch_locustfile
-from horde.demo.target import start_target
 from horde.rpc import bundle as bundlemod
 from horde.rpc import keys as keymod
 from horde.rpc.protocol import Message
 from horde.rpc.transport import Inbound
 from horde.rpc.zmq import ZmqServer
+from tests.demo_target import running_target, served
 from tests.test_distributed_processes import free_port, wait_listening
 
 PACKAGE_LOCUSTFILE = textwrap.dedent(
@@ -149,15 +148,8 @@ async def test_with_keys_only_an_authenticated_worker_gets_the_code(tmp_path: Pa
 # ---- real processes: a master with the files, workers without ----------------------------------------------
 @pytest.fixture
 def target() -> Iterator[str]:
-    proc, url = start_target()
-    yield url
-    proc.terminate()
-    proc.wait(10)
-
-
-def served(url: str) -> int:
-    with urllib.request.urlopen(url + "/stats", timeout=5) as resp:
-        return int(json.load(resp)["served"])
+    with running_target() as url:
+        yield url
 
 
 def run_cluster(
