@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import argparse
 import logging
-from collections.abc import AsyncIterator
 
 import pytest
 
@@ -14,14 +13,6 @@ from horde.rpc.protocol import Message
 from tests.runners.cluster import HB, LIVENESS, MemoryCluster
 
 WINDOW = HB * LIVENESS
-
-
-@pytest.fixture
-async def cluster() -> AsyncIterator[MemoryCluster]:
-    c = MemoryCluster()
-    c.new_master(stop_timeout=0.5)
-    yield c
-    await c.close()
 
 
 async def test_a_report_of_more_users_than_sent_is_logged_not_adopted(

@@ -4,7 +4,6 @@ reports — every scenario without a socket or a sleep."""
 from __future__ import annotations
 
 import math
-from collections.abc import AsyncIterator
 
 import msgpack
 import pytest
@@ -17,14 +16,6 @@ from horde.runners.worker import WorkerRefusedError
 from tests.runners.cluster import HB, LIVENESS, MemoryCluster
 
 WINDOW = HB * LIVENESS
-
-
-@pytest.fixture
-async def cluster() -> AsyncIterator[MemoryCluster]:
-    c = MemoryCluster()
-    c.new_master(stop_timeout=0.5)
-    yield c
-    await c.close()
 
 
 async def test_three_workers_share_users_and_totals_merge_exactly(cluster: MemoryCluster) -> None:
