@@ -15,7 +15,8 @@ Reported per size: the ramp time (start until every user has made its first requ
 seconds (CPU per user is the figure to read on a busy machine), the loop lag (how late a 10 ms sleep wakes
 up, sampled continuously) at p50/p99/max during the ramp and in the ``--steady`` seconds after it,
 whether horde's own loop-lag warning fired during the ramp and once ramped, the cyclic collector's full
-collections and their longest pause, the RSS once ramped and per user, the time ``runner.quit()`` took
+collections and their longest pause, the RSS once ramped and per user, the CPU a ramp down to half the
+users took per stopped user (it must not grow with the users left), the time ``runner.quit()`` took
 (it must end within the stop timeout), the failures and the commonest errors. Linear growth means the
 ramp time per user and the lag stay flat as N grows.
 
@@ -192,14 +193,18 @@ async def run_size(
     total = env.stats.total
     requests, failures = total.num_requests, total.num_failures
     warned = monitor.lag_warning_emitted
+    # ramp down to half (a shape's down step): the cost per stopped user must not grow with those left
+    down_at, d0 = time.perf_counter(), time.process_time()
+    await runner.start(users // 2, rate)
+    down_cpu = time.process_time() - d0
     q0 = time.perf_counter()
     await runner.quit()
     quit_s = time.perf_counter() - q0
     prober.cancel()
     gc.callbacks.remove(on_gc)
-    full = [d for when, g, d in gc_pauses if g == 2 and when < q0]  # while running, not while quitting
+    full = [d for when, g, d in gc_pauses if g == 2 and when < down_at]  # ramp and steady state only
     ramp_lag = [lag for when, lag in lags if t0 <= when <= ramped]
-    steady_lag = [lag for when, lag in lags if when > ramped + 0.5]  # after the last spawns settle
+    steady_lag = [lag for when, lag in lags if ramped + 0.5 < when < down_at]  # after the last spawns settle
     return {
         "users": users,
         "ramp_s": ramped - t0,
@@ -213,7 +218,8 @@ async def run_size(
         "lag_warning": warned,
         "gc_full": len(full),
         "gc_full_max": max(full, default=0.0),
-        "gc_total_s": sum(d for when, _, d in gc_pauses if when < q0),
+        "gc_total_s": sum(d for when, _, d in gc_pauses if when < down_at),
+        "down_cpu_s": down_cpu,
         "rss": rss,
         "quit_s": quit_s,
         "stop_timeout": env.stop_timeout,
@@ -340,11 +346,11 @@ def main(argv: list[str] | None = None) -> int:
                     print(
                         f"  round {rnd + 1}: {n:>7,} users ramped in {r['ramp_s']:.2f} s ({r['ramp_cpu_s']:.2f} s CPU), lag p99 ramp"
                         f" {r['ramp_lag_p99'] * 1000:.1f} ms / steady {r['steady_lag_p99'] * 1000:.1f} ms,"
-                        f" RSS {r['rss'] / 2**20:.0f} MiB, quit {r['quit_s']:.2f} s",
+                        f" RSS {r['rss'] / 2**20:.0f} MiB, down to half {r['down_cpu_s']:.2f} s CPU, quit {r['quit_s']:.2f} s",
                         flush=True,
                     )
                     print(
-                        f"      cyclic GC until the stop: {r['gc_full']} full collections, longest"
+                        f"      cyclic GC during the ramp and the steady state: {r['gc_full']} full collections, longest"
                         f" {r['gc_full_max'] * 1000:.0f} ms; {r['gc_total_s']:.2f} s in all collections"
                     )
                     for count, error in r.get("errors", []):
@@ -355,7 +361,7 @@ def main(argv: list[str] | None = None) -> int:
     print()
     print(
         f"{'users':>8} {'ramp s':>7} {'µs/user':>8} {'CPU µs/user':>11} {'lag p50':>8} {'lag p99':>8} {'lag max':>8}"
-        f" {'steady p99':>11} {'warned':>13} {'RSS MiB':>8} {'KiB/user':>9} {'quit s':>7} {'failures':>9}"
+        f" {'steady p99':>11} {'warned':>13} {'RSS MiB':>8} {'KiB/user':>9} {'down µs/user':>12} {'quit s':>7} {'failures':>9}"
     )
     med = statistics.median
     for n in sizes:
@@ -368,7 +374,8 @@ def main(argv: list[str] | None = None) -> int:
             f"{n:>8,} {ramp:>7.2f} {ramp / n * 1e6:>8.1f} {med(r['ramp_cpu_s'] for r in runs) / n * 1e6:>11.1f} {med(r['ramp_lag_p50'] for r in runs) * 1000:>6.1f}ms"
             f" {med(r['ramp_lag_p99'] for r in runs) * 1000:>6.1f}ms {med(r['ramp_lag_max'] for r in runs) * 1000:>6.1f}ms"
             f" {med(r['steady_lag_p99'] for r in runs) * 1000:>9.1f}ms {warned(runs):>13}"
-            f" {rss / 2**20:>8.0f} {rss / n / 1024:>9.2f} {med(r['quit_s'] for r in runs):>7.2f}"
+            f" {rss / 2**20:>8.0f} {rss / n / 1024:>9.2f}"
+            f" {med(r['down_cpu_s'] for r in runs) / (n - n // 2) * 1e6:>12.1f} {med(r['quit_s'] for r in runs):>7.2f}"
             f" {sum(r['failures'] for r in runs):>9}"
         )
     return 0

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from itertools import islice
 from typing import TYPE_CHECKING
 
 from horde.runners import gc_policy
@@ -27,7 +28,9 @@ class UserGroup:
 
     def __init__(self, environment: Environment) -> None:
         self.environment = environment
-        self._active: dict[str, list[User]] = {}
+        # per class, its active users in start order, keyed by id() (a User subclass may define __eq__):
+        # a user ending leaves it in O(1) (a list's remove scanned every user: 40,000 -> 20,000 took 5 s)
+        self._active: dict[str, dict[int, User]] = {}
         self._tasks: dict[asyncio.Task[None], User] = {}
         self.force_stopped = 0  # users killed at the stop_timeout deadline (reported at the end)
 
@@ -45,7 +48,7 @@ class UserGroup:
 
     def spawn(self, user_class: type[User], count: int) -> None:
         loop = asyncio.get_running_loop()
-        bucket = self._active.setdefault(user_class.__name__, [])
+        bucket = self._active.setdefault(user_class.__name__, {})
         name = f"user:{user_class.__name__}"  # built once: per-user copies cost memory at 100k users
         ended = self._ended
         for _ in range(count):
@@ -58,7 +61,7 @@ class UserGroup:
             task = loop.create_task(user.run(), name=name)
             user._task = task
             self._tasks[task] = user
-            bucket.append(user)
+            bucket[id(user)] = user
             task.add_done_callback(ended)
         gc_policy.settle()  # what these users allocated is long-lived: full collections skip it
 
@@ -68,8 +71,8 @@ class UserGroup:
             return
         gc_policy.release(len(self._tasks))  # the users' reference cycles must become collectable
         bucket = self._active.get(type(user).__name__)
-        if bucket and user in bucket:
-            bucket.remove(user)
+        if bucket:
+            bucket.pop(id(user), None)
         if not task.cancelled() and task.exception() is not None:
             logger.error("user task of %s crashed: %r", type(user).__name__, task.exception())
 
@@ -106,12 +109,13 @@ class UserGroup:
         """Stop ``counts[class]`` users of each class, newest first, sharing one stop_timeout deadline."""
         chosen: list[User] = []
         for name, n in counts.items():
-            bucket = self._active.get(name, [])
+            bucket = self._active.get(name)
             if n <= 0 or not bucket:
                 continue
-            take = bucket[-n:]
-            del bucket[-n:]
-            chosen.extend(reversed(take))
+            newest = list(islice(reversed(bucket.values()), n))
+            for user in newest:
+                del bucket[id(user)]
+            chosen.extend(newest)
         await self._stop_users(chosen, stop_timeout, caller)
 
     async def stop_all(self, stop_timeout: float, caller: asyncio.Task | None = None) -> None:
