@@ -319,6 +319,7 @@ def main(argv: list[str] | None = None) -> int:
         nginx = start_nginx(prefix, addresses, port, target_cpu, nofile, keepalive=not per_request)
         try:
             results: dict[int, list[dict[str, Any]]] = {n: [] for n in sizes}
+            crashed = 0
             for rnd in range(args.rounds):
                 for n in sizes:
                     if fds_needed(n, per_request) > hard:
@@ -337,6 +338,7 @@ def main(argv: list[str] | None = None) -> int:
                     lines = proc.stdout.strip().splitlines()
                     if proc.returncode != 0 or not lines:
                         print(f"  {n:>7,} users: failed: {(proc.stderr.strip().splitlines() or ['?'])[-1]}")
+                        crashed += 1
                         continue
                     r = json.loads(lines[-1])
                     if "skipped" in r:
@@ -378,7 +380,8 @@ def main(argv: list[str] | None = None) -> int:
             f" {med(r['down_cpu_s'] for r in runs) / (n - n // 2) * 1e6:>12.1f} {med(r['quit_s'] for r in runs):>7.2f}"
             f" {sum(r['failures'] for r in runs):>9}"
         )
-    return 0
+    # a size that crashed, or a run that measured no size at all (every one skipped), is not a result
+    return 1 if crashed or not any(results.values()) else 0
 
 
 if __name__ == "__main__":
