@@ -6,6 +6,7 @@ or a headless local/master run (:mod:`horde.cli.headless`)."""
 from __future__ import annotations
 
 import argparse
+import atexit
 import json
 import logging
 import os
@@ -27,7 +28,16 @@ logger = logging.getLogger("horde.main")
 
 
 def main(argv: Sequence[str] | None = None) -> None:
-    sys.exit(run_cli(list(sys.argv[1:] if argv is None else argv)))
+    code = run_cli(list(sys.argv[1:] if argv is None else argv))
+    # Leave now: every report is written and every log line is out by here. What a normal exit would
+    # still do is free the heap object by object, and a master that fell behind holds millions of
+    # objects: measured at 5,000 simulated workers, over 20 s between "Shutting down" and the process
+    # ending, long enough for an orchestrator's grace period to run out and kill it. The exit handlers
+    # (the worker's shipped-locustfile cleanup, logging's flush) still run.
+    atexit._run_exitfuncs()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
 
 
 def run_cli(argv: list[str]) -> int:
