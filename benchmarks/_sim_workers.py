@@ -38,6 +38,7 @@ import zmq
 import horde
 from horde._version import PROTOCOL_VERSION
 from horde.stats import RequestStats
+from horde.stats.compact import encode_and_reset, pack_counts
 
 HEARTBEAT_SUFFIX = "|hb"
 # A ZeroMQ socket costs two descriptors (its TCP connection and its mailbox's eventfd), so two per
@@ -124,17 +125,31 @@ def _sockopt(sock: zmq.Socket[bytes], option: int) -> int:
 
 
 def make_stats_templates(
-    count: int = 8, entries: int = 20, requests: int = 400, seed: int = 1
+    count: int = 8, entries: int = 20, requests: int = 400, seed: int = 1, protocol: int = PROTOCOL_VERSION
 ) -> list[dict[str, Any]]:
-    """``count`` different real stats payloads (``RequestStats.serialize_and_reset()``), ``entries`` names each."""
+    """``count`` different real stats payloads, ``entries`` names each, in the form ``protocol`` speaks.
+
+    Protocol 2 and later send entries as arrays (``horde.stats.compact.encode_and_reset``, what a worker of
+    this tree sends); protocol 1 as maps (``RequestStats.serialize_and_reset``, for a ``--before-src`` master).
+    """
     rng = random.Random(seed)
     templates = []
     for _ in range(count):
         stats = RequestStats(use_response_times_cache=False)
         for i in range(requests):
             stats.record("GET", f"/e{i % entries}", rng.lognormvariate(3.0, 0.8), 100, None)
-        templates.append(stats.serialize_and_reset())
+        templates.append(_report(stats, protocol))
     return templates
+
+
+def _report(stats: RequestStats, protocol: int) -> dict[str, Any]:
+    return encode_and_reset(stats) if protocol >= 2 else stats.serialize_and_reset()
+
+
+def payload_requests(payload: dict[str, Any]) -> int:
+    """The requests a payload of either form reports."""
+    total = payload["stats_total"]
+    return int(total[4] if "entry_format" in payload else total["num_requests"])
 
 
 def refresh_payload(template: dict[str, Any], now: float, interval: float) -> dict[str, Any]:
@@ -142,25 +157,35 @@ def refresh_payload(template: dict[str, Any], now: float, interval: float) -> di
 
     A real report covers ``interval`` seconds, so its requests are spread over that many per-second keys.
     """
-    if not template["stats_total"]["num_requests"]:
+    if not payload_requests(template):
         return template
     secs = list(range(int(now) - max(1, round(interval)) + 1, int(now) + 1))
+
+    def per_sec(n: int) -> dict[int, int]:
+        share, rest = divmod(n, len(secs))
+        return {sec: share + (1 if i < rest else 0) for i, sec in enumerate(secs)}
 
     def entry(e: dict[str, Any]) -> dict[str, Any]:
         e = dict(e)
         e["start_time"] = now - interval
         e["last_request_timestamp"] = now
-        n = e["num_requests"]
-        share, rest = divmod(n, len(secs))
-        e["num_reqs_per_sec"] = {sec: share + (1 if i < rest else 0) for i, sec in enumerate(secs)}
+        e["num_reqs_per_sec"] = per_sec(e["num_requests"])
         e["num_fail_per_sec"] = {}
         return e
 
+    def row(r: list[Any]) -> list[Any]:
+        r = list(r)
+        r[2], r[3] = now - interval, now  # start_time, last_request_timestamp
+        r[12] = pack_counts(per_sec(r[4]))  # num_reqs_per_sec
+        r[13] = b""
+        return r
+
+    refresh: Callable[[Any], Any] = row if "entry_format" in template else entry
     return {
-        "stats": [entry(e) for e in template["stats"]],
-        "stats_total": entry(template["stats_total"]),
+        **template,
+        "stats": [refresh(e) for e in template["stats"]],
+        "stats_total": refresh(template["stats_total"]),
         "errors": {},
-        "histogram_scheme": template["histogram_scheme"],
     }
 
 
@@ -254,6 +279,7 @@ class SimFleet:
         stats_interval: float = 3.0,
         templates: list[dict[str, Any]] | None = None,
         seed: int = 0,
+        protocol: int = PROTOCOL_VERSION,
     ) -> None:
         self.host = host
         self.port = port
@@ -261,8 +287,9 @@ class SimFleet:
         self.n = n
         self.heartbeat_interval = heartbeat_interval
         self.stats_interval = stats_interval
-        self.templates = templates or make_stats_templates()
-        self.empty = RequestStats(use_response_times_cache=False).serialize_and_reset()
+        self.protocol = protocol  # what the master under test speaks (an older tree's may differ)
+        self.templates = templates or make_stats_templates(protocol=protocol)
+        self.empty = _report(RequestStats(use_response_times_cache=False), protocol)
         self.rng = random.Random(seed)
         self.context = zmq.Context(io_threads=1)
         self.context.set(zmq.MAX_SOCKETS, max(1024, n + 64))
@@ -363,11 +390,10 @@ class SimFleet:
         w.last_sent = time.perf_counter() if now is None else now
         return True
 
-    @staticmethod
-    def _ready_message(w: SimWorker) -> bytes:
+    def _ready_message(self, w: SimWorker) -> bytes:
         data = {
             "version": horde.__version__,
-            "protocol": PROTOCOL_VERSION,
+            "protocol": self.protocol,
             "user_classes_count": dict(w.counts),
         }
         return _pack("client_ready", data, w.id)
@@ -410,7 +436,7 @@ class SimFleet:
             "logs": [],
         }
         if self._send_main(w, _pack("stats", data, w.id), now):
-            w.requests_reported += template["stats_total"]["num_requests"]
+            w.requests_reported += payload_requests(template)
         self._drain(w)
 
     # ---- the ticker ----------------------------------------------------------------------------------

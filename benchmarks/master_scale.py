@@ -67,6 +67,7 @@ import math
 import os
 import pstats
 import random
+import re
 import shutil
 import signal
 import socket
@@ -84,6 +85,7 @@ import psutil
 import zmq
 
 from _sim_workers import Latencies, SimFleet, make_stats_templates, refresh_payload
+from horde._version import PROTOCOL_VERSION
 
 HEARTBEAT_INTERVAL = 1.0
 HEARTBEAT_LIVENESS = 3
@@ -132,6 +134,15 @@ async def wait_listening(port: int, proc: subprocess.Popen[bytes], timeout: floa
 def has_web_ui(src: str | None) -> bool:
     """Does the horde tree at ``src`` (None: this one) serve a web UI?"""
     return src is None or Path(src, "horde", "web").is_dir()
+
+
+def tree_protocol(src: str | None) -> int:
+    """The master/worker protocol the horde tree at ``src`` speaks (this tree's when None)."""
+    if src is None:
+        return PROTOCOL_VERSION
+    text = Path(src, "horde", "_version.py").read_text()
+    found = re.search(r"^PROTOCOL_VERSION = (\d+)", text, re.M)
+    return int(found.group(1)) if found else 1
 
 
 def rounds_text(rounds: list[tuple[int, float]]) -> str:
@@ -504,7 +515,12 @@ async def run_master(
     with tempfile.TemporaryDirectory(prefix="horde-master-scale-") as tmp:
         files = MasterFiles(Path(tmp))
         proc = files.launch(master_command(n, users, rate, port, files, profile, web_port), src)
-        fleet = SimFleet("127.0.0.1", port, n, HEARTBEAT_INTERVAL, STATS_INTERVAL, templates, seed=n)
+        protocol = tree_protocol(src)
+        if protocol != PROTOCOL_VERSION:  # an older tree reads another stats form: send it what it reads
+            templates = make_stats_templates(protocol=protocol)
+        fleet = SimFleet(
+            "127.0.0.1", port, n, HEARTBEAT_INTERVAL, STATS_INTERVAL, templates, seed=n, protocol=protocol
+        )
         probe = StatusProbe(web_port, fleet) if web_port is not None else None
         try:
             await _drive_master(fleet, proc, n, users, seconds, res, verbose, probe)

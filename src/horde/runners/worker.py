@@ -36,6 +36,7 @@ from horde.load.closed import KIND as USERS
 from horde.rpc.protocol import Message
 from horde.rpc.transport import BadFrame, ClientTransport, HeartbeatSender, RPCError
 from horde.runners.base import RunnerState, UserRunner
+from horde.stats.compact import encode_and_reset
 
 if TYPE_CHECKING:
     from horde.rpc.keys import ClientKeys
@@ -681,7 +682,7 @@ class WorkerRunner(UserRunner):
         self._exceptions = {}
         data: dict[str, Any] = {
             "seq": self._stats_seq,
-            "stats": self.environment.stats.serialize_and_reset(),
+            "stats": encode_and_reset(self.environment.stats),
             "user_classes_count": self.user_classes_count,
             "user_count": self.user_count,
             "exceptions": exceptions,

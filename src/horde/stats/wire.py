@@ -11,10 +11,10 @@ Locust's format (boomer, locust4j), an entry without ``histogram`` but with Locu
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from itertools import chain
-from typing import Any
+from typing import Any, Protocol
 
 from horde.stats.histogram import HISTOGRAM_SCHEME, bucket_index
 
@@ -23,6 +23,18 @@ _INT_ONLY = {int}
 
 class StatsPayloadError(ValueError):
     """A serialised stats object does not have the expected shape; nothing was merged."""
+
+
+class Counts(Protocol):
+    """What merging reads of a counter map (histogram, per-second counts): its pairs, and whether it has any.
+
+    A dict is one; the compact report form (:mod:`horde.stats.compact`) hands over its decoded arrays
+    without building a dict the merge would only iterate once.
+    """
+
+    def items(self) -> Iterable[tuple[int, int]]: ...
+
+    def __len__(self) -> int: ...
 
 
 @dataclass(slots=True)
@@ -40,9 +52,9 @@ class EntryData:
     min_us: int | None = None
     max_us: int = 0
     total_content_length: int = 0
-    histogram: dict[int, int] = field(default_factory=dict)
-    num_reqs_per_sec: dict[int, int] = field(default_factory=dict)
-    num_fail_per_sec: dict[int, int] = field(default_factory=dict)
+    histogram: Counts = field(default_factory=dict)
+    num_reqs_per_sec: Counts = field(default_factory=dict)
+    num_fail_per_sec: Counts = field(default_factory=dict)
 
 
 def parse_entry(data: object) -> EntryData:

@@ -19,6 +19,7 @@ from horde.runners.master.core import MISSING_FORGET_AFTER
 from horde.runners.master.liveness import sweep
 from horde.runners.nodes import WorkerNode
 from horde.stats import StatsPayloadError
+from horde.stats.compact import merge_report
 
 logger = logging.getLogger("horde.runners.master")
 
@@ -235,7 +236,7 @@ class HandlersMixin(ControllerMixin):
             node.user_classes_count = self._reconciled(node, data["user_classes_count"])
             return
         try:
-            self.environment.stats.merge(data["stats"])
+            merge_report(self.environment.stats, data["stats"])
         except StatsPayloadError as e:
             self._drop("invalid", f"stats from {node.id}: {e}")
             return
