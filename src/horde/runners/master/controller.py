@@ -164,6 +164,7 @@ class ControllerMixin(MasterCore):
     async def _fresh_plan(self, model: LoadModel, active: list[WorkerNode]) -> StepDriver:
         """A new test: test_start, then the model's planner over the active workers, paced on the clock."""
         await self._begin_test()
+        self._reset_merged()
         self._options_sent.clear()
         planner = model.planner(active, self.plan_context())
         if len(active) and planner.spawn_rate / len(active) > 100:
@@ -292,6 +293,7 @@ class ControllerMixin(MasterCore):
         if env.reset_stats:
             # reports measured before the workers hear of this reset must not be merged after it
             self._stats_generation += 1
+            self._reset_merged()
         await env.events.spawning_complete.fire_async(user_count=count)
         data = {"user_count": count, "stats_generation": self._stats_generation}
         for node in self.nodes.active:

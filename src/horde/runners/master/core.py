@@ -18,6 +18,7 @@ from horde.clock import Clock
 from horde.rpc.protocol import Message
 from horde.rpc.transport import RPCError, ServerTransport
 from horde.runners.base import Runner, RunnerState
+from horde.runners.master.merger import AUTO_MIN_WORKERS, StatsMerger, merger_mode
 from horde.runners.nodes import WorkerNode, WorkerNodes
 
 if TYPE_CHECKING:
@@ -84,6 +85,9 @@ class MasterCore(Runner):
         self._nodes_changed = asyncio.Event()
         self.bundle: Any = None  # the locustfile bundle shipped to workers without one (horde.rpc.bundle)
         self.bundle_problem: str | None = None  # why there is none to ship
+        # the child process that adds reports up once there are many workers (horde.runners.master.merger)
+        self._merger: StatsMerger | None = None
+        self._merger_mode = merger_mode()
 
     # ---- shared helpers ------------------------------------------------------------------------------
     def _now(self) -> float:
@@ -112,6 +116,23 @@ class MasterCore(Runner):
             self._last_drop_log = now
             total = sum(self.dropped_messages.values())
             logger.warning("Ignored a bad message (%s); %d ignored so far", detail, total)
+
+    def _use_merger(self) -> None:
+        """Start the stats merger when the mode asks for it: always, or (auto) once there are many workers."""
+        if self._merger is not None or self._merger_mode == "off":
+            return
+        if self._merger_mode == "auto" and len(self.nodes) < AUTO_MIN_WORKERS:
+            return
+        self._merger = StatsMerger(self.environment.stats, self._merger_refused)
+        self._merger.start()
+
+    def _merger_refused(self, node_id: str, reason: str) -> None:
+        self._drop("invalid", f"stats from {node_id}: {reason}")
+
+    def _reset_merged(self, **_: Any) -> None:
+        """The master's stats were reset: the merger drops what it holds (and any sum on its way)."""
+        if self._merger is not None:
+            self._merger.reset()
 
     def _testing(self) -> bool:
         return self.state in (RunnerState.SPAWNING, RunnerState.RUNNING)

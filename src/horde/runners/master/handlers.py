@@ -148,6 +148,7 @@ class HandlersMixin(ControllerMixin):
             self.transport.route(node_id, link)
         await self._send(node_id, Message("ack", {"index": node.index, "epoch": self.epoch}))
         self._changed()
+        self._use_merger()
         logger.info("Worker %s connected (%d workers)", node_id, len(self.nodes.active))
         self.environment.events.worker_connect.fire(client_id=node_id)
         if self._testing() and self._driver is not None:
@@ -235,11 +236,13 @@ class HandlersMixin(ControllerMixin):
             self.dropped_messages["stats from before a reset"] += 1
             node.user_classes_count = self._reconciled(node, data["user_classes_count"])
             return
-        try:
-            merge_report(self.environment.stats, data["stats"])
-        except StatsPayloadError as e:
-            self._drop("invalid", f"stats from {node.id}: {e}")
-            return
+        merger = self._merger
+        if merger is None or not merger.submit(node.id, data["stats"]):
+            try:
+                merge_report(self.environment.stats, data["stats"])
+            except StatsPayloadError as e:
+                self._drop("invalid", f"stats from {node.id}: {e}")
+                return
         node.user_classes_count = self._reconciled(node, data["user_classes_count"])
         self._take_exceptions_and_logs(node, data)
         self.environment.events.worker_report.fire(client_id=node.id, data=data)

@@ -140,6 +140,8 @@ class MasterRunner(HandlersMixin, StoppingMixin):
         if self._background_started:
             return
         super().start_background()
+        self.environment.events.reset_stats.add_listener(self._reset_merged)
+        self._use_merger()
         self.spawn_background(self._reader(), "master-reader")
         self._controller_task = self.spawn_background(self._controller(), "master-controller")
 
@@ -189,6 +191,8 @@ class MasterRunner(HandlersMixin, StoppingMixin):
             await fut
         finally:
             await self._cancel_background()
+            if self._merger is not None:
+                await self._merger.close()
             self.transport.close()
 
     async def wait_for_workers(self, count: int, max_wait: float | None = None) -> bool:

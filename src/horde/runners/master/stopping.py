@@ -73,6 +73,8 @@ class StoppingMixin(MasterCore):
     async def _finish_pending(self) -> None:
         pending, self._pending = self._pending, None
         assert pending is not None
+        if self._merger is not None:
+            await self._merger.flush()  # every report received so far is in the numbers from here on
         if pending.kind == "quit":
             for node in self.nodes:
                 self.nodes.remove(node.id)

@@ -1,0 +1,345 @@
+"""The stats merger: a child process that adds the workers' reports up, off the master's event loop.
+
+Why: a master answers heartbeats, re-places users and serves its status from one event loop, and at a few
+thousand workers adding their reports up (every histogram bucket of every entry of every report, a
+Python loop each) became most of that loop's work; past one core the master fell behind on everything at
+once. Here the master hands each decoded report to a child process (one msgpack frame over a private
+ZeroMQ PAIR socket) and gets back, a few times a second, one report that sums all of them, which it merges
+as it would a worker's. The master's loop then does per report only what it must (sequence numbers, user
+counts, exceptions, events); the adding runs on another core.
+
+Exactness: merging is adding counts, so merging the sum of reports equals merging each (histograms are
+exact, see :mod:`horde.stats.histogram`). What the master shows lags by at most one push interval
+(:data:`PUSH_INTERVAL`), and :meth:`StatsMerger.flush` closes that gap before the final numbers are read.
+A ``reset`` travels through the same FIFO socket, so a sum pushed before it is recognised (by its epoch)
+and dropped.
+
+Failure: a report the child finds malformed comes back as ``invalid`` and is counted and logged by the
+master as it would be without the child. When the socket is full (the child is behind) a report is merged
+in the master instead, so nothing waits and nothing is dropped. If the child dies, the master merges
+everything itself from then on and logs how many reports the child took with it (an error: the run's
+numbers are incomplete).
+
+When: with ``HORDE_STATS_MERGER`` unset (``auto``), the master starts the child once
+:data:`AUTO_MIN_WORKERS` workers have registered; below that, merging in the loop costs too little to be
+worth a process. ``HORDE_STATS_MERGER=1`` starts it with the master, ``=0`` never.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import logging
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import msgpack
+import zmq
+import zmq.asyncio
+
+from horde.stats.compact import encode_and_reset, merge_report
+from horde.stats.entries import RequestStats
+from horde.stats.wire import StatsPayloadError
+
+logger = logging.getLogger("horde.runners.master")
+
+ENV_SWITCH = "HORDE_STATS_MERGER"
+AUTO_MIN_WORKERS = 300
+PUSH_INTERVAL = 0.25  # seconds between the child's sums
+QUEUE_LIMIT = 5_000  # reports queued to the child before the master merges them itself
+FLUSH_TIMEOUT = 10.0
+
+
+def merger_mode() -> str:
+    """``"auto"``, ``"on"`` or ``"off"`` from ``HORDE_STATS_MERGER`` (unknown values mean auto)."""
+    value = os.environ.get(ENV_SWITCH, "").strip().lower()
+    if value in ("1", "on", "true", "yes"):
+        return "on"
+    if value in ("0", "off", "false", "no"):
+        return "off"
+    return "auto"
+
+
+def _pack(*items: Any) -> bytes:
+    return msgpack.packb(items, use_bin_type=True)
+
+
+def _unpack(frame: bytes) -> Any:
+    return msgpack.unpackb(frame, raw=False, strict_map_key=False)
+
+
+class StatsMerger:
+    """The master's end: hand reports over, take the sums back into ``stats``.
+
+    ``on_invalid(node_id, reason)`` is called for a report the child refused (nothing of it was added).
+    """
+
+    def __init__(
+        self,
+        stats: RequestStats,
+        on_invalid: Callable[[str, str], None],
+        push_interval: float = PUSH_INTERVAL,
+    ) -> None:
+        self.stats = stats
+        self.on_invalid = on_invalid
+        self.push_interval = push_interval
+        self.ready = False  # the child said hello: reports go to it
+        self.failed = False  # the child died or could not start: everything is merged here
+        self.handed = 0  # reports handed to the child since the last reset
+        self.returned = 0  # of those, merged (or refused) and accounted for by a sum
+        self.local = 0  # reports merged here while the child was starting or behind
+        self.lost = 0  # reports the child took with it when it died
+        self._epoch = 0
+        self._tokens = itertools.count(1)
+        self._flushes: dict[int, asyncio.Future[None]] = {}
+        self._proc: subprocess.Popen[bytes] | None = None
+        self._dir: str | None = None
+        self._ctx: zmq.asyncio.Context | None = None
+        self._sock: zmq.asyncio.Socket | None = None
+        self._sync: zmq.Socket[bytes] | None = None
+        self._tasks: list[asyncio.Task[None]] = []
+
+    # ---- lifecycle -----------------------------------------------------------------------------------
+    def start(self) -> None:
+        """Bind the socket and start the child; returns at once (reports merge here until it is ready)."""
+        if self._proc is not None or self.failed:
+            return
+        self._ctx = zmq.asyncio.Context()
+        sock = self._ctx.socket(zmq.PAIR)
+        sock.setsockopt(zmq.LINGER, 0)
+        sock.setsockopt(zmq.SNDHWM, QUEUE_LIMIT)
+        sock.setsockopt(zmq.RCVHWM, 0)
+        sock.setsockopt(zmq.SNDTIMEO, 2000)  # a reset or flush never blocks the loop for longer
+        if zmq.has("ipc") and sys.platform != "win32":
+            self._dir = tempfile.mkdtemp(prefix="horde-merger-")  # mode 0700: only this user can connect
+            endpoint = f"ipc://{self._dir}/s"
+            sock.bind(endpoint)
+        else:
+            port = sock.bind_to_random_port("tcp://127.0.0.1")
+            endpoint = f"tcp://127.0.0.1:{port}"
+        self._sock = sock
+        self._sync = zmq.Socket.shadow(sock.underlying)
+        env = dict(os.environ)
+        # the child imports the same horde tree as this process, whatever put it on sys.path
+        tree = str(Path(__file__).resolve().parents[3])
+        env["PYTHONPATH"] = os.pathsep.join(p for p in (tree, env.get("PYTHONPATH", "")) if p)
+        try:
+            self._proc = subprocess.Popen(
+                [
+                    sys.executable,
+                    "-m",
+                    "horde.runners.master._merger_main",
+                    endpoint,
+                    str(self.push_interval),
+                ],
+                env=env,
+                stdin=subprocess.DEVNULL,
+                start_new_session=True,  # a Ctrl-C to the master's terminal is the master's to handle
+            )
+        except OSError as e:
+            logger.error("Could not start the stats merger process (%s); merging in the master", e)
+            self.failed = True
+            self._close_socket()
+            return
+        loop = asyncio.get_running_loop()
+        self._tasks = [
+            loop.create_task(self._receive(), name="stats-merger-receive"),
+            loop.create_task(self._watch(), name="stats-merger-watch"),
+        ]
+        logger.info("Stats merger process started (pid %d)", self._proc.pid)
+
+    @property
+    def active(self) -> bool:
+        return self.ready and not self.failed
+
+    def submit(self, node_id: str, payload: Any) -> bool:
+        """Hand one report (its ``stats`` payload, decoded) to the child; False: merge it yourself."""
+        if not self.active or self._sync is None:
+            return False
+        try:
+            self._sync.send(_pack("report", node_id, payload), zmq.NOBLOCK)
+        except zmq.Again:  # the child is behind: merging here keeps the queue bounded
+            self.local += 1
+            return False
+        except (zmq.ZMQError, TypeError, ValueError):
+            return False
+        self.handed += 1
+        return True
+
+    def reset(self) -> None:
+        """The master's stats were reset: what the child holds, and any sum on its way, is dropped."""
+        self._epoch += 1
+        self.handed = self.returned = 0
+        if self.active and self._sync is not None:
+            try:
+                self._sync.send(_pack("reset", self._epoch))  # blocks only if 5,000 reports are queued
+            except zmq.ZMQError as e:
+                logger.warning("Could not reset the stats merger: %s", e)
+
+    async def flush(self, timeout: float = FLUSH_TIMEOUT) -> bool:
+        """Wait until every report handed over so far is in ``stats``; False if the child did not answer."""
+        if not self.active or self._sync is None:
+            return not self.handed or self.returned >= self.handed
+        token = next(self._tokens)
+        fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._flushes[token] = fut
+        try:
+            self._sync.send(_pack("flush", token))
+            await asyncio.wait_for(asyncio.shield(fut), timeout)
+            return True
+        except (TimeoutError, zmq.ZMQError):
+            logger.error(
+                "The stats merger did not answer within %.0f s: %d report(s) may be missing from the numbers",
+                timeout,
+                self.handed - self.returned,
+            )
+            return False
+        finally:
+            self._flushes.pop(token, None)
+
+    async def close(self) -> None:
+        """Stop the child (after a flush, if the caller wants the last sums) and release everything."""
+        proc, self._proc = self._proc, None
+        self.ready = False
+        for task in self._tasks:
+            task.cancel()
+        self._tasks = []
+        if proc is not None:
+            if proc.poll() is None and self._sync is not None:
+                try:
+                    self._sync.send(_pack("quit"), zmq.NOBLOCK)
+                except zmq.ZMQError:
+                    pass
+            for _ in range(40):
+                if proc.poll() is not None:
+                    break
+                await asyncio.sleep(0.05)
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+        self._close_socket()
+
+    def _close_socket(self) -> None:
+        if self._sock is not None:
+            self._sock.close(linger=0)
+            self._sock = self._sync = None
+        if self._ctx is not None:
+            self._ctx.term()
+            self._ctx = None
+        if self._dir is not None:
+            shutil.rmtree(self._dir, ignore_errors=True)
+            self._dir = None
+
+    # ---- what the child sends ------------------------------------------------------------------------
+    async def _receive(self) -> None:
+        assert self._sock is not None
+        while True:
+            frame = await self._sock.recv()
+            try:
+                self._on_frame(_unpack(frame))
+            except Exception:  # a bug here must not stop the sums from being read
+                logger.exception("Bad frame from the stats merger")
+
+    def _on_frame(self, msg: Any) -> None:
+        kind = msg[0]
+        if kind == "hello":
+            self.ready = True
+            assert self._sync is not None
+            # resets made while it was starting were not sent: it starts at the master's epoch
+            self._sync.send(_pack("reset", self._epoch))
+            logger.info("Stats merger ready: worker reports are added up in process %d", msg[1])
+        elif kind == "invalid":
+            _, epoch, node_id, reason = msg
+            if epoch == self._epoch:
+                self.returned += 1
+            self.on_invalid(node_id, reason)
+        elif kind in ("sum", "flushed"):
+            token, epoch, count, payload = msg[1], msg[2], msg[3], msg[4]
+            if epoch == self._epoch:
+                self.returned += count
+                if count:
+                    merge_report(self.stats, payload)
+            if kind == "flushed":
+                fut = self._flushes.get(token)
+                if fut is not None and not fut.done():
+                    fut.set_result(None)
+
+    async def _watch(self) -> None:
+        """Notice the child's death: merge everything here from then on, and say what was lost."""
+        proc = self._proc
+        assert proc is not None
+        while proc.poll() is None:
+            await asyncio.sleep(0.5)
+        if self._proc is not proc:
+            return  # closed on purpose
+        self.failed, self.ready = True, False
+        lost = self.handed - self.returned
+        logger.error(
+            "The stats merger process exited (code %s); merging in the master from now on. "
+            "%d worker report(s) it held are missing from the numbers",
+            proc.returncode,
+            lost,
+        )
+        self.lost = lost
+        for fut in self._flushes.values():
+            if not fut.done():
+                fut.set_result(None)
+
+
+# ---- the child ----------------------------------------------------------------------------------------
+def _fresh() -> RequestStats:
+    # no entry or error limits here: the master applies its own when it merges the sums
+    return RequestStats(use_response_times_cache=False, max_entries=None, max_errors=1_000_000)
+
+
+def serve(endpoint: str, push_interval: float) -> None:
+    """The child's loop: merge reports, push a sum every ``push_interval`` s, answer flush/reset/quit."""
+    parent = os.getppid()
+    ctx = zmq.Context()
+    sock = ctx.socket(zmq.PAIR)
+    sock.setsockopt(zmq.LINGER, 2000)
+    sock.setsockopt(zmq.SNDHWM, 0)
+    sock.connect(endpoint)
+    sock.send(_pack("hello", os.getpid()))
+    stats, epoch, merged = _fresh(), 0, 0
+    next_push = time.monotonic() + push_interval
+    while True:
+        wait_ms = max(0, int((next_push - time.monotonic()) * 1000)) + 1
+        if sock.poll(wait_ms):
+            while time.monotonic() < next_push:  # drain, but push on time even under a flood
+                try:
+                    msg = _unpack(sock.recv(zmq.NOBLOCK))
+                except zmq.Again:
+                    break
+                kind = msg[0]
+                if kind == "report":
+                    try:
+                        merge_report(stats, msg[2])
+                    except StatsPayloadError as e:
+                        sock.send(_pack("invalid", epoch, msg[1], str(e)))
+                    else:
+                        merged += 1
+                elif kind == "flush":
+                    sock.send(_pack("flushed", msg[1], epoch, merged, encode_and_reset(stats)))
+                    merged = 0
+                elif kind == "reset":
+                    stats, epoch, merged = _fresh(), msg[1], 0
+                elif kind == "quit":
+                    sock.close()
+                    ctx.term()
+                    return
+        now = time.monotonic()
+        if now >= next_push:
+            if merged:
+                sock.send(_pack("sum", 0, epoch, merged, encode_and_reset(stats)))
+                merged = 0
+            next_push = now + push_interval
+            if os.getppid() != parent:  # the master is gone
+                return

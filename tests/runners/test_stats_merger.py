@@ -1,0 +1,155 @@
+"""The stats merger child process: its sums equal merging each report, resets and bad reports behave, and
+the master takes over when the child dies. These start a real child process."""
+
+from __future__ import annotations
+
+import asyncio
+import copy
+import logging
+import random
+from typing import Any
+
+import msgpack
+import pytest
+
+from horde.runners.master.merger import StatsMerger, merger_mode
+from horde.stats import RequestStats
+from horde.stats.compact import encode_and_reset, merge_report
+
+pytestmark = pytest.mark.slow  # a child process per test
+
+
+def reports(n: int, seed: int = 7) -> list[dict[str, Any]]:
+    """``n`` worker reports as the master receives them (after a msgpack round trip)."""
+    rng = random.Random(seed)
+    out = []
+    for i in range(n):
+        stats = RequestStats(use_response_times_cache=False)
+        for _ in range(rng.randrange(1, 40)):
+            failed = rng.random() < 0.1
+            stats.record(
+                rng.choice(["GET", "POST"]),
+                f"/p{rng.randrange(5)}",
+                rng.lognormvariate(3, 1),
+                rng.randrange(500),
+                RuntimeError(f"e{i % 3}") if failed else None,
+            )
+        packed = msgpack.packb(encode_and_reset(stats), use_bin_type=True)
+        out.append(msgpack.unpackb(packed, strict_map_key=False))
+    return out
+
+
+def numbers(stats: RequestStats) -> dict[str, Any]:
+    """What must agree: everything but the start times (the child's entries start when it first saw them)."""
+    data = copy.deepcopy(stats.serialize())
+    for entry in [*data["stats"], data["stats_total"]]:
+        entry.pop("start_time")
+    data["stats"].sort(key=lambda e: (e["method"], e["name"]))
+    for row in data["errors"].values():
+        row.pop("first_seen", None)
+        row.pop("last_seen", None)
+    return data
+
+
+async def started(stats: RequestStats, refused: list[tuple[str, str]] | None = None) -> StatsMerger:
+    merger = StatsMerger(stats, lambda node, why: (refused if refused is not None else []).append((node, why)))
+    merger.start()
+    for _ in range(400):
+        if merger.ready:
+            return merger
+        await asyncio.sleep(0.025)
+    await merger.close()
+    raise AssertionError("the stats merger did not become ready within 10 s")
+
+
+async def test_the_childs_sums_equal_merging_every_report_in_the_master() -> None:
+    batch = reports(60)
+    direct = RequestStats()
+    for payload in batch:
+        merge_report(direct, payload)
+    master = RequestStats()
+    merger = await started(master)
+    try:
+        assert all(merger.submit(f"w{i % 4}", payload) for i, payload in enumerate(batch))
+        assert await merger.flush()
+    finally:
+        await merger.close()
+    assert merger.returned == merger.handed == 60
+    assert master.num_requests == direct.num_requests > 60
+    assert numbers(master) == numbers(direct)
+
+
+async def test_sums_arrive_without_a_flush_within_a_push_interval() -> None:
+    master = RequestStats()
+    merger = await started(master)
+    try:
+        merger.submit("w1", reports(1)[0])
+        for _ in range(100):
+            if master.num_requests:
+                break
+            await asyncio.sleep(0.02)
+    finally:
+        await merger.close()
+    assert master.num_requests == reports(1)[0]["stats_total"][4]
+
+
+async def test_a_malformed_report_is_refused_by_the_child_and_the_rest_still_counts() -> None:
+    refused: list[tuple[str, str]] = []
+    good = reports(2)
+    bad = copy.deepcopy(good[0])
+    bad["stats"][0][4] = -5  # a negative request count
+    master = RequestStats()
+    merger = await started(master, refused)
+    try:
+        merger.submit("w1", good[0])
+        merger.submit("w2", bad)
+        merger.submit("w3", good[1])
+        assert await merger.flush()
+    finally:
+        await merger.close()
+    assert [node for node, _ in refused] == ["w2"]
+    assert "non-negative" in refused[0][1]
+    assert master.num_requests == good[0]["stats_total"][4] + good[1]["stats_total"][4]
+
+
+async def test_a_reset_drops_what_the_child_held_before_it() -> None:
+    before, after = reports(5, seed=1), reports(3, seed=2)
+    master = RequestStats()
+    merger = await started(master)
+    try:
+        for payload in before:
+            merger.submit("w1", payload)
+        master.reset_all()
+        merger.reset()
+        for payload in after:
+            merger.submit("w1", payload)
+        assert await merger.flush()
+    finally:
+        await merger.close()
+    assert master.num_requests == sum(p["stats_total"][4] for p in after)
+
+
+async def test_when_the_child_dies_the_master_merges_itself_and_says_what_was_lost(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    master = RequestStats()
+    merger = await started(master)
+    try:
+        assert merger._proc is not None
+        merger._proc.kill()
+        for _ in range(100):
+            if merger.failed:
+                break
+            await asyncio.sleep(0.05)
+        assert merger.failed and not merger.active
+        assert not merger.submit("w1", reports(1)[0])  # the caller merges it
+        assert await merger.flush()  # nothing handed over is outstanding
+    finally:
+        await merger.close()
+    assert any(r.levelno == logging.ERROR and "stats merger process exited" in r.getMessage() for r in caplog.records)
+
+
+def test_the_switch_reads_on_off_and_auto(monkeypatch: pytest.MonkeyPatch) -> None:
+    for value, mode in (("1", "on"), ("on", "on"), ("0", "off"), ("off", "off"), ("", "auto"), ("x", "auto")):
+        monkeypatch.setenv("HORDE_STATS_MERGER", value)
+        assert merger_mode() == mode
