@@ -184,6 +184,8 @@ def _counts(packed: object, row: list[Any], key: str) -> _Pairs:
     Keys are not checked for repeats: the merge adds every pair, so a repeated key adds up (the packer
     never repeats one).
     """
+    keys: Sequence[int]
+    values: Sequence[int]
     if type(packed) is bytes:
         if len(packed) & 7:
             raise _bad(row, f"{key} must be pairs of 32-bit integers")
