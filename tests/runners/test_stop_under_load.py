@@ -96,3 +96,32 @@ async def test_a_master_behind_on_reading_declares_no_one_missing() -> None:
     await master._check_liveness(cluster.clock.monotonic())
     assert not master.nodes.missing
     await cluster.until(master.quit())
+
+
+async def test_the_reader_stops_reading_while_the_controller_is_behind(monkeypatch: Any) -> None:
+    """A full inbox leaves frames in the transport instead of the master's heap; none is lost."""
+    import horde.runners.master.runner as runner_module
+
+    monkeypatch.setattr(runner_module, "INBOX_LIMIT", 300)
+    cluster = MemoryCluster()
+    master = cluster.new_master()
+    server = cluster.network.server
+    assert server is not None
+    ready = {"version": __version__, "protocol": PROTOCOL_VERSION, "user_classes_count": {}}
+    server.inject("w1", Message("client_ready", ready, "w1").serialize())
+    await cluster.settle()
+    queued: list[int] = []
+    put = master._inbox.put_nowait
+
+    def counting_put(item: Any) -> None:
+        put(item)
+        queued.append(master._inbox.qsize())
+
+    monkeypatch.setattr(master._inbox, "put_nowait", counting_put)
+    for seq in range(5_000):  # far more than the controller handles between two reads
+        server.inject("w1", Message("spawning", {"seq": seq}, "w1").serialize())
+    await cluster.settle()
+    assert len(queued) == 5_000 and master._inbox.empty()  # every message was read and handled
+    assert max(queued) < 300 + runner_module.READ_BATCH
+    assert master.inbox_full_pauses > 0
+    await cluster.until(master.quit())

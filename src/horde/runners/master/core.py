@@ -57,6 +57,7 @@ class MasterCore(Runner):
         self._real_time = type(self._clock) is Clock
         self._last_drop_log = float("-inf")
         self._inbox: asyncio.Queue[tuple[Any, ...]] = asyncio.Queue()
+        self.inbox_full_pauses = 0  # times the reader waited for the controller to catch up (a full inbox)
         # commands (start, stop, quit, timers) go ahead of worker messages: thousands of queued reports
         # must not hold back a stop, or the master could not be stopped while its workers talk
         self._commands: deque[tuple[Any, ...]] = deque()

@@ -31,6 +31,7 @@ logger = logging.getLogger("horde.runners.master")
 WAIT_LOG_INTERVAL = 5.0  # seconds between "waiting for workers" lines
 READ_ERROR_PAUSE = 1.0  # seconds the reader waits after a transport failure before reading again
 READ_BATCH = 256  # frames the reader takes before letting the controller run
+INBOX_LIMIT = 10_000  # messages queued for the controller before the reader stops reading
 
 
 class MasterRunner(HandlersMixin, StoppingMixin):
@@ -246,6 +247,12 @@ class MasterRunner(HandlersMixin, StoppingMixin):
                 # reader would keep the controller (and with it every stop and deadline) from running
                 read = 0
                 await asyncio.sleep(0)
+                while self._inbox.qsize() >= INBOX_LIMIT:
+                    # the controller is behind: leave further frames in the socket (bounded by ZeroMQ's
+                    # high-water marks, outside this heap) rather than queue them here, where the backlog
+                    # grew past a gigabyte and every garbage collection walked it (the 5,000-worker collapse)
+                    self.inbox_full_pauses += 1
+                    await asyncio.sleep(0)
             before = now()
             try:
                 item = await recv()
