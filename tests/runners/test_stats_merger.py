@@ -51,8 +51,18 @@ def numbers(stats: RequestStats) -> dict[str, Any]:
     return data
 
 
-async def started(stats: RequestStats, refused: list[tuple[str, str]] | None = None) -> StatsMerger:
-    merger = StatsMerger(stats, lambda node, why: (refused if refused is not None else []).append((node, why)))
+async def started(
+    stats: RequestStats,
+    refused: list[tuple[str, str]] | None = None,
+    push_interval: float = 0.25,
+    lost: list[int] | None = None,
+) -> StatsMerger:
+    merger = StatsMerger(
+        stats,
+        lambda node, why: (refused if refused is not None else []).append((node, why)),
+        push_interval,
+        on_lost=(lost.append if lost is not None else None),
+    )
     merger.start()
     for _ in range(400):
         if merger.ready:
@@ -133,8 +143,10 @@ async def test_when_the_child_dies_the_master_merges_itself_and_says_what_was_lo
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     master = RequestStats()
-    merger = await started(master)
+    lost: list[int] = []
+    merger = await started(master, push_interval=60.0, lost=lost)  # it holds what it gets
     try:
+        assert all(merger.submit("w1", payload) for payload in reports(3))
         assert merger._proc is not None
         merger._proc.kill()
         for _ in range(100):
@@ -143,10 +155,37 @@ async def test_when_the_child_dies_the_master_merges_itself_and_says_what_was_lo
             await asyncio.sleep(0.05)
         assert merger.failed and not merger.active
         assert not merger.submit("w1", reports(1)[0])  # the caller merges it
-        assert await merger.flush()  # nothing handed over is outstanding
+        assert not await merger.flush()  # what it held is gone
     finally:
         await merger.close()
-    assert any(r.levelno == logging.ERROR and "stats merger process exited" in r.getMessage() for r in caplog.records)
+    assert lost == [3] and merger.lost == 3
+    assert any(
+        r.levelno == logging.ERROR
+        and "stats merger process exited" in r.getMessage()
+        and "3 worker report" in r.getMessage()
+        for r in caplog.records
+    )
+
+
+async def test_a_reset_made_while_the_child_starts_reaches_it() -> None:
+    """The master's epoch moves on a reset before the child is ready; the child must start at it, or
+    every sum it sends would be dropped as older than the reset."""
+    master = RequestStats()
+    merger = StatsMerger(master, lambda node, why: None)
+    merger.reset()  # before start: nothing to send it yet
+    merger.start()
+    merger.reset()  # while it starts
+    try:
+        for _ in range(400):
+            if merger.ready:
+                break
+            await asyncio.sleep(0.025)
+        payload = reports(1)[0]
+        assert merger.submit("w1", payload)
+        assert await merger.flush()
+    finally:
+        await merger.close()
+    assert master.num_requests == payload["stats_total"][4]
 
 
 def test_the_switch_reads_on_off_and_auto(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -124,11 +124,15 @@ class MasterCore(Runner):
             return
         if self._merger_mode == "auto" and len(self.nodes) < AUTO_MIN_WORKERS:
             return
-        self._merger = StatsMerger(self.environment.stats, self._merger_refused)
+        self._merger = StatsMerger(self.environment.stats, self._merger_refused, on_lost=self._merger_lost)
         self._merger.start()
 
     def _merger_refused(self, node_id: str, reason: str) -> None:
         self._drop("invalid", f"stats from {node_id}: {reason}")
+
+    def _merger_lost(self, count: int) -> None:
+        """Reports died with the merger: the run's numbers are incomplete, so it must not pass (exit 2)."""
+        self.environment.events.unhandled_errors += 1
 
     def _reset_merged(self, **_: Any) -> None:
         """The master's stats were reset: the merger drops what it holds (and any sum on its way)."""

@@ -78,7 +78,8 @@ def _unpack(frame: bytes) -> Any:
 class StatsMerger:
     """The master's end: hand reports over, take the sums back into ``stats``.
 
-    ``on_invalid(node_id, reason)`` is called for a report the child refused (nothing of it was added).
+    ``on_invalid(node_id, reason)`` is called for a report the child refused (nothing of it was added);
+    ``on_lost(count)`` when reports handed over can no longer reach ``stats`` (the child died or hung).
     """
 
     def __init__(
@@ -86,9 +87,11 @@ class StatsMerger:
         stats: RequestStats,
         on_invalid: Callable[[str, str], None],
         push_interval: float = PUSH_INTERVAL,
+        on_lost: Callable[[int], None] | None = None,
     ) -> None:
         self.stats = stats
         self.on_invalid = on_invalid
+        self.on_lost = on_lost
         self.push_interval = push_interval
         self.ready = False  # the child said hello: reports go to it
         self.failed = False  # the child died or could not start: everything is merged here
@@ -179,9 +182,10 @@ class StatsMerger:
         self.handed = self.returned = 0
         if self.active and self._sync is not None:
             try:
-                self._sync.send(_pack("reset", self._epoch))  # blocks only if 5,000 reports are queued
+                self._sync.send(_pack("reset", self._epoch))  # waits (2 s at most) only behind a full queue
             except zmq.ZMQError as e:
-                logger.warning("Could not reset the stats merger: %s", e)
+                # a child that cannot take a reset would keep its old epoch and every later sum be dropped
+                self._give_up(f"it did not take a reset ({e})")
 
     async def flush(self, timeout: float = FLUSH_TIMEOUT) -> bool:
         """Wait until every report handed over so far is in ``stats``; False if the child did not answer."""
@@ -193,13 +197,9 @@ class StatsMerger:
         try:
             self._sync.send(_pack("flush", token))
             await asyncio.wait_for(asyncio.shield(fut), timeout)
-            return True
+            return not self.failed or self.lost == 0
         except (TimeoutError, zmq.ZMQError):
-            logger.error(
-                "The stats merger did not answer within %.0f s: %d report(s) may be missing from the numbers",
-                timeout,
-                self.handed - self.returned,
-            )
+            self._give_up(f"it did not answer a flush within {timeout:.0f} s")
             return False
         finally:
             self._flushes.pop(token, None)
@@ -271,26 +271,36 @@ class StatsMerger:
                 if fut is not None and not fut.done():
                     fut.set_result(None)
 
+    def _give_up(self, why: str) -> None:
+        """Stop using a child that is alive but not doing its job: kill it, merge here from now on."""
+        if self.failed:
+            return
+        self.failed, self.ready = True, False
+        self._lose(f"The stats merger was stopped: {why}; merging in the master from now on.")
+        if self._proc is not None and self._proc.poll() is None:
+            self._proc.kill()
+
+    def _lose(self, what: str) -> None:
+        lost = self.lost = self.handed - self.returned
+        logger.error("%s %d worker report(s) it held are missing from the numbers", what, lost)
+        if lost and self.on_lost is not None:
+            self.on_lost(lost)
+        for fut in self._flushes.values():
+            if not fut.done():
+                fut.set_result(None)
+
     async def _watch(self) -> None:
         """Notice the child's death: merge everything here from then on, and say what was lost."""
         proc = self._proc
         assert proc is not None
         while proc.poll() is None:
             await asyncio.sleep(0.5)
-        if self._proc is not proc:
-            return  # closed on purpose
+        if self._proc is not proc or self.failed:
+            return  # closed on purpose, or given up on already
         self.failed, self.ready = True, False
-        lost = self.handed - self.returned
-        logger.error(
-            "The stats merger process exited (code %s); merging in the master from now on. "
-            "%d worker report(s) it held are missing from the numbers",
-            proc.returncode,
-            lost,
+        self._lose(
+            f"The stats merger process exited (code {proc.returncode}); merging in the master from now on."
         )
-        self.lost = lost
-        for fut in self._flushes.values():
-            if not fut.done():
-                fut.set_result(None)
 
 
 # ---- the child ----------------------------------------------------------------------------------------
