@@ -125,3 +125,24 @@ async def test_the_reader_stops_reading_while_the_controller_is_behind(monkeypat
     assert max(queued) < 300 + runner_module.READ_BATCH
     assert master.inbox_full_pauses > 0
     await cluster.until(master.quit())
+
+
+async def test_a_master_that_stays_behind_but_reads_still_notices_a_gone_worker(monkeypatch: Any) -> None:
+    """Behind for good (frames always waiting) but reading: silence counts after two windows, not never."""
+    cluster = MemoryCluster()
+    master = cluster.new_master()
+    server = cluster.network.server
+    assert server is not None
+    ready = {"version": __version__, "protocol": PROTOCOL_VERSION, "user_classes_count": {}}
+    server.inject("gone", Message("client_ready", ready, "gone").serialize())
+    await cluster.settle()
+    window = master.heartbeat_interval * master.heartbeat_liveness
+    monkeypatch.setattr(master.transport, "has_pending", lambda: True)  # never caught up from here on
+    caught_up = master._caught_up
+    for silent, declared in ((1.5 * window, False), (2 * window + 0.1, True)):
+        cluster.clock.advance(silent - (cluster.clock.monotonic() - caught_up))
+        now = cluster.clock.monotonic()
+        master._last_read = now  # the reader keeps reading other workers' frames
+        await master._check_liveness(now)
+        assert bool(master.nodes.missing) is declared, f"silent {silent:.1f} s"
+    await cluster.until(master.quit())

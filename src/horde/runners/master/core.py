@@ -81,6 +81,7 @@ class MasterCore(Runner):
         # the last time the reader had read every frame that had arrived: silence before it is the worker's,
         # silence after it may be the master's own backlog (a master behind on reading declares no one missing)
         self._caught_up = self._now()
+        self._last_read = self._caught_up  # when the reader last took a frame (caught up or not)
         self._options_sent: set[str] = set()
         self.worker_state_changes = 0  # bumped on every worker state change (the console reprints its table)
         self._nodes_changed = asyncio.Event()

@@ -369,9 +369,12 @@ class HandlersMixin(ControllerMixin):
         window = self.heartbeat_interval * self.heartbeat_liveness
         # frames still waiting to be read may be the very heartbeats that prove a worker alive: judge
         # silence only up to the moment the reader had read everything (an overloaded master must not
-        # declare its whole cluster missing because it fell behind)
+        # declare its whole cluster missing because it fell behind). A reader that is behind but reading
+        # serves every worker's queue in turn, so it may judge up to one window before its last read: a
+        # master that stays behind still notices a worker that is gone (after two windows of silence),
+        # while one whose reader stalled (a long pause, nothing read) declares no one
         behind = self.transport.has_pending()
-        seen_until = min(now, self._caught_up) if behind else now
+        seen_until = max(min(now, self._caught_up), min(now, self._last_read) - window) if behind else now
         found = sweep(self.nodes, seen_until, window, self.heartbeat_interval, MISSING_FORGET_AFTER)
         for node in found.forgotten:
             logger.info(

@@ -260,6 +260,7 @@ class MasterRunner(HandlersMixin, StoppingMixin):
                 logger.error("master socket error: %s", e)
                 await self._clock.sleep(READ_ERROR_PAUSE)
                 continue
+            self._last_read = before
             if transport.waited:  # nothing was waiting when recv was called: read up to then
                 self._caught_up = before
             if isinstance(item, Inbound):
