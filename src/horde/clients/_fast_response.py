@@ -2,8 +2,8 @@
 
 Most load-test tasks never look at response headers or ``elapsed``; building a case-insensitive
 multidict and a ``timedelta`` for every response would cost more than parsing the response did. This
-subclass keeps the raw header pairs and reason phrase and builds ``headers``, ``reason``, ``elapsed`` and
-``request_meta`` when first read; everything else (``ok``, ``text``, ``json()``,
+subclass keeps the response head as received (one ``bytes``) and builds ``headers``, ``reason``,
+``elapsed`` and ``request_meta`` when first read; everything else (``ok``, ``text``, ``json()``,
 ``raise_for_status()``, ``success()``/``failure()``) is inherited unchanged.
 """
 
@@ -15,13 +15,14 @@ from typing import Any
 
 from multidict import CIMultiDict
 
+from horde.clients._fast_conn import head_pairs, head_reason
 from horde.clients.response import HTTPError, Response
 
 
 class FastResponse(Response):
     """A :class:`~horde.clients.response.Response` filled from the fast client's parser."""
 
-    __slots__ = ("_elapsed", "_elapsed_s", "_headers", "_meta", "_raw_headers", "_raw_reason", "_reason")
+    __slots__ = ("_elapsed", "_elapsed_s", "_headers", "_meta", "_raw_head", "_reason")
     # set on first use (the properties below build them): declared for the type checker
     _elapsed: datetime.timedelta
     _headers: Mapping[str, str]
@@ -33,8 +34,7 @@ class FastResponse(Response):
         method: str,
         url: str,
         status_code: int,
-        raw_reason: bytes,
-        raw_headers: list[tuple[bytes, bytes]],
+        raw_head: bytes,
         content: bytes,
         elapsed: float,
         error: BaseException | None = None,
@@ -44,8 +44,7 @@ class FastResponse(Response):
         self.request_method = method
         self.url = url
         self.status_code = status_code
-        self._raw_reason = raw_reason
-        self._raw_headers = raw_headers
+        self._raw_head = raw_head  # status line and header lines (see _fast_conn.head_pairs)
         self.content = content
         self._elapsed_s = elapsed
         self.encoding = None
@@ -60,7 +59,7 @@ class FastResponse(Response):
         try:
             return self._reason
         except AttributeError:  # unset until first read: one store less per response
-            self._reason = reason = self._raw_reason.decode("latin-1")
+            self._reason = reason = head_reason(self._raw_head).decode("latin-1")
             return reason
 
     @reason.setter
@@ -73,9 +72,8 @@ class FastResponse(Response):
         try:
             return self._headers
         except AttributeError:
-            pairs = self._raw_headers
             headers: Mapping[str, str] = CIMultiDict(
-                (k.decode("latin-1"), v.decode("latin-1")) for k, v in pairs
+                (k.decode("latin-1"), v.decode("latin-1")) for k, v in head_pairs(self._raw_head)
             )
             self._headers = headers
             return headers

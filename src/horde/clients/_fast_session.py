@@ -18,7 +18,14 @@ from typing import Any
 from urllib.parse import unquote, urljoin, urlsplit
 
 from horde._version import __version__
-from horde.clients._fast_conn import STREAM, BodyTooLarge, Connection, ProtocolError, ServerDisconnected
+from horde.clients._fast_conn import (
+    STREAM,
+    BodyTooLarge,
+    Connection,
+    ProtocolError,
+    ServerDisconnected,
+    head_pairs,
+)
 from horde.clients._fast_cookies import CookieJar
 from horde.clients._fast_message import (
     DecodedTooLarge,
@@ -403,7 +410,7 @@ class FastHttpSession(HttpVerbs):
             elif head_only is STREAM:
                 resp = self._streamed(conn, prep, method, status, t0)
             else:
-                raw = conn.raw_headers
+                raw = conn.raw_head
                 if conn.has_cookies:
                     self._store_cookies(raw, prep)
                 parts = conn.body
@@ -414,20 +421,17 @@ class FastHttpSession(HttpVerbs):
                     content, error = _decoded(
                         content, encoding, self.max_body_size if limit is None else limit
                     )
-                conn.raw_headers = conn.body = (
-                    _TAKEN  # the response has them: an idle connection holds nothing
-                )
+                conn.raw_head = b""  # the response has them: an idle connection holds nothing
+                conn.body = _TAKEN
                 pool.release(conn)
-                resp = FastResponse(
-                    method, prep.url, status, conn.reason, raw, content, conn.done_at - t0, error, prep
-                )
+                resp = FastResponse(method, prep.url, status, raw, content, conn.done_at - t0, error, prep)
         except _FAILURES as e:
             full_url = url if "://" in url else self._join(url)
             if isinstance(e, BodyTooLarge):
                 e = body_too_large(
                     opts.max_body if opts is not None and opts.max_body else self.max_body_size
                 )
-            resp = FastResponse(method, full_url, 0, b"", [], b"", perf_counter() - t0, e)
+            resp = FastResponse(method, full_url, 0, b"", b"", perf_counter() - t0, e)
         except asyncio.CancelledError:  # the user was stopped mid-request: aborted, not a failure
             report_aborted(self.user, method, name or url)
             raise
@@ -535,11 +539,9 @@ class FastHttpSession(HttpVerbs):
         self, conn: Connection, prep: Prepared, method: str, status: int, t0: float
     ) -> FastResponse:
         """A stream=True response at its headers: the body stays on the connection for iter_content."""
-        resp = FastResponse(
-            method, prep.url, status, conn.reason, conn.raw_headers, b"", conn.done_at - t0, None, prep
-        )
+        resp = FastResponse(method, prep.url, status, conn.raw_head, b"", conn.done_at - t0, None, prep)
         if conn.has_cookies:
-            self._store_cookies(conn.raw_headers, prep)
+            self._store_cookies(conn.raw_head, prep)
         resp.stream = _FastStream(conn, self._pool, conn.content_encoding)
         return resp
 
@@ -558,21 +560,18 @@ class FastHttpSession(HttpVerbs):
         hops = 0
         history: list[Response] = []
         while True:
-            raw = conn.raw_headers
+            raw = conn.raw_head
             parts = conn.body
             encoding = conn.content_encoding
             if conn.has_cookies:
                 self._store_cookies(raw, prep)
-            conn.raw_headers = conn.body = _TAKEN
+            conn.raw_head = b""
+            conn.body = _TAKEN
             self._pool.release(conn)
-            locations = header_values(raw, b"location") if status in _REDIRECT_STATUSES else None
+            locations = header_values(head_pairs(raw), b"location") if status in _REDIRECT_STATUSES else None
             if not locations:
                 break
-            history.append(
-                FastResponse(
-                    prep.method, prep.url, status, conn.reason, raw, b"".join(parts), 0.0, None, prep
-                )
-            )
+            history.append(FastResponse(prep.method, prep.url, status, raw, b"".join(parts), 0.0, None, prep))
             location = locations[0]
             hops += 1
             if hops > self.max_redirects:
@@ -583,9 +582,7 @@ class FastHttpSession(HttpVerbs):
         error = None
         if encoding is not None:
             content, error = _decoded(content, encoding, self.max_body_size if limit is None else limit)
-        resp = FastResponse(
-            method, prep.url, status, conn.reason, raw, content, conn.done_at - t0, error, prep
-        )
+        resp = FastResponse(method, prep.url, status, raw, content, conn.done_at - t0, error, prep)
         resp.history = history
         return resp
 
@@ -679,8 +676,8 @@ class FastHttpSession(HttpVerbs):
             return self._ssl_context
         return _default_ssl_context(not self._insecure)
 
-    def _store_cookies(self, raw: list[tuple[bytes, bytes]], prep: Prepared) -> None:
-        values = [v.decode("latin-1") for v in header_values(raw, b"set-cookie")]
+    def _store_cookies(self, raw_head: bytes, prep: Prepared) -> None:
+        values = [v.decode("latin-1") for v in header_values(head_pairs(raw_head), b"set-cookie")]
         self._cookies.extract(values, prep.target.host, prep.cookie_path)
 
 
@@ -752,7 +749,8 @@ class _FastStream(BodyStream):
                 raise
             if not chunk:
                 self._conn = None
-                conn.raw_headers = conn.body = _TAKEN
+                conn.raw_head = b""
+                conn.body = _TAKEN
                 conn._head_only = False
                 self._pool.release(conn)
                 if self._decoder is not None:
