@@ -7,7 +7,7 @@ from ``runner.worker_statuses()`` instead of the runners' internals.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Self
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,6 +41,58 @@ class WorkerStatus:
         object.__setattr__(self, "user_classes_count", dict(self.user_classes_count))
         object.__setattr__(self, "state", str(self.state))  # a RunnerState becomes its plain value
 
+    @classmethod
+    def without_copy(
+        cls,
+        id: str,
+        index: int,
+        state: str,
+        user_count: int,
+        user_classes_count: dict[str, int],
+        cpu_percent: float,
+        memory_rss: int,
+        loop_lag: float,
+        last_heartbeat: float | None,
+        load: str | None = None,
+    ) -> Self:
+        """A row that keeps ``user_classes_count`` as given and ``state`` as it is (a plain ``str``).
+
+        For a caller building thousands of rows a second that never mutates the dicts it hands over (the
+        master *replaces* a worker's counts on each report): at 5,000 workers the checked constructor
+        (keyword binding, a frozen ``__setattr__`` per field, a dict copy) costs about 4x this one.
+
+        >>> WorkerStatus.without_copy("w1", 0, "running", 2, {"Shop": 2}, 1.5, 0, 0.0, None).user_count
+        2
+        """
+        row = _new(cls)
+        _set_id(row, id)
+        _set_index(row, index)
+        _set_state(row, state)
+        _set_user_count(row, user_count)
+        _set_user_classes_count(row, user_classes_count)
+        _set_cpu_percent(row, cpu_percent)
+        _set_memory_rss(row, memory_rss)
+        _set_loop_lag(row, loop_lag)
+        _set_last_heartbeat(row, last_heartbeat)
+        _set_load(row, load)
+        return row
+
+    def with_load(self, load: str | None) -> WorkerStatus:
+        """This row with another ``load`` (an open model's share): ``dataclasses.replace`` without its
+        re-validation, since every other field is already a checked row's."""
+        return WorkerStatus.without_copy(
+            self.id,
+            self.index,
+            self.state,
+            self.user_count,
+            self.user_classes_count,
+            self.cpu_percent,
+            self.memory_rss,
+            self.loop_lag,
+            self.last_heartbeat,
+            load,
+        )
+
     def __hash__(self) -> int:
         return hash((self.id, self.index, self.state, self.user_count, self.last_heartbeat))
 
@@ -58,3 +110,19 @@ class WorkerStatus:
             "last_heartbeat": self.last_heartbeat,
             "load": self.load,
         }
+
+
+# The slots' own setters, by field name: they bypass the frozen ``__setattr__`` (which raises) at about half
+# the cost of ``object.__setattr__``, for :meth:`WorkerStatus.without_copy`.
+_new = object.__new__
+_SETTERS: dict[str, Any] = {name: getattr(WorkerStatus, name).__set__ for name in WorkerStatus.__slots__}
+_set_id = _SETTERS["id"]
+_set_index = _SETTERS["index"]
+_set_state = _SETTERS["state"]
+_set_user_count = _SETTERS["user_count"]
+_set_user_classes_count = _SETTERS["user_classes_count"]
+_set_cpu_percent = _SETTERS["cpu_percent"]
+_set_memory_rss = _SETTERS["memory_rss"]
+_set_loop_lag = _SETTERS["loop_lag"]
+_set_last_heartbeat = _SETTERS["last_heartbeat"]
+_set_load = _SETTERS["load"]
