@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from dataclasses import replace
 from typing import Any
 
 import pytest
@@ -12,6 +13,7 @@ from horde.clock import FakeClock
 from horde.env import Environment
 from horde.event import Events
 from horde.exceptions import ConfigurationError
+from horde.runners.status import WorkerStatus
 from horde.session import RunResult, StartRequest, TestRun
 from horde.stats.snapshot import StatsSnapshot
 
@@ -314,3 +316,91 @@ async def test_a_local_run_is_not_distributed_and_a_master_is() -> None:
         assert master.distributed is True
     finally:
         await master.quit()
+
+
+class StatusReader:
+    """An output that reads the run's status twice per tick, as the console and a report do."""
+
+    def __init__(self) -> None:
+        self.run: Any = None
+        self.seen: list[tuple[Any, Any]] = []
+
+    def start(self, run: Any) -> None:
+        self.run = run
+
+    def on_tick(self, snapshot: StatsSnapshot) -> None:
+        self.seen.append((self.run.status(), self.run.status()))
+
+    def stop(self, result: RunResult) -> None:
+        pass
+
+
+def roster(run: TestRun, monkeypatch: pytest.MonkeyPatch) -> tuple[list[WorkerStatus], list[int]]:
+    """Replace the runner's rows with a list the test edits; count how often the session asks for them."""
+    rows = [WorkerStatus("w1", 0, "running", 2, {"Worker": 2}, cpu_percent=10.0, last_heartbeat=100.0)]
+    asked: list[int] = []
+
+    def worker_statuses() -> list[WorkerStatus]:
+        asked.append(1)
+        return list(rows)
+
+    monkeypatch.setattr(run.runner, "worker_statuses", worker_statuses)
+    return rows, asked
+
+
+async def test_the_status_is_built_once_a_tick_and_shared_by_every_reader(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    a, b = StatusReader(), StatusReader()
+    run, _clock = make_run(outputs=[a, b])
+    rows, asked = roster(run, monkeypatch)
+    await run.open()
+    run.tick()
+    run.tick()
+    (first, again), (other, _) = a.seen[0], b.seen[0]
+    assert first is again is other  # both outputs of one tick, and the front ends until the next tick
+    assert a.seen[1][0] is not first and a.seen[1][0] is b.seen[1][0]  # the next tick built a new one
+    assert run.status() is a.seen[1][0] and len(asked) == 2  # one build a tick, however many readers
+    rows[0] = replace(rows[0], cpu_percent=55.0, last_heartbeat=101.0)
+    assert run.status().workers[0].cpu_percent == 10.0  # a heartbeat shows at the next tick...
+    run.tick()
+    assert run.status().workers[0].cpu_percent == 55.0 and len(asked) == 3
+    await run.close()
+
+
+async def test_the_shared_status_is_rebuilt_at_once_when_a_state_changes(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    run, clock = make_run()
+    rows, asked = roster(run, monkeypatch)
+    await run.open()
+    first = run.status()
+    assert run.status() is first and len(asked) == 1
+    rows.append(WorkerStatus("w2", 1, "ready"))
+    monkeypatch.setattr(run.runner, "worker_state_changes", 1, raising=False)  # what a master bumps
+    joined = run.status()
+    assert [w.id for w in joined.workers] == ["w1", "w2"] and joined.version == first.version + 1
+    run.start(StartRequest(user_count=1, spawn_rate=100))
+    await settle(clock, 0.1)  # the ramp starts: the runner's state is no longer "ready"
+    started = run.status()
+    assert started is not joined and started.state != "ready" and started.load is not None
+    run.env.host = "http://elsewhere"
+    assert run.status().host == "http://elsewhere"
+    await run.close()
+
+
+async def test_without_ticks_the_status_is_rebuilt_once_a_tick_interval_and_keeps_its_version(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    run, clock = make_run()
+    rows, asked = roster(run, monkeypatch)  # no test runs, so no ticks: workers still heartbeat
+    first = run.status()
+    clock.advance(run.tick_interval / 2)
+    assert run.status() is first
+    clock.advance(run.tick_interval / 2)
+    same = run.status()
+    assert same is not first and len(asked) == 2
+    assert same.version == first.version  # rebuilt, but not one field changed
+    rows[0] = replace(rows[0], last_heartbeat=101.0)
+    clock.advance(run.tick_interval)
+    assert run.status().version == first.version + 1  # any field: a worker's heartbeat time too

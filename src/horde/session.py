@@ -12,7 +12,8 @@ outputs and the ``stats_tick`` event, and the verdict (:class:`RunResult` with i
     result = await run.close()
 
 Front ends read :meth:`TestRun.status` (a frozen, JSON-ready :class:`RunStatus` whose ``version`` changes
-whenever anything in it changes, so a UI can push only changes) and :attr:`TestRun.history`.
+whenever anything in it changes, so a UI can push only changes; built once a tick and shared, rebuilt at once
+when the run's or a worker's state changes) and :attr:`TestRun.history`.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ import logging
 import math
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, replace
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from horde.env import ITERATIONS_DONE
 from horde.exceptions import ConfigurationError
@@ -164,6 +165,21 @@ class RunStatus:
         )
 
 
+class _LiveFields(NamedTuple):
+    """What :meth:`TestRun.status` reads on every call to tell whether the shared status is still current."""
+
+    state: Any
+    worker_changes: int | None
+    target_user_count: int
+    spawn_rate: float
+    host: str | None
+    start_time: float | None
+    run_time: float | None
+    stop_reason: str | None
+    warnings: tuple[str, ...]
+    model: LoadModel | None
+
+
 @dataclass(frozen=True)
 class RunResult:
     """The outcome of a run, handed to every output's ``stop`` and to the CLI for the exit code."""
@@ -273,7 +289,12 @@ class TestRun:
         self.stop_reason: str | None = None  # the session's own reason (run time); the runner has its own
         self._timer: asyncio.Task[None] | None = None
         self._ticker: asyncio.Task[None] | None = None
+        # the shared status (see status()): what it was built from, at which tick and when
         self._status: RunStatus | None = None
+        self._status_live: _LiveFields | None = None
+        self._status_tick = -1
+        self._status_built = -math.inf
+        self._ticks = 0  # ticks taken: a new tick makes the shared status stale
         self._version = 0
         self._opened = False
         self._closed: RunResult | None = None
@@ -481,6 +502,7 @@ class TestRun:
     def tick(self) -> StatsSnapshot:
         """Take one snapshot and feed it to the history, the outputs and ``stats_tick`` (public so tests and
         front ends can force one)."""
+        self._ticks += 1
         runner = self.runner
         snapshot = take_snapshot(
             self.env.stats,
@@ -508,21 +530,59 @@ class TestRun:
 
     # ---- views ---------------------------------------------------------------------------------------
     def status(self) -> RunStatus:
-        """The run as a front end shows it; ``version`` moves whenever any field changes."""
+        """The run as a front end shows it; ``version`` moves whenever any field changes.
+
+        One status is shared by every caller (``/api/status``, the web UI's push, the tick's outputs) until
+        it goes stale: at the next tick, once a tick interval has passed without one (no test running), or
+        at once when a field that is cheap to read changes — the run's state, the set or state of the
+        workers (``worker_state_changes`` on a master), targets, host, times, stop reason, warnings, model.
+        So the per-worker figures (users, CPU, memory, loop lag, last heartbeat) and the user totals are read
+        once a tick: at 5,000 workers a row per worker costs milliseconds, and every worker's heartbeat
+        changes its row every second anyway. ``version`` counts the builds whose fields (all of them, the
+        per-worker ones included) differ from the previous build's, so an unchanged rebuild keeps it.
+        """
+        live = self._live()
+        cached = self._status
+        if (
+            cached is not None
+            and live == self._status_live
+            and self._status_tick == self._ticks
+            and self.env.clock.monotonic() - self._status_built < self.tick_interval
+        ):
+            return cached
+        return self._build_status(live)
+
+    def _live(self) -> _LiveFields:
+        """The fields read at every :meth:`status` call: cheap, and a change in any of them is news."""
         runner = self.runner
-        status = RunStatus(
-            state=str(runner.state),
-            user_count=runner.user_count,
-            user_classes_count=dict(runner.user_classes_count),
+        return _LiveFields(
+            state=runner.state,
+            worker_changes=getattr(runner, "worker_state_changes", None),
             target_user_count=runner.target_user_count,
             spawn_rate=runner.spawn_rate,
             host=self.env.host,
             start_time=self.started_at,
             run_time=self.run_time,
             stop_reason=self._stop_reason(),
-            workers=self._worker_rows(),
             warnings=tuple(self._warnings()),
-            load=self.model.describe() if self.model is not None else None,
+            model=self.model,
+        )
+
+    def _build_status(self, live: _LiveFields) -> RunStatus:
+        runner = self.runner
+        status = RunStatus(
+            state=str(live.state),
+            user_count=runner.user_count,
+            user_classes_count=dict(runner.user_classes_count),
+            target_user_count=live.target_user_count,
+            spawn_rate=live.spawn_rate,
+            host=live.host,
+            start_time=live.start_time,
+            run_time=live.run_time,
+            stop_reason=live.stop_reason,
+            workers=self._worker_rows(),
+            warnings=live.warnings,
+            load=live.model.describe() if live.model is not None else None,
             distributed=runner.distributed,
         )
         previous = self._status
@@ -530,6 +590,9 @@ class TestRun:
             self._version += 1
         status = replace(status, version=self._version)
         self._status = status
+        self._status_live = live
+        self._status_tick = self._ticks
+        self._status_built = self.env.clock.monotonic()
         return status
 
     def _worker_rows(self) -> tuple[WorkerStatus, ...]:
@@ -538,7 +601,7 @@ class TestRun:
         shares = self.arrivals.workers if self.arrivals.active else {}
         if not shares:
             return rows
-        return tuple(replace(w, load=_share_text(shares[w.id])) if w.id in shares else w for w in rows)
+        return tuple(w.with_load(_share_text(shares[w.id])) if w.id in shares else w for w in rows)
 
     def result(self, *, gave_up: str | None = None, exit_code: int | None = None) -> RunResult:
         """The run's outcome now (final once :meth:`close` returned)."""
