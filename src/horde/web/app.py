@@ -110,6 +110,17 @@ def _dumps(data: Any) -> str:
     return json.dumps(data, sort_keys=True, allow_nan=False, default=str)
 
 
+def _object_text(fields: Mapping[str, str]) -> str:
+    """The JSON object whose values are the already-encoded texts in ``fields``: exactly what
+    :func:`_dumps` writes for the decoded dict (sorted keys, the same separators), so a large value
+    encoded once (5,000 worker rows are a megabyte) can go into several bodies without encoding it again.
+
+    >>> _object_text({"b": "[1, 2]", "a": '"x"'}) == _dumps({"b": [1, 2], "a": "x"})
+    True
+    """
+    return "{" + ", ".join(f"{_dumps(key)}: {text}" for key, text in sorted(fields.items())) + "}"
+
+
 class WebUI:
     """The state the routes share: the run, the settings, the log buffer, the chart markers, subscribers."""
 
@@ -121,6 +132,10 @@ class WebUI:
         self.logs = logs or LogBuffer()
         self.subscribers: set[asyncio.Queue[str | None]] = set()
         self._stats_cache: tuple[float, str] | None = None
+        # the encoded fields of the session's shared status, kept while the session hands out that same
+        # object (it builds one a tick): every /api/status and push of the tick reuses them
+        self._status_fields: tuple[RunStatus, dict[str, str]] | None = None
+        self._locust_workers: tuple[RunStatus, dict[str, str]] | None = None
         self._changed_at = float("-inf")
         self._ticker: asyncio.Task[None] | None = None
         self.app = self._build()
@@ -145,19 +160,33 @@ class WebUI:
         if cached is not None and now - cached[0] < STATS_CACHE_SECONDS:
             return cached[1]
         status = self.status()
-        workers = list(status.workers) if status.distributed else None
         snapshot = self._fresh_snapshot(str(status.state))
         if snapshot is not None:
             body = payloads.stats_requests_from_snapshot(
-                snapshot, state=str(status.state), user_count=status.user_count, workers=workers
+                snapshot, state=str(status.state), user_count=status.user_count
             )
         else:
             body = payloads.stats_requests(
-                self.env.stats, state=str(status.state), user_count=status.user_count, workers=workers
+                self.env.stats, state=str(status.state), user_count=status.user_count
             )
-        text = _dumps(body)
+        fields = {key: _dumps(value) for key, value in body.items()}
+        if status.distributed:  # Locust lists the workers on a master only
+            fields.update(self._locust_worker_fields(status))
+        text = _object_text(fields)
         self._stats_cache = (now, text)
         return text
+
+    def _locust_worker_fields(self, status: RunStatus) -> dict[str, str]:
+        """``workers`` and ``worker_count`` of /stats/requests, encoded once per shared status."""
+        cached = self._locust_workers
+        if cached is not None and cached[0] is status:
+            return cached[1]
+        fields = {
+            "workers": _dumps([payloads.worker_dict(w) for w in status.workers]),
+            "worker_count": _dumps(len(status.workers)),
+        }
+        self._locust_workers = (status, fields)
+        return fields
 
     def _fresh_snapshot(self, state: str) -> Any:
         """The session's last tick while a test runs, if it is recent and newer than the last change made
@@ -192,22 +221,46 @@ class WebUI:
         }
 
     def status_dict(self) -> dict[str, Any]:
+        """``GET /api/status``: the run's status, the health badge, the totals and the log counters."""
         status = self.status()
         data = dict(status.to_dict())
         data["health"] = self.health(status)
-        stats = self.env.stats
-        total = stats.total
-        data["totals"] = {
-            "num_requests": total.num_requests,
-            "num_failures": total.num_failures,
-            "current_rps": total.current_rps,
-            "total_rps": total.total_rps,
-            "fail_ratio": total.fail_ratio,
-            "exceptions": len(self.exception_rows()),
-        }
-        data["logs_version"] = self.logs.version
-        data["logs_alerts"] = self.logs.alerts
+        data.update(self._status_extras())
         return data
+
+    def status_text(self) -> str:
+        """:meth:`status_dict` encoded (the same text ``_dumps`` gives), re-using the encoding of the
+        session's status while it is the same object; only the totals and log counters are encoded anew."""
+        fields = dict(self._encoded_status())
+        fields.update((key, _dumps(value)) for key, value in self._status_extras().items())
+        return _object_text(fields)
+
+    def _encoded_status(self) -> dict[str, str]:
+        status = self.status()
+        cached = self._status_fields
+        if cached is not None and cached[0] is status:
+            return cached[1]
+        data = status.to_dict()
+        data["health"] = self.health(status)
+        fields = {key: _dumps(value) for key, value in data.items()}
+        self._status_fields = (status, fields)
+        return fields
+
+    def _status_extras(self) -> dict[str, Any]:
+        """The parts of /api/status that are not the session's status: read live on every call."""
+        total = self.env.stats.total
+        return {
+            "totals": {
+                "num_requests": total.num_requests,
+                "num_failures": total.num_failures,
+                "current_rps": total.current_rps,
+                "total_rps": total.total_rps,
+                "fail_ratio": total.fail_ratio,
+                "exceptions": len(self.exception_rows()),
+            },
+            "logs_version": self.logs.version,
+            "logs_alerts": self.logs.alerts,
+        }
 
     def history_dict(self) -> dict[str, Any]:
         history = getattr(self.run, "history", None)
@@ -306,14 +359,15 @@ class WebUI:
         history = getattr(self.run, "history", None)
         last = getattr(history, "last_time", None)
         since = None if last is None else last - RECENT_POINTS_SECONDS
-        body = {
-            "history_id": getattr(history, "cleared_at", None),  # changes when a new test clears the history
-            "status": self.status_dict(),
-            "stats": json.loads(self.stats_requests_text()),
-            "points": charts.chart_points(history, since) if since is not None else [],
-            "markers": charts.markers(self.run),
+        fields = {
+            # changes when a new test clears the history
+            "history_id": _dumps(getattr(history, "cleared_at", None)),
+            "status": self.status_text(),
+            "stats": self.stats_requests_text(),
+            "points": _dumps(charts.chart_points(history, since) if since is not None else []),
+            "markers": _dumps(charts.markers(self.run)),
         }
-        return _dumps(body)
+        return _object_text(fields)
 
     async def _tick_forever(self) -> None:
         while True:

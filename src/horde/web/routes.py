@@ -218,7 +218,7 @@ async def metrics(request: web.Request) -> web.Response:
 
 
 async def api_status(request: web.Request) -> web.Response:
-    return _json(_ui(request).status_dict())
+    return web.Response(text=_ui(request).status_text(), content_type="application/json")
 
 
 async def api_history(request: web.Request) -> web.Response:
