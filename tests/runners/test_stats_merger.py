@@ -192,3 +192,43 @@ def test_the_switch_reads_on_off_and_auto(monkeypatch: pytest.MonkeyPatch) -> No
     for value, mode in (("1", "on"), ("on", "on"), ("0", "off"), ("off", "off"), ("", "auto"), ("x", "auto")):
         monkeypatch.setenv("HORDE_STATS_MERGER", value)
         assert merger_mode() == mode
+
+
+async def test_a_flush_is_answered_after_reports_kept_coming_while_sums_arrived() -> None:
+    """Sends and sums interleave for a while (as under 5,000 workers), then the stop flushes: the
+    answer must be read (a send can swallow the wake-up of a frame that arrived meanwhile)."""
+    batch = reports(8)
+    master = RequestStats()
+    merger = await started(master)
+    sent = 0
+    try:
+        for round_ in range(40):
+            for _ in range(25):  # long runs of sends with no yield, while the child's sums come in
+                for payload in batch:
+                    sent += merger.submit(f"w{round_}", payload)
+            await asyncio.sleep(0.005)
+        assert await merger.flush(timeout=10.0)
+    finally:
+        await merger.close()
+    assert merger.returned == merger.handed == sent
+    assert sent + merger.local == 40 * 25 * len(batch)  # what the child could not take was merged here
+
+
+async def test_a_flush_gives_up_on_a_child_that_stopped_answering() -> None:
+    import os
+    import signal
+
+    master = RequestStats()
+    lost: list[int] = []
+    merger = await started(master, lost=lost)
+    try:
+        assert merger._proc is not None
+        os.kill(merger._proc.pid, signal.SIGSTOP)  # alive, but doing nothing
+        assert merger.submit("w1", reports(1)[0])
+        began = asyncio.get_running_loop().time()
+        assert not await merger.flush(stall=1.0)
+        assert asyncio.get_running_loop().time() - began < 5.0
+        assert merger.failed and lost == [1]
+        assert not merger.submit("w1", reports(1)[0])  # from now on the master merges itself
+    finally:
+        await merger.close()

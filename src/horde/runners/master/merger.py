@@ -42,7 +42,6 @@ from typing import Any
 
 import msgpack
 import zmq
-import zmq.asyncio
 
 from horde.stats.compact import encode_and_reset, merge_report
 from horde.stats.entries import RequestStats
@@ -54,7 +53,9 @@ ENV_SWITCH = "HORDE_STATS_MERGER"
 AUTO_MIN_WORKERS = 300
 PUSH_INTERVAL = 0.25  # seconds between the child's sums
 QUEUE_LIMIT = 5_000  # reports queued to the child before the master merges them itself
-FLUSH_TIMEOUT = 10.0
+FLUSH_TIMEOUT = 60.0  # seconds a stop waits for the child's last sum at most...
+FLUSH_STALL = 5.0  # ...and without any sum arriving
+RECV_POLL = 0.02  # seconds between two looks at what the child sent
 
 
 def merger_mode() -> str:
@@ -104,8 +105,9 @@ class StatsMerger:
         self._flushes: dict[int, asyncio.Future[None]] = {}
         self._proc: subprocess.Popen[bytes] | None = None
         self._dir: str | None = None
-        self._ctx: zmq.asyncio.Context | None = None
-        self._sock: zmq.asyncio.Socket | None = None
+        self._ctx: zmq.Context[Any] | None = None
+        # one plain socket, read by polling: a send on a socket that asyncio also waits on can consume
+        # the edge-triggered wake-up of a frame that arrived meanwhile, and the reader then sleeps for ever
         self._sync: zmq.Socket[bytes] | None = None
         self._tasks: list[asyncio.Task[None]] = []
 
@@ -114,8 +116,8 @@ class StatsMerger:
         """Bind the socket and start the child; returns at once (reports merge here until it is ready)."""
         if self._proc is not None or self.failed:
             return
-        self._ctx = zmq.asyncio.Context()
-        sock = self._ctx.socket(zmq.PAIR)
+        self._ctx = zmq.Context()
+        sock: zmq.Socket[bytes] = self._ctx.socket(zmq.PAIR)
         sock.setsockopt(zmq.LINGER, 0)
         sock.setsockopt(zmq.SNDHWM, QUEUE_LIMIT)
         sock.setsockopt(zmq.RCVHWM, 0)
@@ -127,8 +129,7 @@ class StatsMerger:
         else:
             port = sock.bind_to_random_port("tcp://127.0.0.1")
             endpoint = f"tcp://127.0.0.1:{port}"
-        self._sock = sock
-        self._sync = zmq.Socket.shadow(sock.underlying)
+        self._sync = sock
         env = dict(os.environ)
         # the child imports the same horde tree as this process, whatever put it on sys.path
         tree = str(Path(__file__).resolve().parents[3])
@@ -187,19 +188,37 @@ class StatsMerger:
                 # a child that cannot take a reset would keep its old epoch and every later sum be dropped
                 self._give_up(f"it did not take a reset ({e})")
 
-    async def flush(self, timeout: float = FLUSH_TIMEOUT) -> bool:
-        """Wait until every report handed over so far is in ``stats``; False if the child did not answer."""
+    async def flush(self, timeout: float = FLUSH_TIMEOUT, stall: float = FLUSH_STALL) -> bool:
+        """Wait until every report handed over so far is in ``stats``; False if some never will be.
+
+        A child behind a queue of thousands of reports on a busy machine takes a while, so the wait goes on
+        as long as its sums keep coming: it gives up after ``stall`` seconds without one, or ``timeout``
+        in all (the stop must end; what the child held is then reported missing).
+        """
         if not self.active or self._sync is None:
             return not self.handed or self.returned >= self.handed
         token = next(self._tokens)
-        fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        loop = asyncio.get_running_loop()
+        fut: asyncio.Future[None] = loop.create_future()
         self._flushes[token] = fut
+        began = last_progress = loop.time()
+        seen = self.returned
         try:
             self._sync.send(_pack("flush", token))
-            await asyncio.wait_for(asyncio.shield(fut), timeout)
+            while not fut.done():
+                await asyncio.wait([fut], timeout=0.25)
+                now = loop.time()
+                if self.returned != seen:
+                    seen, last_progress = self.returned, now
+                if not fut.done() and (now - last_progress > stall or now - began > timeout):
+                    self._give_up(
+                        f"it did not answer a flush within {now - began:.0f} s "
+                        f"({now - last_progress:.0f} s without a sum)"
+                    )
+                    return False
             return not self.failed or self.lost == 0
-        except (TimeoutError, zmq.ZMQError):
-            self._give_up(f"it did not answer a flush within {timeout:.0f} s")
+        except zmq.ZMQError as e:
+            self._give_up(f"it could not be asked to flush ({e})")
             return False
         finally:
             self._flushes.pop(token, None)
@@ -227,9 +246,9 @@ class StatsMerger:
         self._close_socket()
 
     def _close_socket(self) -> None:
-        if self._sock is not None:
-            self._sock.close(linger=0)
-            self._sock = self._sync = None
+        if self._sync is not None:
+            self._sync.close(linger=0)
+            self._sync = None
         if self._ctx is not None:
             self._ctx.term()
             self._ctx = None
@@ -239,13 +258,19 @@ class StatsMerger:
 
     # ---- what the child sends ------------------------------------------------------------------------
     async def _receive(self) -> None:
-        assert self._sock is not None
+        """Take what the child sent, every :data:`RECV_POLL` seconds (a sum comes 4 times a second)."""
         while True:
-            frame = await self._sock.recv()
-            try:
-                self._on_frame(_unpack(frame))
-            except Exception:  # a bug here must not stop the sums from being read
-                logger.exception("Bad frame from the stats merger")
+            sock = self._sync
+            while sock is not None:
+                try:
+                    frame = sock.recv(zmq.NOBLOCK)
+                except zmq.Again:
+                    break
+                try:
+                    self._on_frame(_unpack(frame))
+                except Exception:  # a bug here must not stop the sums from being read
+                    logger.exception("Bad frame from the stats merger")
+            await asyncio.sleep(RECV_POLL)
 
     def _on_frame(self, msg: Any) -> None:
         kind = msg[0]
