@@ -95,3 +95,18 @@ def test_the_push_and_stats_requests_splice_the_same_texts_they_used_to_re_encod
     push = json.loads(text)
     assert push["status"] == ui.status_dict() and push["stats"] == json.loads(stats_text)
     assert set(push) == {"history_id", "status", "stats", "points", "markers"}
+
+
+def test_while_someone_reads_the_status_each_tick_encodes_it_ahead_of_the_next_request(
+    web: WebCtx, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    ui = web.server.ui
+    calls = count_to_dict(monkeypatch)
+    web.run.tick()  # nobody has read the status yet: the tick encodes nothing
+    assert calls == []
+    ui.status_text()
+    assert len(calls) == 1
+    web.run.tick()  # a reader now: the tick's new status is encoded at once...
+    assert len(calls) == 2
+    body = json.loads(ui.status_text())  # ...and the request after it only splices
+    assert len(calls) == 2 and body["version"] == web.run.status().version
