@@ -38,7 +38,7 @@ import zmq
 import horde
 from horde._version import PROTOCOL_VERSION
 from horde.stats import RequestStats
-from horde.stats.compact import encode_and_reset, pack_counts
+from horde.stats.compact import encode_and_reset, pack_counts, pack_report
 
 HEARTBEAT_SUFFIX = "|hb"
 # A ZeroMQ socket costs two descriptors (its TCP connection and its mailbox's eventfd), so two per
@@ -390,6 +390,10 @@ class SimFleet:
         w.last_sent = time.perf_counter() if now is None else now
         return True
 
+    def _wire(self, payload: dict[str, Any]) -> Any:
+        """The report as this tree's workers send it: packed from protocol 2 on."""
+        return pack_report(payload) if self.protocol >= 2 else payload
+
     def _ready_message(self, w: SimWorker) -> bytes:
         data = {
             "version": horde.__version__,
@@ -429,7 +433,7 @@ class SimFleet:
         w.stats_seq += 1
         data = {
             "seq": w.stats_seq,
-            "stats": refresh_payload(template, time.time(), self.stats_interval),
+            "stats": self._wire(refresh_payload(template, time.time(), self.stats_interval)),
             "user_classes_count": dict(w.counts),
             "user_count": w.user_count,
             "exceptions": [],

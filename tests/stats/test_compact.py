@@ -14,7 +14,15 @@ from hypothesis import strategies as st
 
 from horde.clock import FakeClock
 from horde.stats import RequestStats, StatsPayloadError
-from horde.stats.compact import ENTRY_FORMAT, encode_and_reset, encode_report, merge_report, parse_row
+from horde.stats.compact import (
+    ENTRY_FORMAT,
+    encode_and_reset,
+    encode_report,
+    merge_report,
+    pack_report,
+    parse_row,
+    unpack_report,
+)
 
 T0 = 1_700_000_000.0
 
@@ -195,3 +203,14 @@ def test_an_unknown_entry_format_or_scheme_is_refused() -> None:
     with pytest.raises(StatsPayloadError, match="mapping"):
         merge_report(master, [1, 2])
     assert master.num_requests == 0
+
+
+def test_a_packed_report_merges_like_the_decoded_one_and_garbage_is_refused() -> None:
+    clock = FakeClock(T0)
+    report = encode_report(worker_stats(clock))
+    assert unpack_report(pack_report(report)) == wire(report)
+    master = RequestStats(clock=clock)
+    merge_report(master, pack_report(report))
+    assert master.serialize() == merged(report, clock, compact=True)
+    with pytest.raises(StatsPayloadError, match="undecodable stats report"):
+        merge_report(master, b"\xc1 not msgpack")

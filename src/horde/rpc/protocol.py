@@ -130,7 +130,14 @@ WORKER_SCHEMAS: dict[str, Any] = {
     "spawning": lambda d: _fields(d, seq=_seq),
     "spawning_complete": lambda d: _fields(d, seq=_seq, user_classes_count=_is_counts),
     "stats": lambda d: (
-        _fields(d, seq=_seq, stats=dict, user_classes_count=_is_counts, exceptions=_exception_rows, logs=list)
+        _fields(
+            d,
+            seq=_seq,
+            stats=(dict, bytes),
+            user_classes_count=_is_counts,
+            exceptions=_exception_rows,
+            logs=list,
+        )
         or _optional(d, stats_generation=_seq)
     ),
     "client_stopped": lambda d: _fields(d, stats_seq=_seq),

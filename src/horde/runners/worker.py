@@ -36,7 +36,7 @@ from horde.load.closed import KIND as USERS
 from horde.rpc.protocol import Message
 from horde.rpc.transport import BadFrame, ClientTransport, HeartbeatSender, RPCError
 from horde.runners.base import RunnerState, UserRunner
-from horde.stats.compact import encode_and_reset
+from horde.stats.compact import encode_and_reset, pack_report
 
 if TYPE_CHECKING:
     from horde.rpc.keys import ClientKeys
@@ -690,6 +690,8 @@ class WorkerRunner(UserRunner):
             "stats_generation": self._stats_generation,
         }
         self.environment.events.report_to_master.fire(client_id=self.client_id, data=data)
+        # packed: a master with a stats merger hands it on without decoding it (horde.stats.compact)
+        data["stats"] = pack_report(data["stats"])
         msg = Message("stats", data, self.client_id)
         self._sent_reports.append(
             (self.master_epoch, self._clock.monotonic(), msg)

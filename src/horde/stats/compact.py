@@ -30,6 +30,8 @@ import struct
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
+import msgpack
+
 from horde.stats.entries import RequestStats
 from horde.stats.histogram import HISTOGRAM_SCHEME
 from horde.stats.wire import Counts, EntryData, StatsPayloadError, check_scheme
@@ -62,8 +64,24 @@ def encode_and_reset(stats: RequestStats) -> dict[str, Any]:
     return payload
 
 
+def pack_report(payload: Mapping[str, Any]) -> bytes:
+    """A report as one msgpack string: a worker sends it so, and the master can hand it on unopened."""
+    return msgpack.packb(payload, use_bin_type=True)
+
+
+def unpack_report(packed: bytes) -> Any:
+    """The report in a packed string; :class:`StatsPayloadError` if it is not msgpack."""
+    try:
+        return msgpack.unpackb(packed, raw=False, strict_map_key=False)
+    except Exception as e:
+        raise StatsPayloadError(f"undecodable stats report: {e}") from None
+
+
 def merge_report(stats: RequestStats, payload: object) -> None:
-    """Add a worker's report, in either form, to ``stats``; nothing is added if any part is malformed."""
+    """Add a worker's report, in either form (or packed, see :func:`pack_report`), to ``stats``; nothing is
+    added if any part is malformed."""
+    if type(payload) is bytes:
+        payload = unpack_report(payload)
     if not isinstance(payload, Mapping):
         raise StatsPayloadError(f"stats payload must be a mapping, got {type(payload).__name__}")
     fmt = payload.get("entry_format")

@@ -19,7 +19,7 @@ from horde.runners.master.core import MISSING_FORGET_AFTER
 from horde.runners.master.liveness import sweep
 from horde.runners.nodes import WorkerNode
 from horde.stats import StatsPayloadError
-from horde.stats.compact import merge_report
+from horde.stats.compact import merge_report, unpack_report
 
 logger = logging.getLogger("horde.runners.master")
 
@@ -236,16 +236,23 @@ class HandlersMixin(ControllerMixin):
             self.dropped_messages["stats from before a reset"] += 1
             node.user_classes_count = self._reconciled(node, data["user_classes_count"])
             return
-        merger = self._merger
-        if merger is None or not merger.submit(node.id, data["stats"]):
+        merger, report = self._merger, data["stats"]
+        if merger is None or not merger.submit(node.id, report):
             try:
-                merge_report(self.environment.stats, data["stats"])
+                merge_report(self.environment.stats, report)
             except StatsPayloadError as e:
                 self._drop("invalid", f"stats from {node.id}: {e}")
                 return
         node.user_classes_count = self._reconciled(node, data["user_classes_count"])
         self._take_exceptions_and_logs(node, data)
-        self.environment.events.worker_report.fire(client_id=node.id, data=data)
+        events = self.environment.events
+        if type(report) is bytes and events.worker_report.listeners:
+            # listeners see the report decoded, as it was on the worker (decoding costs only then)
+            try:
+                data = {**data, "stats": unpack_report(report)}
+            except StatsPayloadError:
+                pass  # refused by the merge already (or about to be, in the merger)
+        events.worker_report.fire(client_id=node.id, data=data)
 
     def _reconciled(self, node: WorkerNode, reported: dict[str, int]) -> dict[str, int]:
         """The user counts a worker reports, checked against the target it was sent.

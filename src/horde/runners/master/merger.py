@@ -164,7 +164,7 @@ class StatsMerger:
         return self.ready and not self.failed
 
     def submit(self, node_id: str, payload: Any) -> bool:
-        """Hand one report (its ``stats`` payload, decoded) to the child; False: merge it yourself."""
+        """Hand one report (its ``stats`` payload, packed or decoded) to the child; False: merge it yourself."""
         if not self.active or self._sync is None:
             return False
         try:
