@@ -18,7 +18,7 @@ from horde.clock import Clock
 from horde.rpc.protocol import Message
 from horde.rpc.transport import RPCError, ServerTransport
 from horde.runners.base import Runner, RunnerState
-from horde.runners.master.merger import AUTO_MIN_WORKERS, StatsMerger, merger_mode
+from horde.runners.master.merger import AUTO_MIN_WORKERS, StatsMerger, merger_mode, usable_cpus
 from horde.runners.nodes import WorkerNode, WorkerNodes
 
 if TYPE_CHECKING:
@@ -120,10 +120,11 @@ class MasterCore(Runner):
             logger.warning("Ignored a bad message (%s); %d ignored so far", detail, total)
 
     def _use_merger(self) -> None:
-        """Start the stats merger when the mode asks for it: always, or (auto) once there are many workers."""
+        """Start the stats merger when the mode asks for it: always, or (auto) once there are many workers
+        and a second CPU for it (on one, the child would only take turns with the master's loop)."""
         if self._merger is not None or self._merger_mode == "off":
             return
-        if self._merger_mode == "auto" and len(self.nodes) < AUTO_MIN_WORKERS:
+        if self._merger_mode == "auto" and (len(self.nodes) < AUTO_MIN_WORKERS or usable_cpus() < 2):
             return
         self._merger = StatsMerger(self.environment.stats, self._merger_refused, on_lost=self._merger_lost)
         self._merger.start()

@@ -21,8 +21,9 @@ everything itself from then on and logs how many reports the child took with it 
 numbers are incomplete).
 
 When: with ``HORDE_STATS_MERGER`` unset (``auto``), the master starts the child once
-:data:`AUTO_MIN_WORKERS` workers have registered; below that, merging in the loop costs too little to be
-worth a process. ``HORDE_STATS_MERGER=1`` starts it with the master, ``=0`` never.
+:data:`AUTO_MIN_WORKERS` workers have registered, if it may use two CPUs or more; below that, merging in
+the loop costs too little to be worth a process (and on one CPU the child would only take turns with
+it). ``HORDE_STATS_MERGER=1`` starts it with the master, ``=0`` never.
 """
 
 from __future__ import annotations
@@ -66,6 +67,14 @@ def merger_mode() -> str:
     if value in ("0", "off", "false", "no"):
         return "off"
     return "auto"
+
+
+def usable_cpus() -> int:
+    """CPUs this process may run on (its affinity where the OS tells, else all of them)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        return os.cpu_count() or 1
 
 
 def _pack(*items: Any) -> bytes:
