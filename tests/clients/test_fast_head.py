@@ -122,3 +122,31 @@ def test_a_response_cut_anywhere_into_reads_is_read_as_a_whole(kind: str) -> Non
             assert not conn.closed
     finally:
         loop.close()
+
+
+def test_a_head_like_the_last_one_is_told_apart_from_it() -> None:
+    # the connection recognises a repeat of the last head without searching it: every near miss of
+    # that shortcut must still be read in full
+    base = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nX-Id: 1234567"
+    heads = [
+        (base, None, False),
+        (base + b"\r\nX-More: 1", None, False),  # the last head, then another line
+        (b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nSet-Cookie: 1234", None, True),  # same length
+        (base, None, False),
+        (b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nX-Id: 12", None, False),  # a prefix of the last
+        (base + b"8", None, False),  # the last head, then more of its last line
+        (base.replace(b"X-Id", b"x-iD"), None, False),
+        (b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nContent-Encoding: br", b"br", False),
+        (base, None, False),
+    ]
+    loop = asyncio.new_event_loop()
+    try:
+        conn = Connection(loop, "http://x:80")
+        conn.connection_made(_Transport())  # type: ignore[arg-type]
+        for _ in range(2):
+            for head, encoding, cookies in heads:
+                assert _exchange(loop, conn, [head + b"\r\n\r\nok"]) == 200
+                assert (conn.raw_head, conn.content_encoding, conn.has_cookies) == (head, encoding, cookies)
+                assert conn.body == [b"ok"]
+    finally:
+        loop.close()

@@ -16,6 +16,11 @@ Why it is shaped like this (measured, see PERF-NOTES and docs/fast-http.md):
   search; splitting it into header pairs and the reason phrase is left to whoever reads them
   (``head_pairs``, ``head_reason``), which most requests never do. llhttp insists on CRLF line ends
   and no folded lines, so the first blank line ends the head, and the pairs are the parser's own.
+  Most servers send the same head response after response (nginx's changes with its Date, once a
+  second), so the last head without a header of interest is kept: a read that starts with exactly
+  that head and a blank line after it is recognised by one copy and one comparison, without the
+  search (in-process: ~0.2 µs instead of ~0.45 µs per response; a head that differs costs a few
+  byte tests more).
 - Requests are written together: ``send`` queues the bytes and the first ``send`` of a loop turn
   schedules one callback that writes every queued request, back to back, early in the next turn. The
   server then gets a burst of requests per wake-up instead of one per wake-up, which is where a
@@ -52,6 +57,9 @@ STREAM: Any = "stream"  # ``_head_only`` value of a stream=True exchange: the wa
 _local = threading.local()
 # the end of the head, or (group 1) a header the client reads itself: whichever comes first
 _HEAD_SCAN = re.compile(rb"\r\n(?:((?i:content-encoding|set-cookie)):|\r\n)").search
+# The last head found without a header of interest, shared by every connection (any such head will do:
+# a read that starts with it and a blank line is that head, see on_headers_complete).
+_last_head = b""
 
 
 def head_pairs(head: bytes) -> list[tuple[bytes, bytes]]:
@@ -356,16 +364,29 @@ class Connection(asyncio.BufferedProtocol):
     # --- httptools parser callbacks ----------------------------------------------------------------
 
     def on_headers_complete(self) -> None:
+        global _last_head
         self._headers_done = True
         if self._waiter is not None:  # not the head of an unsolicited extra response
             if self._partial is None:
                 # the head began at the start of this read (the usual case): copy it out of the buffer
                 view = self._view
-                m = _HEAD_SCAN(view, 0, self._nbytes)
-                if m is not None and m.lastindex is None:  # the end came first: no header of interest
-                    self.raw_head = view[: m.start()].tobytes()
+                last = _last_head
+                n = len(last)
+                # The parser accepted this head, so a CR is followed by LF, and a CR that starts a line
+                # starts the blank line: CR at n and n + 2 after the bytes of a known head ends it at n.
+                if (
+                    0 < n <= self._nbytes - 4
+                    and view[n] == 13
+                    and view[n + 2] == 13
+                    and view[:n].tobytes() == last
+                ):
+                    self.raw_head = last
                 else:
-                    self._take_head()
+                    m = _HEAD_SCAN(view, 0, self._nbytes)
+                    if m is not None and m.lastindex is None:  # the end came first: no header of interest
+                        self.raw_head = _last_head = view[: m.start()].tobytes()
+                    else:
+                        self._take_head()
             else:
                 self._take_head()
         if self._head_only:
@@ -396,13 +417,17 @@ class Connection(asyncio.BufferedProtocol):
             self.body = []
             return
         waiter = self._waiter
-        if waiter is not None and not waiter.done():
+        if waiter is not None:
             # _complete, written out for the common case (one call less per response)
-            self._waiter = None
             self.done_at = perf_counter()
+            try:
+                waiter.set_result(status)
+            except asyncio.InvalidStateError:  # cancelled, or a stream's (resolved at its headers)
+                self._complete(status, parser.should_keep_alive())
+                return
+            self._waiter = None
             self.keep_alive = parser.should_keep_alive()
             self.reused = True
-            waiter.set_result(status)
             return
         self._complete(status, parser.should_keep_alive())
 

@@ -41,6 +41,7 @@ class FastResponse(Response):
         request: Any = None,
     ) -> None:
         # Response.__init__ is not called on purpose: it builds what this class builds lazily.
+        # FastHttpSession._request writes this out for its common case: keep the two in step.
         self.request_method = method
         self.url = url
         self.status_code = status_code

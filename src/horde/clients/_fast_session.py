@@ -47,6 +47,7 @@ from horde.clients.response import (
     DEFAULT_MAX_BODY,
     WITH_MESSAGE,
     BodyStream,
+    HTTPError,
     HttpVerbs,
     RequestCall,
     Response,
@@ -62,7 +63,7 @@ from horde.user.users import User
 _REDIRECT_STATUSES = frozenset((301, 302, 303, 307, 308))
 _FAILURES = (OSError, ValueError, UnicodeError)  # OSError covers ConnectionError, TimeoutError, ssl errors
 _CACHE_LIMIT = 1024
-_new_call = object.__new__
+_new_call = _new_response = object.__new__
 # what a connection holds once the session has taken a response's headers and body (send() gives it
 # fresh lists): an empty tuple, so that nothing can ever append to a shared object
 _TAKEN: Any = ()
@@ -208,8 +209,11 @@ class FastHttpSession(HttpVerbs):
         env = user.environment
         self._request_event = env.events.request
         self._request_handlers = self._request_event.handlers  # the live list: read per request
-        # the system clock's time() is time.time; calling it directly spares a method frame
-        self._clock_time = time.time if type(env.clock) is Clock else env.clock.time
+        # the system clock's time() is time.time; calling it directly spares a method frame. On it, a
+        # request's start time is only read when a listener other than a RequestRecorder needs it, and
+        # is then derived from the request's perf_counter start (None here: no clock call per request)
+        self._system_clock = type(env.clock) is Clock
+        self._clock_time = time.time if self._system_clock else env.clock.time
         # a user that does not override context() gets a fresh empty dict without the call
         self._context = None if type(user).context is User.context else user.context
         self.connection_timeout = connection_timeout
@@ -363,7 +367,7 @@ class FastHttpSession(HttpVerbs):
         loop = self._loop
         if loop is None:
             loop = self._loop = asyncio.get_running_loop()
-        start_time = self._clock_time()
+        start_time = None if self._system_clock else self._clock_time()
         t0 = perf_counter()
         resp: FastResponse
         try:
@@ -423,8 +427,26 @@ class FastHttpSession(HttpVerbs):
                     )
                 conn.raw_head = b""  # the response has them: an idle connection holds nothing
                 conn.body = _TAKEN
-                pool.release(conn)
-                resp = FastResponse(method, prep.url, status, raw, content, conn.done_at - t0, error, prep)
+                if idle is not None and conn.keep_alive and not conn.closed and not pool._closed:
+                    idle.append(conn)  # Pool.release, written out for the common case
+                    if pool._waiters:
+                        pool._wake_one()
+                else:
+                    pool.release(conn)
+                # FastResponse(...), written out: a frame less per request (keep in step with __init__)
+                resp = _new_response(FastResponse)
+                resp.request_method = method
+                resp.url = prep.url
+                resp.status_code = status
+                resp._raw_head = raw
+                resp.content = content
+                resp._elapsed_s = conn.done_at - t0
+                resp.encoding = None
+                resp._text = None
+                resp._request = prep
+                if error is None and status >= 400:
+                    error = HTTPError(f"{status} {resp.reason}".rstrip())
+                resp.error = error
         except _FAILURES as e:
             full_url = url if "://" in url else self._join(url)
             if isinstance(e, BodyTooLarge):
@@ -454,13 +476,19 @@ class FastHttpSession(HttpVerbs):
                 self._request_event,
                 resp,
                 name or url,
-                start_time,
+                _started(start_time, t0),
                 resp._elapsed_s * 1000.0,
                 resp.error,
                 self._request_context(opts),
             )
             return resp
-        return resp, name or url, start_time, resp._elapsed_s * 1000.0, self._request_context(opts)
+        return (
+            resp,
+            name or url,
+            _started(start_time, t0),
+            resp._elapsed_s * 1000.0,
+            self._request_context(opts),
+        )
 
     def _request_context(self, opts: _Options | None) -> dict[str, Any]:
         """The ``context`` of the request event: the user's ``context()``, then the call's ``context=``."""
@@ -703,6 +731,14 @@ def _shared_cache(base_url: str, headers: dict[str, tuple[str, str]]) -> dict[tu
         if len(_SHARED_CACHES) < _SHARED_CACHES_LIMIT:
             _SHARED_CACHES[key] = cache
     return cache
+
+
+def _started(start_time: float | None, t0: float) -> float:
+    """A request's wall-clock start: as read at the start, or (system clock) derived from its
+    ``perf_counter`` start ``t0``."""
+    if start_time is not None:
+        return start_time
+    return time.time() - (perf_counter() - t0)
 
 
 def _decoded(content: bytes, encoding: bytes, limit: int) -> tuple[bytes, BaseException | None]:
