@@ -210,8 +210,9 @@ async def test_a_flush_is_answered_after_reports_kept_coming_while_sums_arrived(
         assert await merger.flush(timeout=10.0)
     finally:
         await merger.close()
-    assert merger.returned == merger.handed == sent
-    assert sent + merger.local == 40 * 25 * len(batch)  # what the child could not take was merged here
+    assert sent == 40 * 25 * len(batch)
+    assert merger.returned == merger.handed == sent - merger.local  # what it could not take was merged here
+    assert master.num_requests == 40 * 25 * sum(p["stats_total"][4] for p in batch)
 
 
 async def test_a_flush_gives_up_on_a_child_that_stopped_answering() -> None:

@@ -247,11 +247,7 @@ class HandlersMixin(ControllerMixin):
         self._take_exceptions_and_logs(node, data)
         events = self.environment.events
         if type(report) is bytes and events.worker_report.listeners:
-            # listeners see the report decoded, as it was on the worker (decoding costs only then)
-            try:
-                data = {**data, "stats": unpack_report(report)}
-            except StatsPayloadError:
-                pass  # refused by the merge already (or about to be, in the merger)
+            data = _WorkerReport(data)  # decoded only if a listener reads data["stats"]
         events.worker_report.fire(client_id=node.id, data=data)
 
     def _reconciled(self, node: WorkerNode, reported: dict[str, int]) -> dict[str, int]:
@@ -428,6 +424,27 @@ class HandlersMixin(ControllerMixin):
         await self._send_full_target(node, {})
         self._driver.add_worker(node, self._now())
         await self._rebalance()
+
+
+class _WorkerReport(dict[str, Any]):
+    """A stats message's data as ``worker_report`` listeners get it: ``data["stats"]`` (or ``.get``) is the
+    report decoded, as it was on the worker, decoded on first read only (horde's own listener reads other
+    keys; decoding thousands of reports a second for it was 3 % of a 5,000-worker master)."""
+
+    __slots__ = ()
+
+    def __getitem__(self, key: str) -> Any:
+        value = super().__getitem__(key)
+        if key == "stats" and type(value) is bytes:
+            try:
+                value = unpack_report(value)
+            except StatsPayloadError:
+                return value  # refused by the merge (or the merger) already
+            super().__setitem__(key, value)
+        return value
+
+    def get(self, key: str, default: Any = None) -> Any:
+        return self[key] if key in self else default
 
 
 def _fmt(counts: dict[str, int]) -> str:

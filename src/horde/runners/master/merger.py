@@ -53,7 +53,8 @@ logger = logging.getLogger("horde.runners.master")
 ENV_SWITCH = "HORDE_STATS_MERGER"
 AUTO_MIN_WORKERS = 300
 PUSH_INTERVAL = 0.25  # seconds between the child's sums
-QUEUE_LIMIT = 5_000  # reports queued to the child before the master merges them itself
+QUEUE_LIMIT = 5_000  # about the reports queued to the child before the master merges them itself
+BATCH_LIMIT = 256  # reports in one frame to the child at most
 FLUSH_TIMEOUT = 60.0  # seconds a stop waits for the child's last sum at most...
 FLUSH_STALL = 5.0  # ...and without any sum arriving
 RECV_POLL = 0.02  # seconds between two looks at what the child sent
@@ -119,6 +120,7 @@ class StatsMerger:
         # the edge-triggered wake-up of a frame that arrived meanwhile, and the reader then sleeps for ever
         self._sync: zmq.Socket[bytes] | None = None
         self._tasks: list[asyncio.Task[None]] = []
+        self._batch: list[tuple[str, Any]] = []  # reports submitted in this turn of the event loop
 
     # ---- lifecycle -----------------------------------------------------------------------------------
     def start(self) -> None:
@@ -128,7 +130,7 @@ class StatsMerger:
         self._ctx = zmq.Context()
         sock: zmq.Socket[bytes] = self._ctx.socket(zmq.PAIR)
         sock.setsockopt(zmq.LINGER, 0)
-        sock.setsockopt(zmq.SNDHWM, QUEUE_LIMIT)
+        sock.setsockopt(zmq.SNDHWM, QUEUE_LIMIT // 16)  # batches (several reports each)
         sock.setsockopt(zmq.RCVHWM, 0)
         sock.setsockopt(zmq.SNDTIMEO, 2000)  # a reset or flush never blocks the loop for longer
         if zmq.has("ipc") and sys.platform != "win32":
@@ -173,21 +175,43 @@ class StatsMerger:
         return self.ready and not self.failed
 
     def submit(self, node_id: str, payload: Any) -> bool:
-        """Hand one report (its ``stats`` payload, packed or decoded) to the child; False: merge it yourself."""
+        """Hand one report (its ``stats`` payload, packed or decoded) to the child; False: merge it yourself.
+
+        Reports go out in batches, one frame for all those submitted in one turn of the event loop: a
+        ZeroMQ send costs about as much as merging a small report (8 % of a 5,000-worker master's CPU).
+        """
         if not self.active or self._sync is None:
             return False
-        try:
-            self._sync.send(_pack("report", node_id, payload), zmq.NOBLOCK)
-        except zmq.Again:  # the child is behind: merging here keeps the queue bounded
-            self.local += 1
-            return False
-        except (zmq.ZMQError, TypeError, ValueError):
-            return False
+        self._batch.append((node_id, payload))
         self.handed += 1
+        if len(self._batch) >= BATCH_LIMIT:
+            self._send_batch()
+        elif len(self._batch) == 1:
+            asyncio.get_running_loop().call_soon(self._send_batch)
         return True
+
+    def _send_batch(self) -> None:
+        """Send the reports submitted since the last batch; if the child is behind, merge them here."""
+        batch, self._batch = self._batch, []
+        if not batch:
+            return
+        if self.active and self._sync is not None:
+            try:
+                self._sync.send(_pack("reports", batch), zmq.NOBLOCK)
+                return
+            except (zmq.ZMQError, TypeError, ValueError):
+                pass  # zmq.Again: the child is behind; merging here keeps its queue bounded
+        self.handed -= len(batch)
+        self.local += len(batch)
+        for node_id, payload in batch:
+            try:
+                merge_report(self.stats, payload)
+            except StatsPayloadError as e:
+                self.on_invalid(node_id, str(e))
 
     def reset(self) -> None:
         """The master's stats were reset: what the child holds, and any sum on its way, is dropped."""
+        self._send_batch()  # reports submitted before the reset belong before it
         self._epoch += 1
         self.handed = self.returned = 0
         if self.active and self._sync is not None:
@@ -212,6 +236,7 @@ class StatsMerger:
         self._flushes[token] = fut
         began = last_progress = loop.time()
         seen = self.returned
+        self._send_batch()
         try:
             self._sync.send(_pack("flush", token))
             while not fut.done():
@@ -234,6 +259,7 @@ class StatsMerger:
 
     async def close(self) -> None:
         """Stop the child (after a flush, if the caller wants the last sums) and release everything."""
+        self._send_batch()  # the caller flushed first if it wants them counted
         proc, self._proc = self._proc, None
         self.ready = False
         for task in self._tasks:
@@ -363,13 +389,14 @@ def serve(endpoint: str, push_interval: float) -> None:
                 except zmq.Again:
                     break
                 kind = msg[0]
-                if kind == "report":
-                    try:
-                        merge_report(stats, msg[2])
-                    except StatsPayloadError as e:
-                        sock.send(_pack("invalid", epoch, msg[1], str(e)))
-                    else:
-                        merged += 1
+                if kind == "reports":
+                    for node_id, payload in msg[1]:
+                        try:
+                            merge_report(stats, payload)
+                        except StatsPayloadError as e:
+                            sock.send(_pack("invalid", epoch, node_id, str(e)))
+                        else:
+                            merged += 1
                 elif kind == "flush":
                     sock.send(_pack("flushed", msg[1], epoch, merged, encode_and_reset(stats)))
                     merged = 0
