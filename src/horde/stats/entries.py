@@ -793,8 +793,10 @@ class RequestStats:
                 t._max_us = us
             if us < t._min_us:
                 t._min_us = us
-            h = e._hist
-            h[idx] = h.get(idx, 0) + 1
+            try:
+                e._hist[idx] += 1  # no get() call: a bucket is new only a few hundred times per entry
+            except KeyError:
+                e._hist[idx] = 1
         if content_length:
             e.total_content_length += content_length
         e.last_request_timestamp = now

@@ -14,7 +14,7 @@ import random
 import time
 import traceback
 from collections.abc import Callable, Iterable
-from types import CoroutineType
+from types import CoroutineType, FunctionType
 from typing import TYPE_CHECKING, Any, TypeVar, overload
 
 from horde.clock import Clock
@@ -252,7 +252,9 @@ class TaskSet(metaclass=TaskSetMeta):
                     raise StopUser()  # -i/--iterations spent: the test ends once the last one finishes
                 self._task_started_at = user._task_started_at = monotonic()
                 try:
-                    if not inline or isinstance(task_fn, TaskSetMeta):
+                    # a plain function is never a TaskSet class: the isinstance on a metaclass, the
+                    # slower test, is left for everything else
+                    if not inline or (type(task_fn) is not FunctionType and isinstance(task_fn, TaskSetMeta)):
                         await self.execute_task(task_fn)
                     else:
                         result = task_fn(self._task_arg)
