@@ -110,7 +110,11 @@ class StartRequest:
 
 @dataclass(frozen=True)
 class RunStatus:
-    """Everything a front end shows about the run now; JSON-ready through :meth:`to_dict`."""
+    """Everything a front end shows about the run now; JSON-ready through :meth:`to_dict`.
+
+    :meth:`TestRun.status` hands every caller the same object until it goes stale (see there): the
+    per-worker rows and the user totals are as of the last tick, the other fields as of the last call.
+    """
 
     state: str
     user_count: int
@@ -125,6 +129,7 @@ class RunStatus:
     warnings: tuple[str, ...]
     load: str | None  # the load model's one-sentence description
     distributed: bool = False  # a master: the users run on the workers listed in ``workers``
+    #: moves when a build differs from the previous one in any field, per-worker CPU and heartbeat included
     version: int = 0
 
     def to_dict(self) -> dict[str, Any]:
@@ -503,11 +508,11 @@ class TestRun:
         """Take one snapshot and feed it to the history, the outputs and ``stats_tick`` (public so tests and
         front ends can force one)."""
         self._ticks += 1
-        runner = self.runner
+        classes = _user_classes_count(self.runner)
         snapshot = take_snapshot(
             self.env.stats,
-            user_count=runner.user_count,
-            user_classes_count=dict(runner.user_classes_count),
+            user_count=sum(classes.values()),
+            user_classes_count=classes,
             now=self.env.clock.time(),
         )
         self.latest = snapshot
@@ -570,10 +575,11 @@ class TestRun:
 
     def _build_status(self, live: _LiveFields) -> RunStatus:
         runner = self.runner
+        classes = _user_classes_count(runner)
         status = RunStatus(
             state=str(live.state),
-            user_count=runner.user_count,
-            user_classes_count=dict(runner.user_classes_count),
+            user_count=sum(classes.values()),
+            user_classes_count=classes,
             target_user_count=live.target_user_count,
             spawn_rate=live.spawn_rate,
             host=live.host,
@@ -701,6 +707,12 @@ class TestRun:
 
     def _mark(self, kind: str, text: str) -> None:
         self.markers.append({"time": self.env.clock.time(), "kind": kind, "text": text})
+
+
+def _user_classes_count(runner: Runner) -> dict[str, int]:
+    """The runner's users per class, a copy. Their total is its ``user_count`` (a runner defines it as this
+    sum), so callers add them up instead of reading that too: on a master each read sums every worker."""
+    return dict(runner.user_classes_count)
 
 
 def _share_text(row: dict[str, Any]) -> str:
