@@ -75,16 +75,22 @@ async def test_quit_finishes_at_its_deadline_while_workers_flood_the_master() ->
     await quitting
 
 
-async def test_a_master_behind_on_reading_declares_no_one_missing() -> None:
-    """Frames waiting to be read may be the heartbeats that prove workers alive: silence counts only up
-    to the moment the reader had read everything."""
+async def _one_worker(worker_id: str) -> tuple[MemoryCluster, Any, Any]:
+    """A master on the in-memory network with one stand-in worker registered (nothing answers for it)."""
     cluster = MemoryCluster()
     master = cluster.new_master()
     server = cluster.network.server
     assert server is not None
     ready = {"version": __version__, "protocol": PROTOCOL_VERSION, "user_classes_count": {}}
-    server.inject("w1", Message("client_ready", ready, "w1").serialize())
+    server.inject(worker_id, Message("client_ready", ready, worker_id).serialize())
     await cluster.settle()
+    return cluster, master, server
+
+
+async def test_a_master_behind_on_reading_declares_no_one_missing() -> None:
+    """Frames waiting to be read may be the heartbeats that prove workers alive: silence counts only up
+    to the moment the reader had read everything."""
+    cluster, master, server = await _one_worker("w1")
     beat = {"state": "ready", "current_cpu_usage": 1.0, "current_memory_usage": 1, "loop_lag": 0.0}
     cluster.clock.advance(10.0)  # the worker's heartbeat is sent now, but the reader has not run yet
     server.inject("w1", Message("heartbeat", {**beat, "user_count": 0}, "w1").serialize(), HEARTBEAT)
@@ -103,13 +109,7 @@ async def test_the_reader_stops_reading_while_the_controller_is_behind(monkeypat
     import horde.runners.master.runner as runner_module
 
     monkeypatch.setattr(runner_module, "INBOX_LIMIT", 300)
-    cluster = MemoryCluster()
-    master = cluster.new_master()
-    server = cluster.network.server
-    assert server is not None
-    ready = {"version": __version__, "protocol": PROTOCOL_VERSION, "user_classes_count": {}}
-    server.inject("w1", Message("client_ready", ready, "w1").serialize())
-    await cluster.settle()
+    cluster, master, server = await _one_worker("w1")
     queued: list[int] = []
     put = master._inbox.put_nowait
 
@@ -129,13 +129,7 @@ async def test_the_reader_stops_reading_while_the_controller_is_behind(monkeypat
 
 async def test_a_master_that_stays_behind_but_reads_still_notices_a_gone_worker(monkeypatch: Any) -> None:
     """Behind for good (frames always waiting) but reading: silence counts after two windows, not never."""
-    cluster = MemoryCluster()
-    master = cluster.new_master()
-    server = cluster.network.server
-    assert server is not None
-    ready = {"version": __version__, "protocol": PROTOCOL_VERSION, "user_classes_count": {}}
-    server.inject("gone", Message("client_ready", ready, "gone").serialize())
-    await cluster.settle()
+    cluster, master, _server = await _one_worker("gone")
     window = master.heartbeat_interval * master.heartbeat_liveness
     monkeypatch.setattr(master.transport, "has_pending", lambda: True)  # never caught up from here on
     caught_up = master._caught_up
