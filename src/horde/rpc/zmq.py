@@ -207,7 +207,7 @@ class ZmqServer:
 
     async def recv(self) -> Inbound | BadFrame:
         try:
-            frames = self._sync.recv_multipart(zmq.NOBLOCK)
+            frames = self._recv_now()
             self.waited = False
         except zmq.Again:
             self.waited = True
@@ -234,6 +234,18 @@ class ZmqServer:
             return Inbound(sender, item.message, channel, routing)
         return item
 
+    def _recv_now(self) -> list[bytes]:
+        """One waiting message without a future (zmq.Again if none): its parts, read part by part.
+
+        recv_multipart asks RCVMORE after every part; a ROUTER message has at least two (the identity,
+        then the payload), so only the payload's flag needs asking. Thousands a second at 5,000 workers.
+        """
+        sync = self._sync
+        frames = [sync.recv(zmq.NOBLOCK), sync.recv(zmq.NOBLOCK)]
+        while sync.get(zmq.RCVMORE):  # more parts than a message has: read them, recv() refuses the frame
+            frames.append(sync.recv(zmq.NOBLOCK))
+        return frames
+
     def has_pending(self) -> bool:
         try:
             return bool(cast(int, self._sync.get(zmq.EVENTS)) & zmq.POLLIN)
@@ -258,7 +270,9 @@ class ZmqServer:
         returned future, or None when it went out. Nothing overtakes a queued send."""
         if not self._queued_sends:
             try:
-                self._sync.send_multipart(frames, zmq.NOBLOCK)
+                sync = self._sync  # two direct sends: send_multipart re-checks every part's type first
+                sync.send(frames[0], _SNDMORE_NOBLOCK)
+                sync.send(frames[1], zmq.NOBLOCK)
                 return None
             except zmq.Again:
                 pass
@@ -295,6 +309,9 @@ class ZmqServer:
             self._auth.stop()
             self._auth = None
         self.context.term()
+
+
+_SNDMORE_NOBLOCK = zmq.SNDMORE | zmq.NOBLOCK
 
 
 def _parse_link(identity: bytes) -> tuple[str, Channel, str]:
