@@ -113,9 +113,12 @@ def _write_queue(loop: asyncio.AbstractEventLoop) -> _WriteQueue:
 
 
 def _flush_writes(queue: _WriteQueue) -> None:
-    """Write every queued request, back to back (a loop callback, scheduled by the first ``send``)."""
+    """Write every queued request, back to back (a loop callback, scheduled by the first ``send`` of a
+    turn or by the last response completed before it)."""
     queue.handle = None
     items = queue.items
+    if not items:
+        return  # scheduled by responses whose tasks sent nothing (or wrote at once)
     queue.direct = _PROBE - 1 if len(items) == 1 else 0
     try:
         for transport, data in items:
