@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections import Counter
 from collections.abc import Awaitable
 from typing import Any
 
@@ -110,9 +109,11 @@ class MasterRunner(HandlersMixin, StoppingMixin):
 
     @property
     def user_classes_count(self) -> dict[str, int]:
-        total: Counter[str] = Counter()
-        for node in self.nodes:
-            total.update(node.user_classes_count)
+        total: dict[str, int] = {}
+        get = total.get
+        for node in self.nodes:  # plain loops: Counter.update per node was most of it at 5,000 workers
+            for name, count in node.user_classes_count.items():
+                total[name] = get(name, 0) + count
         return {k: v for k, v in total.items() if v}
 
     @property
@@ -311,14 +312,16 @@ class MasterRunner(HandlersMixin, StoppingMixin):
 
 
 def _status(node: WorkerNode) -> WorkerStatus:
-    return WorkerStatus(
-        id=node.id,
-        index=node.index,
-        state=node.state.value,
-        user_count=node.user_count,
-        user_classes_count=node.user_classes_count,
-        cpu_percent=node.cpu_usage,
-        memory_rss=node.memory_usage,
-        loop_lag=node.loop_lag,
-        last_heartbeat=node.last_heartbeat,
+    # the master replaces a node's counts on every report and never changes them in place, so the row
+    # may keep the dict instead of copying it (5,000 rows a tick: half the cost of the rows)
+    return WorkerStatus.without_copy(
+        node.id,
+        node.index,
+        node.state.value,
+        node.user_count,
+        node.user_classes_count,
+        node.cpu_usage,
+        node.memory_usage,
+        node.loop_lag,
+        node.last_heartbeat,
     )
