@@ -12,7 +12,7 @@ from typing import Any
 import msgpack
 import pytest
 
-from horde.runners.master.merger import StatsMerger, merger_mode
+from horde.runners.master.merger import BATCH_DELAY, StatsMerger, merger_mode
 from horde.stats import RequestStats
 from horde.stats.compact import encode_and_reset, merge_report
 
@@ -147,6 +147,7 @@ async def test_when_the_child_dies_the_master_merges_itself_and_says_what_was_lo
     merger = await started(master, push_interval=60.0, lost=lost)  # it holds what it gets
     try:
         assert all(merger.submit("w1", payload) for payload in reports(3))
+        await asyncio.sleep(BATCH_DELAY * 5)  # the batch has gone out to the child
         assert merger._proc is not None
         merger._proc.kill()
         for _ in range(100):
