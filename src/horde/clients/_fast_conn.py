@@ -34,6 +34,10 @@ Why it is shaped like this (measured, see PERF-NOTES and docs/fast-http.md):
   and the extra turn only costs CPU (a lone user: ~7 µs more per request, 45 -> 52 µs), so after such
   a turn requests are written at once, and one in ``_PROBE`` is queued again to see whether others
   now share its turn.
+- Body chunks go straight from the parser into the connection's one ``body`` list (the parser is
+  handed that list's ``append``: no Python call per chunk), and a completed response's chunks are
+  joined into ``content`` at once, so that bytes of an unsolicited extra response that follow in the
+  same read never reach it. The list is emptied, never replaced.
 - Read timeouts cost nothing per request: each request stores its deadline, and one timer per
   connection, armed only when none is pending, checks it and re-arms itself for the current deadline
   when it fires early. A connection sending back-to-back requests touches the timer heap about once
@@ -49,6 +53,7 @@ import ssl as _ssl
 import threading
 import weakref
 from time import perf_counter
+from types import SimpleNamespace
 from typing import Any
 
 from httptools import HttpParserError, HttpResponseParser
@@ -160,8 +165,8 @@ class Connection(asyncio.BufferedProtocol):
     ``send`` queues a request for writing (see the module docstring) and returns a future completed
     with the status code when the last byte of the response has arrived (``done_at`` holds that
     moment), or failed with a ``ConnectionError`` (``TimeoutError`` for the read timeout). The response
-    is left on the connection (``raw_head``, ``body``, ``content_encoding``, ``has_cookies``) for the
-    session to take before the next ``send``.
+    is left on the connection (``raw_head``, ``content``, ``content_encoding``, ``has_cookies``; a
+    streamed body's chunks in ``body``) for the session to take before the next ``send``.
     """
 
     __slots__ = (
@@ -185,6 +190,7 @@ class Connection(asyncio.BufferedProtocol):
         "_writes",
         "body",
         "closed",
+        "content",
         "content_encoding",
         "done_at",
         "has_cookies",
@@ -204,7 +210,8 @@ class Connection(asyncio.BufferedProtocol):
         self.transport: asyncio.Transport | None = None
         self._view = _shared_buffer()
         self._writes = _write_queue(loop)
-        self._parser = HttpResponseParser(self)
+        self.body: list[bytes] = []  # chunks of the body being received (see the module docstring)
+        self._parser = self._new_parser()
         self._waiter: asyncio.Future[int] | None = None
         self._timer: asyncio.TimerHandle | None = None
         self._timer_at = _INF  # when the pending timer fires (inf: none pending)
@@ -229,7 +236,7 @@ class Connection(asyncio.BufferedProtocol):
         self.received = False  # any byte of the current response arrived
         self.keep_alive = True
         self.raw_head = b""  # status line and header lines of the response, CRLF-separated
-        self.body: list[bytes] = []
+        self.content = b""  # the body of the completed response
         self.content_encoding: bytes | None = None
         self.has_cookies = False
         self.done_at = 0.0
@@ -248,7 +255,9 @@ class Connection(asyncio.BufferedProtocol):
         self._partial = None
         self._head_start = 0
         self.raw_head = b""
-        self.body = []
+        self.content = b""
+        if self.body:
+            self.body.clear()  # what an unsolicited extra response left
         self.content_encoding = None
         self.has_cookies = False
         self._budget = self.max_body
@@ -331,7 +340,7 @@ class Connection(asyncio.BufferedProtocol):
         if self._head_only is True and self._headers_done:
             # stopped on purpose after the head of a HEAD response; the parser is in error state now
             parser = self._parser
-            self._parser = HttpResponseParser(self)
+            self._parser = self._new_parser()
             self._complete(parser.get_status_code(), parser.should_keep_alive())
             return
         self._fail(ProtocolError(f"malformed response from {self.origin}: {_parser_reason(e)}"))
@@ -408,10 +417,6 @@ class Connection(asyncio.BufferedProtocol):
             if status >= 200 or status == 101:
                 raise _HeadersOnly()
 
-    def on_body(self, chunk: bytes) -> None:
-        if self._waiter is not None:  # not the body of an unsolicited extra response
-            self.body.append(chunk)
-
     def on_message_complete(self) -> None:
         parser = self._parser
         status = parser.get_status_code()
@@ -424,7 +429,7 @@ class Connection(asyncio.BufferedProtocol):
             self.raw_head = b""
             self.content_encoding = None
             self.has_cookies = False
-            self.body = []
+            self.body.clear()
             return
         waiter = self._waiter
         if waiter is not None:
@@ -435,6 +440,9 @@ class Connection(asyncio.BufferedProtocol):
             except asyncio.InvalidStateError:  # cancelled, or a stream's (resolved at its headers)
                 self._complete(status, parser.should_keep_alive())
                 return
+            body = self.body
+            self.content = body[0] if len(body) == 1 else b"".join(body)
+            body.clear()
             self._waiter = None
             self.keep_alive = parser.should_keep_alive()
             self.reused = True
@@ -449,6 +457,21 @@ class Connection(asyncio.BufferedProtocol):
         self._complete(status, parser.should_keep_alive())
 
     # --- internals ---------------------------------------------------------------------------------
+
+    def _new_parser(self) -> HttpResponseParser:
+        """A parser calling this connection back at the end of a head and of a message, and appending
+        body chunks to ``body`` itself (httptools reads the callbacks once, here)."""
+        callbacks = SimpleNamespace(
+            on_headers_complete=self.on_headers_complete,
+            on_message_complete=self.on_message_complete,
+            on_body=self.body.append,
+        )
+        return HttpResponseParser(callbacks)
+
+    def _take_content(self) -> None:
+        body = self.body
+        self.content = body[0] if len(body) == 1 else b"".join(body)
+        body.clear()
 
     def _take_head(self) -> None:
         """Take the complete head out of what this exchange has read, and note the headers of interest
@@ -474,6 +497,8 @@ class Connection(asyncio.BufferedProtocol):
         self.done_at = perf_counter()
         self.keep_alive = keep_alive
         self.reused = True
+        if self._head_only is not STREAM:  # a stream's reader takes the chunks itself
+            self._take_content()
         if not waiter.done():
             waiter.set_result(status)
         elif self._head_only is STREAM:
@@ -525,7 +550,7 @@ class Connection(asyncio.BufferedProtocol):
         probe: asyncio.Future[int] = self.loop.create_future()
         self._waiter = probe
         self._feed(nbytes)
-        exact = sum(len(c) for c in self.body)
+        exact = len(self.content) + sum(len(c) for c in self.body)  # content: completed by this read
         if exact > self.max_body:
             self._waiter = None
             self.abort()
@@ -569,8 +594,8 @@ class Connection(asyncio.BufferedProtocol):
         while True:
             body = self.body
             if body:
-                self.body = []
                 chunk = body[0] if len(body) == 1 else b"".join(body)
+                body.clear()
                 if self._paused and self.transport is not None:
                     self._paused = False
                     self.transport.resume_reading()

@@ -64,9 +64,6 @@ _REDIRECT_STATUSES = frozenset((301, 302, 303, 307, 308))
 _FAILURES = (OSError, ValueError, UnicodeError)  # OSError covers ConnectionError, TimeoutError, ssl errors
 _CACHE_LIMIT = 1024
 _new_call = _new_response = object.__new__
-# what a connection holds once the session has taken a response's headers and body (send() gives it
-# fresh lists): an empty tuple, so that nothing can ever append to a shared object
-_TAKEN: Any = ()
 
 
 class TooManyRedirects(ValueError):
@@ -417,16 +414,14 @@ class FastHttpSession(HttpVerbs):
                 raw = conn.raw_head
                 if conn.has_cookies:
                     self._store_cookies(raw, prep)
-                parts = conn.body
-                content = parts[0] if len(parts) == 1 else b"".join(parts)
+                content = conn.content
                 encoding = conn.content_encoding
                 error = None
                 if encoding is not None:
                     content, error = _decoded(
                         content, encoding, self.max_body_size if limit is None else limit
                     )
-                conn.raw_head = b""  # the response has them: an idle connection holds nothing
-                conn.body = _TAKEN
+                conn.raw_head = conn.content = b""  # the response has them: an idle connection holds nothing
                 if idle is not None and conn.keep_alive and not conn.closed and not pool._closed:
                     idle.append(conn)  # Pool.release, written out for the common case
                     if pool._waiters:
@@ -589,24 +584,23 @@ class FastHttpSession(HttpVerbs):
         history: list[Response] = []
         while True:
             raw = conn.raw_head
-            parts = conn.body
+            body = conn.content
             encoding = conn.content_encoding
             if conn.has_cookies:
                 self._store_cookies(raw, prep)
-            conn.raw_head = b""
-            conn.body = _TAKEN
+            conn.raw_head = conn.content = b""
             self._pool.release(conn)
             locations = header_values(head_pairs(raw), b"location") if status in _REDIRECT_STATUSES else None
             if not locations:
                 break
-            history.append(FastResponse(prep.method, prep.url, status, raw, b"".join(parts), 0.0, None, prep))
+            history.append(FastResponse(prep.method, prep.url, status, raw, body, 0.0, None, prep))
             location = locations[0]
             hops += 1
             if hops > self.max_redirects:
                 raise TooManyRedirects(f"more than {self.max_redirects} redirects, the last to {location!r}")
             prep = self._redirected(prep, status, location)
             status, conn = await self._exchange(loop, prep, timeout, limit)
-        content = parts[0] if len(parts) == 1 else b"".join(parts)
+        content = body
         error = None
         if encoding is not None:
             content, error = _decoded(content, encoding, self.max_body_size if limit is None else limit)
@@ -756,7 +750,7 @@ async def _drain(conn: Connection) -> None:
     parts: list[bytes] = []
     while chunk := await conn.read_stream():
         parts.append(chunk)
-    conn.body = parts
+    conn.content = b"".join(parts)
 
 
 class _FastStream(BodyStream):
@@ -786,7 +780,6 @@ class _FastStream(BodyStream):
             if not chunk:
                 self._conn = None
                 conn.raw_head = b""
-                conn.body = _TAKEN
                 conn._head_only = False
                 self._pool.release(conn)
                 if self._decoder is not None:
