@@ -134,6 +134,19 @@ def test_removing_a_worker_drops_it_from_the_pending_step() -> None:
     assert dict(popped.payloads) == {"a": 1} and popped.rebalance and popped.delay == 1.0
 
 
+def test_removing_many_workers_at_once_trims_the_pending_step_once() -> None:
+    four = PlanStep({"a": 1, "b": 2, "c": 3, "d": 4}, 1.0, rebalance=True)
+    clock, planner, driver = setup(step(1), four)
+    planner.workers = ["a", "b", "c", "d"]
+    driver.start()
+    driver.pop_due()
+    driver.remove_workers(["b", "d"])
+    assert planner.workers == ["a", "c"]
+    clock.advance(1)
+    (popped,) = driver.pop_due()
+    assert dict(popped.payloads) == {"a": 1, "c": 3} and popped.rebalance and popped.delay == 1.0
+
+
 def test_retarget_replaces_the_pending_step() -> None:
     clock, planner, driver = setup(step(1), step(2, 5.0), step(3, 5.0))
     model = ClosedUsers([], 1, 1)

@@ -12,7 +12,7 @@ delay instead of adding to it.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import replace
 from typing import TYPE_CHECKING
 
@@ -91,6 +91,19 @@ class StepDriver:
         held = self._held
         if held is not None and worker_id in held.payloads:
             payloads = {wid: p for wid, p in held.payloads.items() if wid != worker_id}
+            self._held = replace(held, payloads=payloads)
+        self._resume(now)
+
+    def remove_workers(self, worker_ids: Iterable[str], now: float | None = None) -> None:
+        """Several workers left at once (a rack went down): :meth:`remove_worker` for each, with the
+        pending step trimmed in one pass. Trimming it once per worker copied the step's payloads for every
+        lost worker: 300 lost of 5,000 blocked a master's loop for 400 ms."""
+        gone = set(worker_ids)
+        for worker_id in gone:
+            self.planner.remove_worker(worker_id)
+        held = self._held
+        if held is not None and not gone.isdisjoint(held.payloads):
+            payloads = {wid: p for wid, p in held.payloads.items() if wid not in gone}
             self._held = replace(held, payloads=payloads)
         self._resume(now)
 

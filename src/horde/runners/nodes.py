@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
+from horde.runners import gc_policy
 from horde.runners.base import RunnerState
 
 
@@ -51,13 +52,20 @@ class WorkerNodes:
         index = self._indexes.setdefault(node_id, len(self._indexes))
         node = WorkerNode(id=node_id, index=index, last_seen=now)
         self._nodes[node_id] = node
+        # a master's workers are long-lived, like a generator's users: keep full collections from walking
+        # them (and everything else long-lived) again and again. At 5,000 workers those collections paused
+        # the master's loop for up to 95 ms, which went straight into heartbeat echoes and status answers
+        gc_policy.settle()
         return node
 
     def get(self, node_id: str) -> WorkerNode | None:
         return self._nodes.get(node_id)
 
     def remove(self, node_id: str) -> WorkerNode | None:
-        return self._nodes.pop(node_id, None)
+        node = self._nodes.pop(node_id, None)
+        if node is not None:
+            gc_policy.release(len(self._nodes))  # its objects may be frozen (see add)
+        return node
 
     def __contains__(self, node_id: object) -> bool:
         return node_id in self._nodes

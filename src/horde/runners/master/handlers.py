@@ -348,7 +348,7 @@ class HandlersMixin(ControllerMixin):
         """Take workers out of the running plan: it re-plans once for all of them, not once per worker.
 
         The planner learns every loss before the driver is told of any: the driver re-plans an idle plan
-        at the first removal it hears of, so the second loop only trims the pending step (a planner's
+        when it hears of them, so it then trims the pending step once for all of them (a planner's
         remove_worker of a worker it no longer has is a no-op).
         """
         for node_id in node_ids:
@@ -359,8 +359,7 @@ class HandlersMixin(ControllerMixin):
         now = self._now()
         for node_id in node_ids:
             driver.planner.remove_worker(node_id)
-        for node_id in node_ids:
-            driver.remove_worker(node_id, now)
+        driver.remove_workers(node_ids, now)
 
     # ---- liveness ------------------------------------------------------------------------------------
     async def _check_liveness(self, now: float) -> None:
