@@ -610,8 +610,8 @@ class _Unfolded:
 class _Total(StatsEntry):
     """The ``Aggregated`` entry of a :class:`RequestStats`: its counts are derived from the entries.
 
-    ``RequestStats.record`` counts a request on its entry, not a second time here: that was about a third
-    of its cost. Every read of a count here first adds what the entries recorded since the last read (a
+    ``RequestStats.record`` counts a request on its entry, not a second time here: that was about a fifth
+    of its cost (benchmarks/stats_record.py: 19.4 -> 15.7 dict increments per call). Every read of a count here first adds what the entries recorded since the last read (a
     counter says whether there is anything, so a read between two requests costs one comparison); reads
     of the histogram (percentiles, reports) also add the entries' new buckets, a walk over the buckets of
     each entry that changed. Only the extremes (min/max) are still written by ``record``: an entry's own
