@@ -6,8 +6,8 @@ per-second counters are maps too, so one 20-entry report is about 80 containers 
 build, check and throw away; at 5,000 workers that was over a third of the master's CPU. Here an entry
 is one array in a fixed field order and each counter map (histogram, requests and failures per second)
 is one binary string: its keys as little-endian unsigned 32-bit integers, then its counts the same way.
-That is half the bytes and a fifth of the decode time, and the integers need no type check: what comes
-out of the string can only be a non-negative int. A map with a key or count too large for 32 bits
+A 20-entry report then decodes in a tenth of the time (6 against 60 µs) in three quarters of the bytes,
+and the integers need no type check: what comes out of the string can only be a non-negative int. A map with a key or count too large for 32 bits
 (never seen in a report of a few seconds, but possible) travels as a flat array ``[key, count, …]``
 instead, which the master checks integer by integer.
 
