@@ -81,7 +81,6 @@ class StatsEntry:
         "_clock",
         "_deltas",
         "_fail_per_sec",
-        "_fold",
         "_hist",
         "_keys",
         "_max_us",
@@ -121,19 +120,10 @@ class StatsEntry:
         self.name = name
         self.method = method
         self.use_response_times_cache = use_response_times_cache
-        # what this entry held when the total last took in its recorded requests (see _Total); None
-        # until RequestStats.record first counts a request on it
-        self._fold: _Unfolded | None = None
         self.reset()
 
     def reset(self, now: float | None = None) -> None:
-        """Zero every counter in place; the entry's ``start_time`` becomes ``now``.
-
-        The run's total keeps what this entry counted (``RequestStats.reset_all`` resets the total too).
-        """
-        fold = self._fold
-        if fold is not None:
-            self._stats._fold_one(self)  # type: ignore[union-attr]
+        """Zero every counter in place; the entry's ``start_time`` becomes ``now``."""
         self.start_time: float = self._clock.time() if now is None else now
         self.last_request_timestamp: float | None = None
         self.num_requests = 0
@@ -160,16 +150,11 @@ class StatsEntry:
         self._deltas: deque[tuple[int, dict[int, int]]] | None = (
             deque() if self.use_response_times_cache else None
         )
-        if fold is not None:
-            fold.catch_up(self)
 
     # -- recording -------------------------------------------------------------------------------------
 
     def log(self, response_time: float | None, content_length: int) -> None:
         """Count one request (response time in ms, ``None`` if not timed) on this entry only."""
-        fold = self._fold
-        if fold is not None:  # an entry RequestStats.record counts on: keep this sample out of the total
-            self._stats._fold_one(self)  # type: ignore[union-attr]
         now = self._clock.time()
         if now >= self._sec_end:
             self._new_second(now)
@@ -190,20 +175,13 @@ class StatsEntry:
         if content_length:
             self.total_content_length += content_length
         self.last_request_timestamp = now
-        if fold is not None:
-            fold.catch_up(self)
 
     def log_error(self, error: object = None) -> None:
         """Count one failure on this entry (the error table itself lives in :class:`RequestStats`)."""
-        fold = self._fold
-        if fold is not None:
-            self._stats._fold_one(self)  # type: ignore[union-attr]
         now = self._clock.time()
         if now >= self._sec_end:
             self._new_second(now)
         self.num_failures += 1
-        if fold is not None:
-            fold.catch_up(self)
 
     def _flush_second(self) -> None:
         """Fold the counts of second ``_sec`` not yet in the per-second dicts into them."""
@@ -260,11 +238,6 @@ class StatsEntry:
         self._absorb(data, self._clock.time())
 
     def _absorb(self, d: EntryData, now: float) -> None:
-        fold = self._fold
-        if fold is not None:
-            # an entry RequestStats.record also counts on (rare: a master merges into entries it never
-            # records on): the total takes in its own copy of d, so d must not reach it through the entry
-            self._stats._fold_one(self)  # type: ignore[union-attr]
         if now >= self._sec_end:
             self._new_second(now)
         if d.start_time is not None and d.start_time < self.start_time:
@@ -299,8 +272,6 @@ class StatsEntry:
             fails = self._fail_per_sec
             for k, n in d.num_fail_per_sec.items():
                 fails[k] = fails.get(k, 0) + n
-        if fold is not None:
-            fold.catch_up(self)
 
     def _data(self) -> EntryData:
         return EntryData(
@@ -585,84 +556,6 @@ class StatsEntry:
         )
 
 
-class _Unfolded:
-    """An entry's counters as they were when the run's total last took in what the entry recorded.
-
-    The entry's numbers minus these are its requests the total has not counted yet (see :class:`_Total`).
-    """
-
-    __slots__ = ("content", "failures", "hist", "hist_requests", "none", "requests", "total_us")
-
-    def __init__(self, entry: StatsEntry) -> None:
-        self.catch_up(entry)
-
-    def catch_up(self, e: StatsEntry) -> None:
-        """Everything the entry holds now is accounted for (folded, or not the total's to count)."""
-        self.requests = e.num_requests
-        self.none = e.num_none_requests
-        self.failures = e.num_failures
-        self.content = e.total_content_length
-        self.total_us = e._total_us
-        self.hist_requests = e.num_requests
-        self.hist: dict[int, int] = e._hist.copy()
-
-
-class _Total(StatsEntry):
-    """The ``Aggregated`` entry of a :class:`RequestStats`: its counts are derived from the entries.
-
-    ``RequestStats.record`` counts a request on its entry, not a second time here: that was about a fifth
-    of its cost (benchmarks/stats_record.py: 19.4 -> 15.7 dict increments per call). Every read of a count here first adds what the entries recorded since the last read (a
-    counter says whether there is anything, so a read between two requests costs one comparison); reads
-    of the histogram (percentiles, reports) also add the entries' new buckets, a walk over the buckets of
-    each entry that changed. Only the extremes (min/max) are still written by ``record``: an entry's own
-    may come from samples that are not the total's (before a reset of the total alone). What
-    ``_absorb`` (a worker's report) adds goes to the total directly, as before. The per-second counts
-    stay exact because ``record`` brings the total up to date before it rolls over to a new second. A
-    ``histogram`` view taken from the total holds its counts as of that read.
-    """
-
-    __slots__ = ("_t_content", "_t_failures", "_t_hist", "_t_last", "_t_none", "_t_requests", "_t_us")
-
-    def reset(self, now: float | None = None) -> None:
-        stats = self._stats
-        if stats is not None and getattr(stats, "total", None) is self:
-            stats._fold()  # take in what the entries recorded, so that it is not counted after the reset
-            stats._fold_hist()
-        super().reset(now)
-
-
-def _folded(slot: Any, histogram: bool) -> property:
-    """A count of the total, read after the entries' unfolded requests were added to it."""
-    get_raw = slot.__get__
-
-    if histogram:
-
-        def get(self: _Total) -> Any:
-            self._stats._fold_hist()  # type: ignore[union-attr]
-            return get_raw(self)
-
-    else:
-
-        def get(self: _Total) -> Any:
-            self._stats._fold()  # type: ignore[union-attr]
-            return get_raw(self)
-
-    return property(get, slot.__set__)
-
-
-for _public, _private in (
-    ("num_requests", "_t_requests"),
-    ("num_none_requests", "_t_none"),
-    ("num_failures", "_t_failures"),
-    ("total_content_length", "_t_content"),
-    ("last_request_timestamp", "_t_last"),
-    ("_total_us", "_t_us"),
-    ("_hist", "_t_hist"),
-):
-    setattr(_Total, _public, _folded(_Total.__dict__[_private], _public == "_hist"))
-del _public, _private
-
-
 class RequestStats:
     """All entries of a run, their ``Aggregated`` total and the error table.
 
@@ -707,16 +600,7 @@ class RequestStats:
         # name → method → entry: the hot path looks entries up without building a tuple key.
         self._index: dict[str, dict[str, StatsEntry]] = {}
         self.errors: dict[str, StatsError] = {}
-        self._init_folding()
-        self.total: StatsEntry = _Total(self, "Aggregated", "", use_response_times_cache)
-
-    def _init_folding(self) -> None:
-        # the entries record() counts on, whose requests the total takes in when read (see _Total)
-        self._recording: list[StatsEntry] = []
-        self._rec_index: dict[str, dict[str, StatsEntry]] = {}  # as _index, for those entries only
-        self._recorded = 0  # requests and failures counted on entries by record() and log_error()
-        self._scalars_at = 0  # _recorded when the total last took in the entries' counts
-        self._hist_at = 0  # … and their histograms
+        self.total = StatsEntry(self, "Aggregated", "", use_response_times_cache)
 
     def configure(
         self, *, current_rps_lag: int | None = None, use_response_times_cache: bool | None = None
@@ -759,19 +643,20 @@ class RequestStats:
         so it reads the clock once, inlines the histogram bucketing and touches only counters.
         """
         try:
-            e = self._rec_index[name][method]
+            e = self._index[name][method]
         except KeyError:
-            e = self._recording_entry(name, method)
+            e = self.get(name, method)
+        t = self.total
         now = self._time()
         if now >= e._sec_end:
             e._new_second(now)
-        t = self.total
         if now >= t._sec_end:
-            t._new_second(now)  # takes in the entries' requests of the ending second first
-        self._recorded += 1  # the total is not written here: _Total derives it from the entries
+            t._new_second(now)
         e.num_requests += 1
+        t.num_requests += 1
         if response_time is None:
             e.num_none_requests += 1
+            t.num_none_requests += 1
         else:
             # histogram.bucket_index, inlined: exact below 128 µs, then 64 sub-buckets per power of two.
             us = int(response_time * 1000.0 + 0.5)
@@ -783,12 +668,11 @@ class RequestStats:
                 shift = us.bit_length() - 7
                 idx = (shift << 6) + (us >> shift)
             e._total_us += us
+            t._total_us += us
             if us > e._max_us:
                 e._max_us = us
             if us < e._min_us:
                 e._min_us = us
-            # the total's extremes are kept here: the entries' include samples that are not the total's
-            # (from before a reset of the total alone), so they could not be derived exactly
             if us > t._max_us:
                 t._max_us = us
             if us < t._min_us:
@@ -797,14 +681,21 @@ class RequestStats:
                 e._hist[idx] += 1  # no get() call: a bucket is new only a few hundred times per entry
             except KeyError:
                 e._hist[idx] = 1
+            try:
+                t._hist[idx] += 1
+            except KeyError:
+                t._hist[idx] = 1
         if content_length:
             e.total_content_length += content_length
+            t.total_content_length += content_length
         e.last_request_timestamp = now
+        t.last_request_timestamp = now
         if error is not None:
-            self._failed(e, now, error)
+            self._failed(e, t, now, error)
 
-    def _failed(self, e: StatsEntry, now: float, error: object) -> None:
+    def _failed(self, e: StatsEntry, t: StatsEntry, now: float, error: object) -> None:
         e.num_failures += 1
+        t.num_failures += 1
         text = error_text(error)
         row = self.errors.get(error_key(e.method, e.name, text))
         if row is None:
@@ -813,89 +704,6 @@ class RequestStats:
         if row.first_seen is None:
             row.first_seen = now
         row.last_seen = now
-
-    def _recording_entry(self, name: str, method: str) -> StatsEntry:
-        """The entry ``record`` counts ``name`` + ``method`` on, registered for the total to fold in."""
-        e = self.get(name, method)
-        if e._fold is None:
-            e._fold = _Unfolded(e)  # what it holds already (merged reports) is not for the total to add
-            self._recording.append(e)
-        if e.name == name and e.method == method:
-            # not an overflow row: get() must keep counting every request of an overflowed name
-            self._rec_index.setdefault(name, {})[method] = e
-        return e
-
-    # -- the derived total (see _Total) ----------------------------------------------------------------
-
-    def _fold(self) -> None:
-        """Add the entries' counts recorded since the last call to the total (not the histograms)."""
-        if self._recorded == self._scalars_at:
-            return
-        self._scalars_at = self._recorded
-        for e in self._recording:
-            self._fold_counts(e)
-
-    def _fold_hist(self) -> None:
-        """Add the entries' histogram buckets recorded since the last call to the total's."""
-        if self._recorded == self._hist_at:
-            return
-        self._hist_at = self._recorded
-        for e in self._recording:
-            self._fold_buckets(e)
-
-    def _fold_one(self, e: StatsEntry) -> None:
-        """Bring the total up to date with one entry (before the entry changes in a way it must not see)."""
-        self._fold_counts(e)
-        self._fold_buckets(e)
-
-    def _fold_counts(self, e: StatsEntry) -> None:
-        f = e._fold
-        assert f is not None
-        n = e.num_requests - f.requests
-        failures = e.num_failures - f.failures
-        if not n and not failures:
-            return
-        t: Any = self.total  # a _Total: its raw slots, not the folding properties
-        f.requests = e.num_requests
-        f.failures = e.num_failures
-        t._t_requests += n
-        t._t_failures += failures
-        d = e.num_none_requests - f.none
-        if d:
-            f.none = e.num_none_requests
-            t._t_none += d
-        d = e.total_content_length - f.content
-        if d:
-            f.content = e.total_content_length
-            t._t_content += d
-        d = e._total_us - f.total_us
-        if d:
-            f.total_us = e._total_us
-            t._t_us += d
-        if n:
-            last = e.last_request_timestamp
-            if last is not None and (t._t_last is None or last > t._t_last):
-                t._t_last = last
-
-    def _fold_buckets(self, e: StatsEntry) -> None:
-        f = e._fold
-        assert f is not None
-        if e.num_requests == f.hist_requests:
-            return
-        hist = e._hist
-        seen = f.hist.get
-        total: dict[int, int] = self.total._t_hist  # type: ignore[attr-defined]
-        get = total.get
-        for idx, n in hist.items():
-            d = n - seen(idx, 0)
-            if d:
-                v = get(idx, 0) + d
-                if v:
-                    total[idx] = v
-                else:  # someone took samples out of the entry's histogram
-                    del total[idx]
-        f.hist = hist.copy()
-        f.hist_requests = e.num_requests
 
     def _error_row(self, method: str, name: str, text: str) -> StatsError:
         """The row for a new error key, or the (method, name) overflow row once the table is full."""
@@ -914,15 +722,14 @@ class RequestStats:
 
     def log_error(self, method: str, name: str, error: object) -> None:
         """Count a failure (entry, total, error table) without counting a request."""
-        e = self._recording_entry(name, method)
+        e = self.get(name, method)
         t = self.total
         now = self._time()
         if now >= e._sec_end:
             e._new_second(now)
         if now >= t._sec_end:
             t._new_second(now)
-        self._recorded += 1
-        self._failed(e, now, error)
+        self._failed(e, t, now, error)
 
     def get(self, name: str, method: str) -> StatsEntry:
         """The entry for ``name`` + ``method``, created on first use.
@@ -1024,8 +831,7 @@ class RequestStats:
         self._overflow_warned = False
         self.aborted.clear()
         self.num_aborted = 0
-        self._init_folding()
-        self.total = _Total(self, "Aggregated", "", self.use_response_times_cache)
+        self.total = StatsEntry(self, "Aggregated", "", self.use_response_times_cache)
 
     # -- wire ------------------------------------------------------------------------------------------
 

@@ -1,5 +1,5 @@
-"""The ``Aggregated`` total is derived from the entries when read: it must read as if every request had
-been counted on it directly, at any moment, through every public attribute."""
+"""The ``Aggregated`` total reads as if every request had been counted on it, at any moment, through every
+public attribute: the sum of the entries, untouched by samples logged on an entry directly."""
 
 from __future__ import annotations
 
@@ -113,7 +113,7 @@ def test_resetting_the_total_alone_starts_it_from_zero() -> None:
     assert stats.get("/a", "GET").num_requests == 2
 
 
-def test_a_worker_report_carries_the_derived_total_and_resets_it() -> None:
+def test_a_worker_report_carries_the_total_and_resets_it() -> None:
     clock = FakeClock(start=START)
     worker = RequestStats(clock, use_response_times_cache=False)
     worker.record("GET", "/a", 10.0, 100)
@@ -165,7 +165,7 @@ def test_samples_logged_on_an_entry_directly_stay_out_of_the_total() -> None:
     assert stats.total.histogram.count == 2
 
 
-def test_clear_all_and_reset_all_leave_nothing_to_fold() -> None:
+def test_clear_all_and_reset_all_leave_nothing_behind() -> None:
     clock = FakeClock(start=START)
     stats = RequestStats(clock)
     stats.record("GET", "/a", 10.0, 1)
