@@ -18,6 +18,7 @@ from horde.env import Environment
 from horde.event import Events
 from horde.rpc.protocol import Message
 from horde.runners.master import MasterRunner
+from horde.runners.master.core import STOP_MARGIN
 from horde.runners.worker import HeartbeatThread, WorkerRefusedError, WorkerRunner
 from tests.runners.cluster import Fired, counting_users
 
@@ -320,7 +321,10 @@ async def test_stop_test_in_a_worker_stops_the_whole_cluster(cluster: Cluster) -
     worker = await cluster.add_worker([Quitter])
     cluster.master.environment.user_classes = [Quitter]
     cluster.master.start(2, 1000)
-    await asyncio.wait_for(cluster.master.wait_stopped(), 5)
+    # the master's own bound: on a loaded machine the worker may reconnect mid-stop (its master-silence
+    # limit here is 3 heartbeats of 0.1 s) and its final report then waits for the stop deadline
+    bound = cluster.master.environment.stop_timeout + STOP_MARGIN + 2.0
+    await asyncio.wait_for(cluster.master.wait_stopped(), bound)
     assert cluster.master.stop_reason == f"worker {worker.client_id}: the data set is exhausted"
 
 
